@@ -1,0 +1,6 @@
+/**
+ * dsa-ts: DeepSeek Sparse Attention on typed arrays. This entry runs in Node
+ * and in browsers; the worker pool (Node only) is `dsa-ts/pool`.
+ */
+export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './tensor.js';
+export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';

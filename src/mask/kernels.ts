@@ -1,0 +1,3 @@
+import type { Kernel } from '../plan.js';
+
+export const maskKernels: Record<string, Kernel> = {};

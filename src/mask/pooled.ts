@@ -1,0 +1,7 @@
+import type { PlanRunner } from '../parallel.js';
+
+/** The async versions of this area's public functions, for `createPool`. */
+export function maskPoolApi(run: PlanRunner) {
+  void run;
+  return {};
+}

@@ -1,0 +1,83 @@
+/**
+ * `createPool`: the public functions, run on worker threads. Each call
+ * validates on this thread exactly as the single-threaded function does,
+ * then runs the same kernels over row ranges in the workers, so results are
+ * bit-identical. Node only (worker_threads).
+ */
+import { availableParallelism } from 'node:os';
+import { createWorkerPool } from './pool/pool.js';
+import type { Plan } from './plan.js';
+import type { TypedArray } from './tensor.js';
+import { checkSize } from './validate.js';
+import { maskPoolApi } from './mask/pooled.js';
+import { topkPoolApi } from './topk/pooled.js';
+import { indexerPoolApi } from './indexer/pooled.js';
+import { attentionPoolApi } from './attention/pooled.js';
+
+/** Runs a plan (built with `allocShared`) on the pool and resolves to its result. */
+export type PlanRunner = <R>(plan: Plan<R>) => Promise<R>;
+
+export interface PoolOptions {
+  /** Worker threads (default: the machine's available parallelism). */
+  threads?: number;
+}
+
+const fromSources = import.meta.url.endsWith('.ts');
+const registry = new URL(fromSources ? './kernels.ts' : './kernels.js', import.meta.url);
+
+function isShared(a: TypedArray): boolean {
+  return a.buffer instanceof SharedArrayBuffer;
+}
+
+function sharedCopy<T extends TypedArray>(a: T): T {
+  const ctor = a.constructor as new (buffer: SharedArrayBuffer, offset: number, length: number) => T;
+  const copy = new ctor(new SharedArrayBuffer(a.byteLength), 0, a.length);
+  (copy as unknown as { set(src: T): void }).set(a);
+  return copy;
+}
+
+/**
+ * Creates a pool of `threads` workers and returns the async versions of the
+ * public functions. Call `close()` when done; workers keep the process alive.
+ * Arrays already backed by a SharedArrayBuffer are used in place; others are
+ * copied into shared memory (and outputs copied back), which costs a pass.
+ */
+export function createPool(options: PoolOptions = {}) {
+  const threads = checkSize('threads', options.threads ?? availableParallelism());
+  const pool = createWorkerPool({ threads, registry });
+
+  const run: PlanRunner = async (plan) => {
+    const copies = new Map<TypedArray, TypedArray>();
+    for (const step of plan.steps) {
+      const args: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(step.args)) {
+        if (ArrayBuffer.isView(value) && !isShared(value)) {
+          let copy = copies.get(value);
+          if (!copy) copies.set(value, (copy = sharedCopy(value)));
+          args[name] = copy;
+        } else {
+          args[name] = value;
+        }
+      }
+      await pool.runRows(step.kernel, args, step.rows[0], step.rows[1], step.splittable ?? true);
+      for (const name of step.writes) {
+        const original = step.args[name] as TypedArray;
+        const copy = copies.get(original);
+        if (copy) (original as unknown as { set(src: TypedArray): void }).set(copy);
+      }
+    }
+    return plan.finish();
+  };
+
+  return {
+    threads,
+    ...maskPoolApi(run),
+    ...topkPoolApi(run),
+    ...indexerPoolApi(run),
+    ...attentionPoolApi(run),
+    /** Stops the workers. Calls after close reject. */
+    close: () => pool.close(),
+  };
+}
+
+export type DsaPool = ReturnType<typeof createPool>;

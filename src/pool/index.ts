@@ -1,0 +1,2 @@
+export { createPool } from '../parallel.js';
+export type { DsaPool, PoolOptions } from '../parallel.js';

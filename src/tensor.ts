@@ -1,0 +1,90 @@
+/**
+ * Tensors are plain `{ data, shape }` pairs: a contiguous, row-major typed
+ * array and its shape. Nothing else is attached, so a caller can back `data`
+ * with a SharedArrayBuffer, a WebAssembly memory or a slice of a file buffer.
+ */
+
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | BigInt64Array;
+
+export interface Tensor<T extends TypedArray = TypedArray> {
+  data: T;
+  shape: number[];
+}
+
+export type TypedArrayConstructor<T extends TypedArray> = {
+  new (length: number): T;
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+};
+
+/**
+ * MaxText's mask value, `-0.7 * float32 max`, as float32. An additive mask
+ * holds exactly 0 (kept) or this value (dropped). Two of them added overflow
+ * to -Infinity in float32, which is why masks are combined, never added.
+ */
+export const DEFAULT_MASK_VALUE = Math.fround(-0.7 * 3.4028234663852886e38);
+
+/** Mask forms: additive float32, boolean bytes (1 = kept), or 32 keys per Uint32 word. */
+export type MaskForm = 'additive' | 'bool' | 'bits';
+
+export type MaskData = Float32Array | Uint8Array | Uint32Array;
+
+/** Number of Uint32 words per row of a bit-packed mask over s keys. */
+export function wordsPerRow(s: number): number {
+  return (s + 31) >>> 5;
+}
+
+export function product(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Allocates typed arrays; the pool passes one that backs them with SharedArrayBuffer. */
+export type Alloc = <T extends TypedArray>(ctor: TypedArrayConstructor<T>, length: number) => T;
+
+export const allocLocal: Alloc = (ctor, length) => new ctor(length);
+
+export const allocShared: Alloc = (ctor, length) =>
+  new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length);
+
+/**
+ * NumPy's default integer is int64. Converts `[..]` int64 indices to the
+ * Int32Array the library works on, checking every element: a value outside
+ * int32 is a RangeError naming its flat position and value (nothing wraps).
+ */
+export function int64ToInt32(name: string, values: BigInt64Array): Int32Array {
+  if (!(values instanceof BigInt64Array)) {
+    throw new TypeError(`${name}: expected a BigInt64Array, got ${describe(values)}`);
+  }
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v > 2147483647n || v < -2147483648n) {
+      throw new RangeError(`${name}: element ${i} is ${v}, outside int32 [-2147483648, 2147483647]`);
+    }
+    out[i] = Number(v);
+  }
+  return out;
+}
+
+/** A short description of any value for error messages: the constructor name or the typeof. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') {
+    return `${typeof value} ${JSON.stringify(value)}`;
+  }
+  return typeof value;
+}
