@@ -1,0 +1,6 @@
+// The entry of the WebAssembly module built by `npm run build`
+// (src/simd/build.mjs). Each area exports its kernels from its own file here;
+// add one `export *` line per file. Functions take byte offsets into the
+// module's memory; the TypeScript loader (src/simd/index.ts) lays the data out.
+export * from './linalg';
+export * from './indexer';

@@ -1,0 +1,139 @@
+// Lightning indexer kernels: one query row (all heads) against a block of
+// keys, out[j] = sum_h w[h] * ReLU(q[h] . k[j]), heads summed in order.
+// The loader pads keys to a multiple of 4 rows and heads to a multiple of 2
+// (zero rows, zero weights), and d to `dp` (a multiple of 8) with zeros, so
+// the loops here have no tails. A 4-key x 2-head register tile (8 vector
+// accumulators) loads each key vector once per head pair and each query
+// vector once per 4 keys; the keys of a block stay in L1/L2 while all heads
+// pass over them.
+
+/** [sum(a), sum(b), sum(c), sum(d)] of four f32x4 vectors. */
+@inline function sum4f(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+@inline function sum4i(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * float32: q [h, dp], w [h], keys [n, dp], out [n]; h even, n and dp
+ * multiples of 4.
+ */
+export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32, dp: i32, out: usize): void {
+  const rowBytes = <usize>dp << 2;
+  const zero = f32x4.splat(0);
+  for (let j = 0; j < n; j += 4) {
+    const k0 = keys + <usize>j * rowBytes;
+    const k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+    let s = zero;
+    for (let hh = 0; hh < h; hh += 2) {
+      const qa = q + <usize>hh * rowBytes;
+      const qb = qa + rowBytes;
+      let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+      let b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+      for (let o: usize = 0; o < rowBytes; o += 16) {
+        const x = v128.load(qa + o), y = v128.load(qb + o);
+        const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+        a0 = f32x4.add(a0, f32x4.mul(x, v0));
+        a1 = f32x4.add(a1, f32x4.mul(x, v1));
+        a2 = f32x4.add(a2, f32x4.mul(x, v2));
+        a3 = f32x4.add(a3, f32x4.mul(x, v3));
+        b0 = f32x4.add(b0, f32x4.mul(y, v0));
+        b1 = f32x4.add(b1, f32x4.mul(y, v1));
+        b2 = f32x4.add(b2, f32x4.mul(y, v2));
+        b3 = f32x4.add(b3, f32x4.mul(y, v3));
+      }
+      const wp = w + (<usize>hh << 2);
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(sum4f(a0, a1, a2, a3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(sum4f(b0, b1, b2, b3), zero)));
+    }
+    v128.store(out + (<usize>j << 2), s);
+  }
+}
+
+/**
+ * Block-128 symmetric quantization of rows src [n, dp] float32 into
+ * dst [n, dp] int16 lanes holding values in [-127, 127], with one float32
+ * scale per 128-element block: scale = amax / 127, v = nearest(x * (127 / amax))
+ * (0 when amax = 0). Scales go to scales[b * scaleStride + i] (block-major,
+ * so the scales of consecutive rows load as one vector). dp a multiple of 8.
+ */
+export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride: i32, n: i32, dp: i32): void {
+  const nb = (dp + 127) >> 7;
+  for (let i = 0; i < n; i++) {
+    const x = src + (<usize>i * <usize>dp << 2);
+    const y = dst + (<usize>i * <usize>dp << 1);
+    for (let b = 0; b < nb; b++) {
+      const e0 = b << 7;
+      const e1 = min(e0 + 128, dp);
+      let m = f32x4.splat(0);
+      for (let e = e0; e < e1; e += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>e << 2))));
+      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const inv: f32 = amax > 0 ? <f32>127 / amax : 0;
+      store<f32>(scales + ((<usize>b * <usize>scaleStride + <usize>i) << 2), amax / <f32>127);
+      const iv = f32x4.splat(inv);
+      for (let e = e0; e < e1; e += 8) {
+        const p = x + (<usize>e << 2);
+        const lo = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), iv)));
+        const hi = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), iv)));
+        v128.store(y + (<usize>e << 1), i16x8.narrow_i32x4_s(lo, hi));
+      }
+    }
+  }
+}
+
+/**
+ * int8 (in int16 lanes): q [h, dp] with scales qs[b * h + hh], keys [n, dp]
+ * with scales ks[b * n + j], w [h], out [n]. Per head and key:
+ * dot = sum over blocks b of f32(qs * ks) * f32(integer dot of block b),
+ * accumulated in float32 in block order; then out[j] = sum_h w * ReLU(dot).
+ * h even, n a multiple of 4, dp a multiple of 8. The integer dot of a
+ * block cannot overflow: |v| <= 127, 128 terms, < 2^21.
+ */
+export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: usize, n: i32, h: i32, dp: i32, out: usize): void {
+  const rowBytes = <usize>dp << 1;
+  const nb = (dp + 127) >> 7;
+  const zero = f32x4.splat(0);
+  const izero = i32x4.splat(0);
+  for (let j = 0; j < n; j += 4) {
+    const k0 = keys + <usize>j * rowBytes;
+    const k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
+    let s = zero;
+    for (let hh = 0; hh < h; hh += 2) {
+      const qa = q + <usize>hh * rowBytes;
+      const qb = qa + rowBytes;
+      let da = zero, db = zero;
+      for (let b = 0; b < nb; b++) {
+        const o0 = <usize>(b << 8);
+        const o1 = <usize>min((b + 1) << 8, dp << 1);
+        let a0 = izero, a1 = izero, a2 = izero, a3 = izero;
+        let b0 = izero, b1 = izero, b2 = izero, b3 = izero;
+        for (let o = o0; o < o1; o += 16) {
+          const x = v128.load(qa + o), y = v128.load(qb + o);
+          const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v0));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v1));
+          a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v2));
+          a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v3));
+          b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v0));
+          b1 = i32x4.add(b1, i32x4.dot_i16x8_s(y, v1));
+          b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v2));
+          b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v3));
+        }
+        const kscale = v128.load(ks + ((<usize>b * <usize>n + <usize>j) << 2));
+        const qsp = qs + ((<usize>b * <usize>h + <usize>hh) << 2);
+        da = f32x4.add(da, f32x4.mul(f32x4.mul(v128.load32_splat(qsp), kscale), f32x4.convert_i32x4_s(sum4i(a0, a1, a2, a3))));
+        db = f32x4.add(db, f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3))));
+      }
+      const wp = w + (<usize>hh << 2);
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(da, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(db, zero)));
+    }
+    v128.store(out + (<usize>j << 2), s);
+  }
+}
