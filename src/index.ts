@@ -4,3 +4,7 @@
  */
 export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './tensor.js';
 export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';
+export { denseAttention } from './attention/dense.js';
+export { sparseAttention } from './attention/sparse.js';
+export type { AttentionOptions, AttentionResult } from './attention/inputs.js';
+export type { SparseAttentionOptions, SparseAttentionResult } from './attention/sparse.js';

@@ -1,3 +1,8 @@
 import type { Kernel } from '../plan.js';
+import { denseAttentionRows } from './dense.js';
+import { sparseAttentionRows } from './sparse.js';
 
-export const attentionKernels: Record<string, Kernel> = {};
+export const attentionKernels: Record<string, Kernel> = {
+  'attention.dense': denseAttentionRows,
+  'attention.sparse': sparseAttentionRows,
+};

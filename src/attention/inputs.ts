@@ -1,0 +1,50 @@
+/**
+ * The checks dense and sparse attention share at the public edge: the query
+ * and key/value tensors, the value width, the softmax scale and the rows.
+ */
+import type { Tensor } from '../tensor.js';
+import { checkBytes, checkFinite, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
+
+export interface AttentionOptions {
+  /** Value width: v is the first `dV` dims of each kv row (default dqk; MLA decode uses 512 of 576). */
+  dV?: number;
+  /** Softmax scale applied to q.k (default 1/sqrt(dqk); FlashMLA takes it explicitly). */
+  smScale?: number;
+  /** Query rows `[start, end)` of t to compute; the result holds just those rows. */
+  rows?: [number, number];
+  /** Memory guard for the outputs (default: the smaller of 4 GiB and half the machine's memory). */
+  maxBytes?: number;
+}
+
+export interface AttentionDims {
+  t: number;
+  hq: number;
+  hkv: number;
+  dqk: number;
+  dV: number;
+  s: number;
+  smScale: number;
+  rowStart: number;
+  rowEnd: number;
+}
+
+export function checkAttentionInputs(what: string, q: unknown, kv: unknown, opts: AttentionOptions): AttentionDims {
+  const [t, hq, dqk] = checkTensor('q', q, Float32Array, ['t', 'hq', 'dqk']);
+  const [s, hkv, dqkKv] = checkTensor('kv', kv, Float32Array, ['s', 'hkv', 'dqk']);
+  checkSame(what, dqk, 'q dqk', dqkKv, 'kv dqk');
+  if (hq % hkv !== 0) throw new RangeError(`q: hq must be a multiple of kv hkv = ${hkv}, got hq = ${hq}`);
+  const dV = opts.dV === undefined ? dqk : checkSize('dV', opts.dV);
+  if (dV > dqk) throw new RangeError(`dV: expected at most dqk = ${dqk}, got ${dV}`);
+  const smScale = opts.smScale === undefined ? 1 / Math.sqrt(dqk) : checkFinite('smScale', opts.smScale);
+  const [rowStart, rowEnd] = checkRows(opts.rows, t);
+  const rows = rowEnd - rowStart;
+  checkBytes(`${what} outputs [${rows}, ${hq}, ${dV}]`, rows * hq * (dV + 2) * 4, opts.maxBytes, 'use rows to stream query blocks');
+  return { t, hq, hkv, dqk, dV, s, smScale, rowStart, rowEnd };
+}
+
+export interface AttentionResult {
+  /** [rows, hq, dV] */
+  out: Tensor<Float32Array>;
+  /** [rows, hq], natural log of the softmax denominator over scaled logits; -Infinity when no key is kept. */
+  lse: Tensor<Float32Array>;
+}

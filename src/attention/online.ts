@@ -1,0 +1,201 @@
+/**
+ * The online-softmax core that dense and sparse attention share: for one
+ * query row and one kv head, the `group = hq / hkv` query heads walk the same
+ * list of keys in blocks of BLOCK. Each key row is loaded once per block and
+ * used by every head of the group while it is in cache (heads x keys tile),
+ * then each head rescales its accumulator only when its running max grows
+ * (FlashAttention's online softmax), so nothing of size [s] per head is kept.
+ *
+ * Accumulators are float64: JS arithmetic is float64 anyway, and the sums
+ * over thousands of keys then carry no float32 rounding.
+ */
+
+/** Keys per block: 32 kv rows of 576 floats (72 KiB) stay in L2 while all heads use them. */
+export const BLOCK = 32;
+
+/**
+ * Per-thread scratch, grown on demand and reused across calls (each pool
+ * worker has its own module instance, so its own scratch). Kernels allocate
+ * only when a call needs more than any call before it on that thread.
+ */
+export interface Workspace {
+  /** keys of the current block (dense) or of the whole gathered list (sparse) */
+  keys: Int32Array;
+  /** additive bias of each key of a block (dense masks) */
+  bias: Float64Array;
+  /** [group, BLOCK] logits, then probabilities */
+  logits: Float64Array;
+  /** [group, dV] running sum of p * v */
+  acc: Float64Array;
+  /** [group] running max of the scaled logits */
+  max: Float64Array;
+  /** [group] running sum of exp(logit - max) */
+  sum: Float64Array;
+  /** [s] dedupe stamps: key j was seen in the current list iff stamp[j] === epoch */
+  stamp: Int32Array;
+  epoch: number;
+}
+
+let workspace: Workspace = {
+  keys: new Int32Array(BLOCK),
+  bias: new Float64Array(BLOCK),
+  logits: new Float64Array(BLOCK),
+  acc: new Float64Array(0),
+  max: new Float64Array(1),
+  sum: new Float64Array(1),
+  stamp: new Int32Array(0),
+  epoch: 0,
+};
+
+export function getWorkspace(group: number, dV: number, keys: number, s: number): Workspace {
+  const ws = workspace;
+  if (ws.keys.length < keys) ws.keys = new Int32Array(keys);
+  if (ws.logits.length < group * BLOCK) ws.logits = new Float64Array(group * BLOCK);
+  if (ws.acc.length < group * dV) ws.acc = new Float64Array(group * dV);
+  if (ws.max.length < group) {
+    ws.max = new Float64Array(group);
+    ws.sum = new Float64Array(group);
+  }
+  if (ws.stamp.length < s) {
+    ws.stamp = new Int32Array(s);
+    ws.epoch = 0;
+  }
+  workspace = ws;
+  return ws;
+}
+
+/** A fresh stamp for one key list; wraps by clearing the stamps (once per 2^31 lists). */
+export function nextEpoch(ws: Workspace): number {
+  if (ws.epoch === 0x7fffffff) {
+    ws.stamp.fill(0);
+    ws.epoch = 0;
+  }
+  return ++ws.epoch;
+}
+
+export function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += a[aOff + i] * b[bOff + i];
+    s1 += a[aOff + i + 1] * b[bOff + i + 1];
+    s2 += a[aOff + i + 2] * b[bOff + i + 2];
+    s3 += a[aOff + i + 3] * b[bOff + i + 3];
+  }
+  for (; i < n; i++) s0 += a[aOff + i] * b[bOff + i];
+  return s0 + s1 + (s2 + s3);
+}
+
+export function resetGroup(ws: Workspace, group: number, dV: number): void {
+  ws.max.fill(-Infinity, 0, group);
+  ws.sum.fill(0, 0, group);
+  ws.acc.fill(0, 0, group * dV);
+}
+
+/**
+ * Folds keys `ws.keys[first .. first + count)` (count <= BLOCK) into the
+ * running state of the group's heads. Query head i of the group starts at
+ * `q[qBase + i * dqk]`; key j's row starts at `kv[j * kvStride + kvHead]`.
+ * With `biased`, `ws.bias[0 .. count)` is added to the scaled logits.
+ */
+export function foldBlock(
+  ws: Workspace,
+  q: Float32Array,
+  qBase: number,
+  group: number,
+  dqk: number,
+  kv: Float32Array,
+  kvStride: number,
+  kvHead: number,
+  first: number,
+  count: number,
+  dV: number,
+  smScale: number,
+  biased: boolean,
+): void {
+  const { keys, bias, logits, acc, max, sum } = ws;
+  for (let kb = 0; kb < count; kb++) {
+    const kvOff = keys[first + kb] * kvStride + kvHead;
+    const b = biased ? bias[kb] : 0;
+    for (let i = 0; i < group; i++) logits[i * BLOCK + kb] = dot(q, qBase + i * dqk, kv, kvOff, dqk) * smScale + b;
+  }
+  for (let i = 0; i < group; i++) {
+    const row = i * BLOCK;
+    let blockMax = -Infinity;
+    for (let kb = 0; kb < count; kb++) if (logits[row + kb] > blockMax) blockMax = logits[row + kb];
+    const oldMax = max[i];
+    if (blockMax > oldMax) {
+      // exp(-Infinity) = 0 wipes an empty state; a state built only on
+      // masked keys (max near DEFAULT_MASK_VALUE) is wiped the same way.
+      const scale = Math.exp(oldMax - blockMax);
+      if (scale !== 1) {
+        sum[i] *= scale;
+        const a = i * dV;
+        for (let d = 0; d < dV; d++) acc[a + d] *= scale;
+      }
+      max[i] = blockMax;
+    }
+    const m = max[i];
+    let total = 0;
+    for (let kb = 0; kb < count; kb++) {
+      // m = -Infinity only when every logit so far is -Infinity (an additive
+      // mask holding -Infinity): those keys weigh nothing.
+      const p = m === -Infinity ? 0 : Math.exp(logits[row + kb] - m);
+      logits[row + kb] = p;
+      total += p;
+    }
+    sum[i] += total;
+  }
+  for (let kb = 0; kb < count; kb++) {
+    const vOff = keys[first + kb] * kvStride + kvHead;
+    for (let i = 0; i < group; i++) {
+      const p = logits[i * BLOCK + kb];
+      if (p === 0) continue;
+      const a = i * dV;
+      let d = 0;
+      for (; d + 3 < dV; d += 4) {
+        acc[a + d] += p * kv[vOff + d];
+        acc[a + d + 1] += p * kv[vOff + d + 1];
+        acc[a + d + 2] += p * kv[vOff + d + 2];
+        acc[a + d + 3] += p * kv[vOff + d + 3];
+      }
+      for (; d < dV; d++) acc[a + d] += p * kv[vOff + d];
+    }
+  }
+}
+
+/**
+ * Writes the group's heads: out = acc / sum, lse = max + log(sum), and
+ * maxLogits = max. `kept` false (no key kept or valid) writes out 0,
+ * lse = maxLogits = -Infinity. Head i goes to row `headRow + i` of out
+ * (`[.., dV]`), lse and maxLogits (`maxLogits` may be null).
+ */
+export function finishGroup(
+  ws: Workspace,
+  group: number,
+  dV: number,
+  kept: boolean,
+  out: Float32Array | Float64Array,
+  lse: Float32Array | Float64Array,
+  maxLogits: Float32Array | Float64Array | null,
+  headRow: number,
+): void {
+  const { acc, max, sum } = ws;
+  for (let i = 0; i < group; i++) {
+    const o = (headRow + i) * dV;
+    if (!kept || !(sum[i] > 0)) {
+      out.fill(0, o, o + dV);
+      lse[headRow + i] = -Infinity;
+      if (maxLogits) maxLogits[headRow + i] = -Infinity;
+      continue;
+    }
+    const inv = 1 / sum[i];
+    const a = i * dV;
+    for (let d = 0; d < dV; d++) out[o + d] = acc[a + d] * inv;
+    lse[headRow + i] = max[i] + Math.log(sum[i]);
+    if (maxLogits) maxLogits[headRow + i] = max[i];
+  }
+}

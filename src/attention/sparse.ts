@@ -1,0 +1,166 @@
+/**
+ * Sparse (gathered) attention, FlashMLA's `flash_mla_sparse_fwd` interface on
+ * the CPU: each query row attends only to the keys its indices name, so the
+ * cost is O(t * hq * k * (dqk + dV)) whatever s is, and no mask exists.
+ */
+import type { Plan } from '../plan.js';
+import { runPlan } from '../plan.js';
+import type { Alloc, Tensor } from '../tensor.js';
+import { allocLocal } from '../tensor.js';
+import { checkTensor } from '../validate.js';
+import { type AttentionOptions, type AttentionResult, checkAttentionInputs } from './inputs.js';
+import type { KernelArgs } from '../plan.js';
+import { BLOCK, dot, finishGroup, foldBlock, getWorkspace, nextEpoch, resetGroup } from './online.js';
+
+export interface SparseAttentionOptions extends AttentionOptions {
+  /** The caller promises no valid index repeats within a (row, kv head): skips the dedupe pass. */
+  assumeUnique?: boolean;
+}
+
+export interface SparseAttentionResult extends AttentionResult {
+  /** [rows, hq], the max scaled logit (natural units); -Infinity when no key is valid. */
+  maxLogits: Tensor<Float32Array>;
+}
+
+/**
+ * Kernel args: q [t,hq,dqk], kv [s,hkv,dqk], indices [t,hkv,k] (read);
+ * out [rows,hq,dV], lse [rows,hq], maxLogits [rows,hq] (written, row r at
+ * r - rowOffset); sizes s, hq, hkv, dqk, dV, k, smScale, assumeUnique, rowOffset.
+ */
+export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: number): void {
+  const q = args.q as Float32Array;
+  const kv = args.kv as Float32Array;
+  const indices = args.indices as Int32Array;
+  const out = args.out as Float32Array;
+  const lse = args.lse as Float32Array;
+  const maxLogits = args.maxLogits as Float32Array;
+  const s = args.s as number;
+  const hq = args.hq as number;
+  const hkv = args.hkv as number;
+  const dqk = args.dqk as number;
+  const dV = args.dV as number;
+  const topK = args.k as number;
+  const smScale = args.smScale as number;
+  const assumeUnique = args.assumeUnique as boolean;
+  const rowOffset = args.rowOffset as number;
+  const group = hq / hkv;
+  const kvStride = hkv * dqk;
+  const ws = getWorkspace(group, dV, topK, assumeUnique ? 0 : s);
+  const { keys, stamp } = ws;
+  for (let r = rowStart; r < rowEnd; r++) {
+    for (let g = 0; g < hkv; g++) {
+      // Gather the valid, distinct keys once for all heads of the group.
+      const base = (r * hkv + g) * topK;
+      let n = 0;
+      if (assumeUnique) {
+        for (let i = 0; i < topK; i++) {
+          const j = indices[base + i];
+          if (j >= 0 && j < s) keys[n++] = j;
+        }
+      } else {
+        const epoch = nextEpoch(ws);
+        for (let i = 0; i < topK; i++) {
+          const j = indices[base + i];
+          if (j >= 0 && j < s && stamp[j] !== epoch) {
+            stamp[j] = epoch;
+            keys[n++] = j;
+          }
+        }
+      }
+      resetGroup(ws, group, dV);
+      const qBase = (r * hq + g * group) * dqk;
+      for (let first = 0; first < n; first += BLOCK) {
+        foldBlock(ws, q, qBase, group, dqk, kv, kvStride, g * dqk, first, Math.min(BLOCK, n - first), dV, smScale, false);
+      }
+      finishGroup(ws, group, dV, n > 0, out, lse, maxLogits, (r - rowOffset) * hq + g * group);
+    }
+  }
+}
+
+/**
+ * The plain reference: same args, a two-pass softmax per (row, head) over the
+ * distinct valid keys, float64 throughout (out/lse/maxLogits may be Float64Array).
+ */
+export function sparseAttentionReference(args: KernelArgs, rowStart: number, rowEnd: number): void {
+  const q = args.q as Float32Array;
+  const kv = args.kv as Float32Array;
+  const indices = args.indices as Int32Array;
+  const [out, lse, maxLogits] = [args.out, args.lse, args.maxLogits] as (Float32Array | Float64Array)[];
+  const [s, hq, hkv, dqk, dV, topK, smScale, rowOffset] = ['s', 'hq', 'hkv', 'dqk', 'dV', 'k', 'smScale', 'rowOffset'].map((n) => args[n] as number);
+  for (let r = rowStart; r < rowEnd; r++) {
+    for (let h = 0; h < hq; h++) {
+      const g = Math.floor(h / (hq / hkv));
+      const slots = Array.from(indices.subarray((r * hkv + g) * topK, (r * hkv + g + 1) * topK));
+      const keys = [...new Set(slots.filter((j) => j >= 0 && j < s))]; // [n]
+      const logits = keys.map((j) => dot(q, (r * hq + h) * dqk, kv, (j * hkv + g) * dqk, dqk) * smScale); // [n]
+      const m = Math.max(...logits);
+      const p = logits.map((l) => Math.exp(l - m)); // [n]
+      const sum = p.reduce((a, b) => a + b, 0);
+      const o = ((r - rowOffset) * hq + h) * dV;
+      for (let d = 0; d < dV; d++) {
+        out[o + d] = keys.length ? keys.reduce((a, j, i) => a + p[i] * kv[(j * hkv + g) * dqk + d], 0) / sum : 0;
+      }
+      lse[(r - rowOffset) * hq + h] = keys.length ? m + Math.log(sum) : -Infinity;
+      maxLogits[(r - rowOffset) * hq + h] = keys.length ? m : -Infinity;
+    }
+  }
+}
+
+/**
+ * Builds the plan of `sparseAttention`: validates, allocates the outputs with
+ * `alloc`, one step over the query rows.
+ */
+export function planSparseAttention(
+  q: Tensor<Float32Array>,
+  kv: Tensor<Float32Array>,
+  indices: Tensor<Int32Array>,
+  opts: SparseAttentionOptions = {},
+  alloc: Alloc = allocLocal,
+): Plan<SparseAttentionResult> {
+  const dims = checkAttentionInputs('sparseAttention', q, kv, opts);
+  const { t, hq, hkv, dqk, dV, s, smScale, rowStart, rowEnd } = dims;
+  const [ti, hkvIdx, k] = checkTensor('indices', indices, Int32Array, ['t', 'hkv', 'k']);
+  if (ti !== t || hkvIdx !== hkv) {
+    throw new RangeError(`indices.shape: expected [${t}, ${hkv}, k] (t of q, hkv of kv), got [${indices.shape.join(', ')}]`);
+  }
+  const rows = rowEnd - rowStart;
+  const out = alloc(Float32Array, rows * hq * dV);
+  const lse = alloc(Float32Array, rows * hq);
+  const maxLogits = alloc(Float32Array, rows * hq);
+  const args: KernelArgs = {
+    q: q.data, kv: kv.data, indices: indices.data, out, lse, maxLogits,
+    s, hq, hkv, dqk, dV, k, smScale, assumeUnique: opts.assumeUnique === true, rowOffset: rowStart,
+  };
+  return {
+    steps: [{ kernel: 'attention.sparse', args, rows: [rowStart, rowEnd], writes: ['out', 'lse', 'maxLogits'] }],
+    finish: () => ({
+      out: { data: out, shape: [rows, hq, dV] },
+      lse: { data: lse, shape: [rows, hq] },
+      maxLogits: { data: maxLogits, shape: [rows, hq] },
+    }),
+  };
+}
+
+/**
+ * Sparse attention over gathered keys (FlashMLA's sparse interface).
+ *
+ * - `q` [t, hq, dqk] Float32Array; `kv` [s, hkv, dqk] Float32Array, keys and
+ *   values in one (v is the first `dV` dims of each row, MLA: dqk = 576, dV = 512);
+ * - `indices` [t, hkv, k] Int32Array: the keys each query row attends to per
+ *   kv head. -1 (any negative) or >= s is skipped; a key named twice counts
+ *   once unless `assumeUnique` (then duplicates would count twice).
+ *   Query head h uses kv head `floor(h / (hq / hkv))`.
+ *
+ * Returns `out` [rows, hq, dV], `lse` [rows, hq] (natural log of the softmax
+ * denominator of the scaled logits) and `maxLogits` [rows, hq]. A query with
+ * no valid key outputs 0 with lse = maxLogits = -Infinity. Equals
+ * `denseAttention` with the mask of the same indices, to float32 rounding.
+ */
+export function sparseAttention(
+  q: Tensor<Float32Array>,
+  kv: Tensor<Float32Array>,
+  indices: Tensor<Int32Array>,
+  opts: SparseAttentionOptions = {},
+): SparseAttentionResult {
+  return runPlan(planSparseAttention(q, kv, indices, opts, allocLocal));
+}
