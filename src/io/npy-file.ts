@@ -1,0 +1,213 @@
+/**
+ * .npy files on disk (Node only): a reader that reads any element range
+ * without loading the rest, so callers can stream row blocks of arrays
+ * bigger than memory, and a writer that appends row blocks to a temporary
+ * file beside the target and renames it into place only when every element
+ * has been written, so a failure never leaves a partial output file.
+ */
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { product, type Tensor, type TypedArray } from '../tensor.js';
+import { NPY_DTYPES, NPY_PREAMBLE_BYTES, encodeNpyHeader, npyDtypeOf, npyHeaderLength, npyItemSize, parseNpyHeader, type NpyDtype, type NpyHeader } from './npy.js';
+
+/** readSync/writeSync move at most 2 GiB - 1 per call. */
+const IO_CHUNK = 1 << 30;
+
+function readFully(fd: number, into: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, Math.min(IO_CHUNK, into.length - done), position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done));
+}
+
+/** An open .npy file whose header has been checked against the file size. */
+export class NpyReader {
+  readonly dtype: NpyDtype;
+  readonly shape: number[];
+  /** Elements in the file. */
+  readonly size: number;
+  private readonly dataOffset: number;
+  private fd: number | null;
+
+  private constructor(readonly name: string, fd: number, header: NpyHeader) {
+    this.fd = fd;
+    this.dtype = header.dtype;
+    this.shape = header.shape;
+    this.dataOffset = header.dataOffset;
+    this.size = product(header.shape);
+  }
+
+  /**
+   * Opens `path` and checks its header: C order, a supported dtype, and a
+   * file size that matches the shape (a truncated or padded file is an error
+   * here, before the caller writes anything).
+   */
+  static open(path: string): NpyReader {
+    const fd = openSync(path, 'r');
+    try {
+      const fileBytes = fstatSync(fd).size;
+      const preamble = new Uint8Array(Math.min(NPY_PREAMBLE_BYTES, fileBytes));
+      readFully(fd, preamble, 0);
+      const headerBytes = new Uint8Array(Math.min(npyHeaderLength(preamble, path), fileBytes));
+      readFully(fd, headerBytes, 0);
+      const header = parseNpyHeader(headerBytes, path);
+      const need = product(header.shape) * npyItemSize(header.dtype);
+      const have = fileBytes - header.dataOffset;
+      if (have !== need) {
+        throw new RangeError(
+          `${path}: ${have < need ? 'truncated' : 'corrupt'} .npy data (shape [${header.shape.join(', ')}] ${header.dtype} needs ${need} bytes, file has ${have})`,
+        );
+      }
+      return new NpyReader(path, fd, header);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Reads elements `[start, start + count)` (flat, C order) into `out`
+   * (a fresh array of the file's type when omitted) and returns it.
+   */
+  read(start: number, count: number, out?: TypedArray): TypedArray {
+    if (this.fd === null) throw new Error(`${this.name}: reader is closed`);
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.size) {
+      throw new RangeError(`${this.name}: element range [${start}, ${start + count}) is outside [0, ${this.size}]`);
+    }
+    const ctor = NPY_DTYPES[this.dtype].ctor;
+    const target = out ?? new ctor(count);
+    if (!(target instanceof ctor) || target.length < count) {
+      throw new TypeError(`${this.name}: out must be a ${ctor.name} of at least ${count} elements`);
+    }
+    const itemSize = npyItemSize(this.dtype);
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, count * itemSize);
+    const got = readFully(this.fd, bytes, this.dataOffset + start * itemSize);
+    if (got !== bytes.length) throw new RangeError(`${this.name}: file shrank while reading (truncated at element ${start + got / itemSize})`);
+    return target;
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** Reads a whole .npy file. */
+export function readNpy(path: string): Tensor & { dtype: NpyDtype } {
+  const reader = NpyReader.open(path);
+  try {
+    return { data: reader.read(0, reader.size), shape: reader.shape.slice(), dtype: reader.dtype };
+  } finally {
+    reader.close();
+  }
+}
+
+/** Temporary files not yet committed; removed if the process exits first. */
+const pending = new Set<string>();
+let exitHookInstalled = false;
+let writerCount = 0;
+
+/** Removes every temporary file of writers not yet committed (for signal handlers). */
+export function removePendingNpyFiles(): void {
+  for (const tmp of pending) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+  }
+  pending.clear();
+}
+
+/**
+ * Writes a .npy file of a known dtype and shape in sequential blocks. The
+ * data goes to `<dir>/.<name>.<pid>-<n>.tmp` and is renamed to `path` by
+ * `commit()` once exactly `product(shape)` elements have been written;
+ * `abort()` (or the process exiting first) removes the temporary file.
+ */
+export class NpyWriter {
+  readonly size: number;
+  private written = 0;
+  private fd: number | null;
+  private readonly tmp: string;
+
+  private constructor(readonly path: string, readonly dtype: NpyDtype, readonly shape: number[]) {
+    this.size = product(shape);
+    this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}-${writerCount++}.tmp`);
+    if (!exitHookInstalled) {
+      process.on('exit', removePendingNpyFiles);
+      exitHookInstalled = true;
+    }
+    this.fd = openSync(this.tmp, 'w');
+    pending.add(this.tmp);
+    try {
+      writeFully(this.fd, encodeNpyHeader(dtype, shape));
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+  }
+
+  static create(path: string, dtype: NpyDtype, shape: readonly number[]): NpyWriter {
+    return new NpyWriter(path, dtype, shape.slice());
+  }
+
+  /** Appends the next `data.length` elements (C order). */
+  write(data: TypedArray): void {
+    if (this.fd === null) throw new Error(`${this.path}: writer is closed`);
+    const ctor = NPY_DTYPES[this.dtype].ctor;
+    if (!(data instanceof ctor)) throw new TypeError(`${this.path}: dtype ${this.dtype} needs a ${ctor.name}, got ${data.constructor.name}`);
+    if (this.written + data.length > this.size) {
+      throw new RangeError(`${this.path}: writing ${data.length} more elements would exceed the shape's ${this.size} (already ${this.written})`);
+    }
+    writeFully(this.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.written += data.length;
+  }
+
+  /** Closes the file and renames it into place; throws (and removes it) if elements are missing. */
+  commit(): void {
+    if (this.fd === null) throw new Error(`${this.path}: writer is closed`);
+    if (this.written !== this.size) {
+      this.abort();
+      throw new RangeError(`${this.path}: wrote ${this.written} of ${this.size} elements; nothing was saved`);
+    }
+    closeSync(this.fd);
+    this.fd = null;
+    renameSync(this.tmp, this.path);
+    pending.delete(this.tmp);
+  }
+
+  /** Closes and removes the temporary file; the target path is untouched. */
+  abort(): void {
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
+    try {
+      unlinkSync(this.tmp);
+    } catch {
+      // never created or already removed
+    }
+    pending.delete(this.tmp);
+  }
+}
+
+/** Writes a whole tensor as a .npy file (atomically, through a temporary file). */
+export function writeNpy(path: string, tensor: Tensor, dtype: NpyDtype = npyDtypeOf(tensor.data)): void {
+  const writer = NpyWriter.create(path, dtype, tensor.shape);
+  try {
+    writer.write(tensor.data);
+    writer.commit();
+  } catch (err) {
+    writer.abort();
+    throw err;
+  }
+}
