@@ -1,0 +1,37 @@
+/**
+ * The three storage forms of one mask, and what a row of each looks like.
+ * additive: Float32Array, 0 kept / DEFAULT_MASK_VALUE dropped, s per row;
+ * bool: Uint8Array, 1 kept / 0 dropped, s per row;
+ * bits: Uint32Array, key j is bit (j & 31) of word (j >> 5), ceil(s/32) per row,
+ * bits past s are 0.
+ */
+import { describe, wordsPerRow, type MaskData, type MaskForm, type TypedArrayConstructor } from '../tensor.js';
+
+export const MASK_FORMS = ['additive', 'bool', 'bits'] as const satisfies readonly MaskForm[];
+
+export function maskCtor(form: MaskForm): TypedArrayConstructor<MaskData> {
+  return (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array) as TypedArrayConstructor<MaskData>;
+}
+
+/** Elements per row: s, or the number of 32-key words for bits. */
+export function rowWidth(form: MaskForm, s: number): number {
+  return form === 'bits' ? wordsPerRow(s) : s;
+}
+
+/** The form a mask's data type stands for; TypeError for any other array. */
+export function formOf(name: string, data: unknown): MaskForm {
+  if (data instanceof Float32Array) return 'additive';
+  if (data instanceof Uint8Array) return 'bool';
+  if (data instanceof Uint32Array) return 'bits';
+  throw new TypeError(`${name}.data: expected a Float32Array (additive), Uint8Array (bool) or Uint32Array (bits), got ${describe(data)}`);
+}
+
+/** Text for the memory guard: what a caller can do instead of a big dense mask. */
+export function cheaperForms(rows: number, s: number): string {
+  return `use form 'bits' (${rows * wordsPerRow(s) * 4} bytes), stream query blocks with rows: [start, end), or skip the mask with sparseAttention`;
+}
+
+/** Row ti of a query block may see keys j < causalLimit(ti, s, offset), i.e. j <= ti + offset. */
+export function causalLimit(ti: number, s: number, offset: number): number {
+  return Math.max(0, Math.min(s, ti + offset + 1));
+}

@@ -1,0 +1,226 @@
+/**
+ * The public edge of the mask area: every argument is checked here, once,
+ * and every data-dependent check (indices >= s, NaN thresholds) scans the
+ * input before anything is written, so after an error a caller's `out` is
+ * untouched. Each function builds a plan of row-range kernel steps; the
+ * synchronous versions run it here, the pool versions (pooled.ts) on workers.
+ */
+import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { runPlan, type Plan } from '../plan.js';
+import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
+import { MASK_FORMS, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
+
+export interface GenerateMaskOptions {
+  /** 'scatter' (default, O(b*t*s + b*t*k)) or 'broadcast' (the O(b*t*k*s) reference); bit-identical. */
+  strategy?: 'scatter' | 'broadcast';
+  /** 'additive' (default, Float32 0 / DEFAULT_MASK_VALUE), 'bool' (Uint8 1 / 0) or 'bits' (Uint32, 32 keys a word). */
+  form?: MaskForm;
+  /** An index >= s: 'error' (default, RangeError) or 'skip' (keeps nothing). Negative indices are padding either way. */
+  outOfRange?: 'error' | 'skip';
+  /** Also drop keys j > ti + causalOffset, in the same pass. */
+  causalOffset?: number;
+  /** Only rows [start, end) (row = bi * t + ti); the result is then [end - start, s or words]. */
+  rows?: [number, number];
+  /** A buffer for the result, of the form's type and the result's length. */
+  out?: MaskData;
+  /** Memory guard for the result when `out` is not given (default min(4 GiB, half the memory)). */
+  maxBytes?: number;
+}
+
+export interface ThresholdMaskOptions {
+  /** 'exact' (default: at most k keys, ties by increasing key) or 'raw' (every score >= threshold). */
+  mode?: 'exact' | 'raw';
+  form?: MaskForm;
+  rows?: [number, number];
+  out?: MaskData;
+  maxBytes?: number;
+}
+
+export interface MaskBlockOptions {
+  rows?: [number, number];
+  out?: MaskData;
+  maxBytes?: number;
+}
+
+/** The result buffer: the caller's `out` (checked) or a new one within the memory guard. */
+function resultBuffer(form: MaskForm, rows: number, s: number, opts: MaskBlockOptions, what: string, alloc: Alloc): MaskData {
+  const ctor = maskCtor(form);
+  const length = rows * rowWidth(form, s);
+  if (opts.out !== undefined) return checkOut('out', opts.out, ctor, length);
+  checkBytes(what, length * ctor.BYTES_PER_ELEMENT, opts.maxBytes, cheaperForms(rows, s));
+  return alloc(ctor, length);
+}
+
+function resultShape(opts: MaskBlockOptions, start: number, end: number, b: number, t: number, width: number): number[] {
+  return opts.rows !== undefined ? [end - start, width] : [b, t, width];
+}
+
+/** Throws for the first index >= s in rows [start, end): batch, query, slot, value and s. */
+function checkIndicesBelow(indices: Int32Array, t: number, k: number, s: number, start: number, end: number): void {
+  for (let i = start * k, last = end * k; i < last; i++) {
+    if (indices[i] >= s) {
+      const r = Math.floor(i / k);
+      throw new RangeError(
+        `indices: value ${indices[i]} at batch ${Math.floor(r / t)}, query ${r % t}, slot ${i - r * k} must be < s = ${s} ` +
+          `(negative indices are padding; pass outOfRange: 'skip' to drop values >= s)`,
+      );
+    }
+  }
+}
+
+export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions, alloc: Alloc): Plan<Tensor<MaskData>> {
+  const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
+  checkSize('s', s);
+  const strategy = checkOneOf('strategy', opts.strategy ?? 'scatter', ['scatter', 'broadcast'] as const);
+  const form = checkOneOf('form', opts.form ?? 'additive', MASK_FORMS);
+  const outOfRange = checkOneOf('outOfRange', opts.outOfRange ?? 'error', ['error', 'skip'] as const);
+  const offset = opts.causalOffset === undefined ? Infinity : checkInteger('causalOffset', opts.causalOffset);
+  const [start, end] = checkRows(opts.rows, b * t);
+  const width = rowWidth(form, s);
+  const out = resultBuffer(form, end - start, s, opts, `a ${form} mask of ${end - start} rows x ${s} keys`, alloc);
+  if (outOfRange === 'error') checkIndicesBelow(indices.data, t, k, s, start, end);
+  const kernel = strategy === 'broadcast' ? 'mask.broadcast' : `mask.scatter.${form}`;
+  return {
+    steps: [{ kernel, args: { indices: indices.data, out, t, s, k, rowBase: start, offset, form }, rows: [start, end], writes: ['out'] }],
+    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
+  };
+}
+
+/**
+ * The mask of top-k indices: key j of row (bi, ti) is kept iff some slot
+ * has indices[bi, ti, slot] === j.
+ *
+ * - indices [b, t, k] Int32Array; a negative index is padding (keeps
+ *   nothing, never wraps); an index >= s is a RangeError naming batch,
+ *   query, slot, value and s, unless `outOfRange: 'skip'`; duplicates are
+ *   allowed.
+ * - returns [b, t, s] (additive Float32Array or bool Uint8Array) or
+ *   [b, t, ceil(s/32)] (bits Uint32Array); with `rows`, [end - start, ...].
+ */
+export function generateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions = {}): Tensor<MaskData> {
+  return runPlan(planGenerateMask(indices, s, opts, allocLocal));
+}
+
+export function planMaskFromThreshold(
+  scores: Tensor<Float32Array>,
+  topkValues: Tensor<Float32Array>,
+  opts: ThresholdMaskOptions,
+  alloc: Alloc,
+): Plan<Tensor<MaskData>> {
+  const [b, t, s] = checkTensor('scores', scores, Float32Array, ['b', 't', 's']);
+  const [vb, vt, k] = checkTensor('topkValues', topkValues, Float32Array, ['b', 't', 'k']);
+  checkSame('maskFromThreshold', vb, 'topkValues b', b, 'scores b');
+  checkSame('maskFromThreshold', vt, 'topkValues t', t, 'scores t');
+  const mode = checkOneOf('mode', opts.mode ?? 'exact', ['exact', 'raw'] as const);
+  const form = checkOneOf('form', opts.form ?? 'additive', MASK_FORMS);
+  const [start, end] = checkRows(opts.rows, b * t);
+  const width = rowWidth(form, s);
+  const out = resultBuffer(form, end - start, s, opts, `a ${form} mask of ${end - start} rows x ${s} keys`, alloc);
+  const values = topkValues.data;
+  for (let i = start * k, last = end * k; i < last; i++) {
+    if (Number.isNaN(values[i])) {
+      const r = Math.floor(i / k);
+      throw new RangeError(`topkValues: expected no NaN, got NaN at batch ${Math.floor(r / t)}, query ${r % t}, slot ${i - r * k}`);
+    }
+  }
+  return {
+    steps: [{
+      kernel: `mask.threshold.${form}`,
+      args: { scores: scores.data, values, out, s, k, rowBase: start, exact: mode === 'exact', form },
+      rows: [start, end],
+      writes: ['out'],
+    }],
+    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
+  };
+}
+
+/**
+ * A mask from a score threshold (MaxText's merged form). The threshold of a
+ * row is the smallest of its k top-k values.
+ *
+ * - scores [b, t, s] Float32Array; topkValues [b, t, k] Float32Array (no NaN).
+ * - mode 'exact' (default): keep scores > threshold, at most k, by increasing
+ *   key; then scores == threshold by increasing key until k are kept. Equals
+ *   the index mask of topk(scores, k) for NaN-free scores. 'raw': keep every
+ *   score >= threshold. A NaN score is never kept.
+ * - returns the mask in `form`, [b, t, s or words] (with `rows`, [end - start, ...]).
+ */
+export function maskFromThreshold(scores: Tensor<Float32Array>, topkValues: Tensor<Float32Array>, opts: ThresholdMaskOptions = {}): Tensor<MaskData> {
+  return runPlan(planMaskFromThreshold(scores, topkValues, opts, allocLocal));
+}
+
+export function planCombineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts: MaskBlockOptions, alloc: Alloc): Plan<Tensor<MaskData>> {
+  const form = formOf('a', (a as { data?: unknown } | null)?.data);
+  const ctor = maskCtor(form);
+  const last = form === 'bits' ? 'words' : 's';
+  const rank = Array.isArray(a.shape) && a.shape.length === 2 ? 2 : 3;
+  const dims = rank === 2 ? ['rows', last] : ['b', 't', last];
+  const shape = checkTensor('a', a, ctor, dims);
+  const shapeB = checkTensor('b', b, ctor, dims);
+  if (shapeB.some((d, i) => d !== shape[i])) {
+    throw new RangeError(`b.shape: expected [${shape.join(', ')}] (the shape of a), got [${shapeB.join(', ')}]`);
+  }
+  const width = shape[rank - 1];
+  const nRows = product(shape) / width;
+  const [start, end] = checkRows(opts.rows, nRows);
+  const length = (end - start) * width;
+  let out: MaskData;
+  if (opts.out !== undefined) out = checkOut('out', opts.out, ctor, length);
+  else {
+    checkBytes(`a ${form} mask of ${end - start} rows`, length * ctor.BYTES_PER_ELEMENT, opts.maxBytes, 'combine row blocks with rows: [start, end), or use bit masks');
+    out = alloc(ctor, length);
+  }
+  return {
+    steps: [{ kernel: `mask.combine.${form}`, args: { a: a.data, b: b.data, out, width, rowBase: start }, rows: [start, end], writes: ['out'] }],
+    finish: () => ({ data: out, shape: opts.rows !== undefined ? [end - start, width] : shape }),
+  };
+}
+
+/**
+ * Keeps a key iff both masks keep it. a and b: the same form (type) and
+ * shape, [b, t, s or words] or [rows, s or words]. An additive result is
+ * exactly 0 or DEFAULT_MASK_VALUE (a value counts as kept iff it is 0);
+ * never -Infinity, since masks are combined, never added.
+ */
+export function combineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts: MaskBlockOptions = {}): Tensor<MaskData> {
+  return runPlan(planCombineMasks(a, b, opts, allocLocal));
+}
+
+export function planCausalMask(
+  b: number,
+  t: number,
+  s: number,
+  offset: number,
+  form: MaskForm,
+  opts: MaskBlockOptions,
+  alloc: Alloc,
+): Plan<Tensor<MaskData>> {
+  checkSize('b', b);
+  checkSize('t', t);
+  checkSize('s', s);
+  checkInteger('offset', offset);
+  checkOneOf('form', form, MASK_FORMS);
+  const [start, end] = checkRows(opts.rows, b * t);
+  const width = rowWidth(form, s);
+  const out = resultBuffer(form, end - start, s, opts, `a ${form} causal mask of ${end - start} rows x ${s} keys`, alloc);
+  return {
+    steps: [{ kernel: `mask.causal.${form}`, args: { out, t, s, rowBase: start, offset }, rows: [start, end], writes: ['out'] }],
+    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
+  };
+}
+
+/**
+ * The causal mask [b, t, s] (bits: [b, t, ceil(s/32)]): row ti keeps key j
+ * iff j <= ti + offset; offset = s - t for a query block at the end of the
+ * cache, 0 for self-attention. With `rows`, [end - start, ...].
+ */
+export function causalMask(
+  b: number,
+  t: number,
+  s: number,
+  offset: number,
+  form: MaskForm = 'additive',
+  opts: MaskBlockOptions = {},
+): Tensor<MaskData> {
+  return runPlan(planCausalMask(b, t, s, offset, form, opts, allocLocal));
+}

@@ -1,0 +1,63 @@
+/**
+ * The scatter strategy: fill a row with "dropped", then write "kept" at its
+ * k indices while the row is still in cache. O(b*t*s + b*t*k) and, for the
+ * float form, the same memory traffic as a plain fill of the mask: the fill
+ * is the floor and the k scattered stores land in the row just written.
+ *
+ * Args: indices [rows, k] Int32, out [rows - rowBase.., width], t, s, k,
+ * rowBase (the first row of `out`), offset (causal offset; Infinity = none).
+ * Indices are validated at the edge; here any j outside [0, limit) keeps
+ * nothing, which is both the padding rule (-1) and `outOfRange: 'skip'`.
+ */
+import { DEFAULT_MASK_VALUE } from '../tensor.js';
+import type { KernelArgs } from '../plan.js';
+import { causalLimit } from './form.js';
+
+export function scatterAdditive(args: KernelArgs, rowStart: number, rowEnd: number): void {
+  const indices = args.indices as Int32Array;
+  const out = args.out as Float32Array;
+  const t = args.t as number, s = args.s as number, k = args.k as number;
+  const rowBase = args.rowBase as number, offset = args.offset as number;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const o = (r - rowBase) * s;
+    const limit = causalLimit(r % t, s, offset);
+    out.fill(DEFAULT_MASK_VALUE, o, o + s);
+    for (let i = r * k, end = i + k; i < end; i++) {
+      const j = indices[i];
+      if (j < limit && j >= 0) out[o + j] = 0;
+    }
+  }
+}
+
+export function scatterBool(args: KernelArgs, rowStart: number, rowEnd: number): void {
+  const indices = args.indices as Int32Array;
+  const out = args.out as Uint8Array;
+  const t = args.t as number, s = args.s as number, k = args.k as number;
+  const rowBase = args.rowBase as number, offset = args.offset as number;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const o = (r - rowBase) * s;
+    const limit = causalLimit(r % t, s, offset);
+    out.fill(0, o, o + s);
+    for (let i = r * k, end = i + k; i < end; i++) {
+      const j = indices[i];
+      if (j < limit && j >= 0) out[o + j] = 1;
+    }
+  }
+}
+
+export function scatterBits(args: KernelArgs, rowStart: number, rowEnd: number): void {
+  const indices = args.indices as Int32Array;
+  const out = args.out as Uint32Array;
+  const t = args.t as number, s = args.s as number, k = args.k as number;
+  const rowBase = args.rowBase as number, offset = args.offset as number;
+  const words = (s + 31) >>> 5;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const o = (r - rowBase) * words;
+    const limit = causalLimit(r % t, s, offset);
+    out.fill(0, o, o + words);
+    for (let i = r * k, end = i + k; i < end; i++) {
+      const j = indices[i];
+      if (j < limit && j >= 0) out[o + (j >>> 5)] |= 1 << (j & 31);
+    }
+  }
+}
