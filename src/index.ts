@@ -10,3 +10,5 @@ export { denseAttention } from './attention/dense.js';
 export { sparseAttention } from './attention/sparse.js';
 export type { AttentionOptions, AttentionResult } from './attention/inputs.js';
 export type { SparseAttentionOptions, SparseAttentionResult } from './attention/sparse.js';
+export { topk } from './topk/topk.js';
+export type { TopkOptions, TopkResult } from './topk/topk.js';
