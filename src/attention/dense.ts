@@ -9,8 +9,9 @@ import { runPlan } from '../plan.js';
 import type { Alloc, MaskData, MaskForm, Tensor } from '../tensor.js';
 import { DEFAULT_MASK_VALUE, allocLocal, wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
-import { type AttentionOptions, type AttentionResult, checkAttentionInputs } from './inputs.js';
-import { BLOCK, dot, finishGroup, foldBlock, getWorkspace, resetGroup } from './online.js';
+import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
+import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, simdBuffers } from './online.js';
+import { simdModule } from '../simd/index.js';
 
 /**
  * The additive bias of key j in a mask row starting at `off`: an additive
@@ -30,7 +31,8 @@ function isKept(bias: number): boolean {
 /**
  * Kernel args: q [t,hq,dqk], kv [s,hkv,dqk], mask [t,hkv,s] (or [t,hkv,words]
  * for bits) (read); out [rows,hq,dV], lse [rows,hq] (written, row r at
- * r - rowOffset); form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset.
+ * r - rowOffset); form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset;
+ * simd: use the WebAssembly SIMD module where this thread has it.
  */
 export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const q = args.q as Float32Array;
@@ -51,11 +53,18 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
   const kvStride = hkv * dqk;
   const ws = getWorkspace(group, dV, BLOCK, 0);
   const { keys, bias } = ws;
+  const m = args.simd ? simdModule() : null;
+  const buf = m ? simdBuffers(m, group, dqk, dV) : null;
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       const maskOff = (r * hkv + g) * maskStride;
       let kept = false;
       resetGroup(ws, group, dV);
+      const qBase = (r * hq + g * group) * dqk;
+      if (buf) {
+        buf.q.set(q.subarray(qBase, qBase + group * dqk));
+        buf.acc.fill(0);
+      }
       for (let first = 0; first < s; first += BLOCK) {
         const count = Math.min(BLOCK, s - first);
         for (let kb = 0; kb < count; kb++) {
@@ -63,9 +72,10 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
           bias[kb] = maskBias(mask, form, maskOff, first + kb);
           if (isKept(bias[kb])) kept = true;
         }
-        foldBlock(ws, q, (r * hq + g * group) * dqk, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
+        if (buf) foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
+        else foldBlock(ws, q, qBase, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
       }
-      finishGroup(ws, group, dV, kept, out, lse, null, (r - rowOffset) * hq + g * group);
+      finishGroup(ws, group, dV, kept, out, lse, null, (r - rowOffset) * hq + g * group, buf ? buf.acc : ws.acc);
     }
   }
 }
@@ -122,7 +132,7 @@ export function planDenseAttention(
   const rows = rowEnd - rowStart;
   const out = alloc(Float32Array, rows * hq * dV);
   const lse = alloc(Float32Array, rows * hq);
-  const args: KernelArgs = { q: q.data, kv: kv.data, mask: mask.data, out, lse, form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset: rowStart };
+  const args: KernelArgs = { q: q.data, kv: kv.data, mask: mask.data, out, lse, form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset: rowStart, simd: useSimd(opts.simd) };
   return {
     steps: [{ kernel: 'attention.dense', args, rows: [rowStart, rowEnd], writes: ['out', 'lse'] }],
     finish: () => ({ out: { data: out, shape: [rows, hq, dV] }, lse: { data: lse, shape: [rows, hq] } }),

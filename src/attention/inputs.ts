@@ -3,6 +3,7 @@
  * and key/value tensors, the value width, the softmax scale and the rows.
  */
 import type { Tensor } from '../tensor.js';
+import { simdSupported } from '../simd/index.js';
 import { checkBytes, checkFinite, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 
 export interface AttentionOptions {
@@ -14,6 +15,8 @@ export interface AttentionOptions {
   rows?: [number, number];
   /** Memory guard for the outputs (default: the smaller of 4 GiB and half the machine's memory). */
   maxBytes?: number;
+  /** WebAssembly SIMD for the dot products and p.v: default where available; false forces the TypeScript path. */
+  simd?: boolean;
 }
 
 export interface AttentionDims {
@@ -47,4 +50,12 @@ export interface AttentionResult {
   out: Tensor<Float32Array>;
   /** [rows, hq], natural log of the softmax denominator over scaled logits; -Infinity when no key is kept. */
   lse: Tensor<Float32Array>;
+}
+
+/** Resolves the `simd` option: unset means "where available"; true where it is missing is an error. */
+export function useSimd(simd: unknown): boolean {
+  if (simd === undefined) return simdSupported();
+  if (typeof simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${typeof simd}`);
+  if (simd && !simdSupported()) throw new RangeError('simd: true needs WebAssembly SIMD, which this engine lacks; leave simd unset to fall back');
+  return simd;
 }

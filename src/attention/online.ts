@@ -10,6 +10,8 @@
  * over thousands of keys then carry no float32 rounding.
  */
 
+import type { SimdModule } from '../simd/index.js';
+
 /** Keys per block: 32 kv rows of 576 floats (72 KiB) stay in L2 while all heads use them. */
 export const BLOCK = 32;
 
@@ -21,7 +23,7 @@ export const BLOCK = 32;
 export interface Workspace {
   /** keys of the current block (dense) or of the whole gathered list (sparse) */
   keys: Int32Array;
-  /** additive bias of each key of a block (dense masks) */
+  /** [2, BLOCK]: additive bias of each key of a block (dense masks), then the SIMD path's scaled logits */
   bias: Float64Array;
   /** [group, BLOCK] logits, then probabilities */
   logits: Float64Array;
@@ -38,7 +40,7 @@ export interface Workspace {
 
 let workspace: Workspace = {
   keys: new Int32Array(BLOCK),
-  bias: new Float64Array(BLOCK),
+  bias: new Float64Array(2 * BLOCK),
   logits: new Float64Array(BLOCK),
   acc: new Float64Array(0),
   max: new Float64Array(1),
@@ -168,6 +170,99 @@ export function foldBlock(
 }
 
 /**
+ * The WebAssembly SIMD path's buffers in the module's memory: the group's
+ * query heads, one block of key rows copied in, the block's logits then
+ * probabilities, and the float32 accumulators. Laid out again at each kernel
+ * call (another area's kernel may have used the memory in between).
+ */
+export interface SimdBuffers {
+  m: SimdModule;
+  pq: number;
+  pBlock: number;
+  pLogits: number;
+  pAcc: number;
+  q: Float32Array;
+  block: Float32Array;
+  logits: Float32Array;
+  acc: Float32Array;
+}
+
+export function simdBuffers(m: SimdModule, group: number, dqk: number, dV: number): SimdBuffers {
+  const [pq, pBlock, pLogits, pAcc] = m.layout(group * dqk * 4, BLOCK * dqk * 4, group * BLOCK * 4, group * dV * 4);
+  return {
+    m, pq, pBlock, pLogits, pAcc,
+    q: m.f32(pq, group * dqk),
+    block: m.f32(pBlock, BLOCK * dqk),
+    logits: m.f32(pLogits, group * BLOCK),
+    acc: m.f32(pAcc, group * dV),
+  };
+}
+
+/**
+ * `foldBlock` on WebAssembly SIMD: the block's key rows are copied into the
+ * module's memory, dots and p.v run as f32x4 (`dotRows`, `axpyRows`), the
+ * softmax bookkeeping stays here in float64. The accumulators are float32
+ * (`buf.acc`); the caller has copied the group's query heads into `buf.q`.
+ */
+export function foldBlockSimd(
+  ws: Workspace,
+  buf: SimdBuffers,
+  group: number,
+  dqk: number,
+  kv: Float32Array,
+  kvStride: number,
+  kvHead: number,
+  first: number,
+  count: number,
+  dV: number,
+  smScale: number,
+  biased: boolean,
+): void {
+  const { keys, bias, max, sum } = ws;
+  const { m, block, logits, acc } = buf;
+  const e = m.exports;
+  if (kvStride === dqk && count > 1 && keys[first + count - 1] === keys[first] + count - 1) {
+    // Consecutive keys of one kv head (dense): one copy.
+    const at = keys[first] * dqk;
+    block.set(kv.subarray(at, at + count * dqk));
+  } else {
+    for (let kb = 0; kb < count; kb++) {
+      const at = keys[first + kb] * kvStride + kvHead;
+      block.set(kv.subarray(at, at + dqk), kb * dqk);
+    }
+  }
+  for (let i = 0; i < group; i++) e.dotRows(buf.pq + i * dqk * 4, buf.pBlock, count, dqk, dqk, buf.pLogits + i * BLOCK * 4);
+  for (let i = 0; i < group; i++) {
+    const row = i * BLOCK;
+    let blockMax = -Infinity;
+    for (let kb = 0; kb < count; kb++) {
+      const l = logits[row + kb] * smScale + (biased ? bias[kb] : 0);
+      bias[BLOCK + kb] = l;
+      if (l > blockMax) blockMax = l;
+    }
+    const oldMax = max[i];
+    if (blockMax > oldMax) {
+      const scale = Math.exp(oldMax - blockMax);
+      if (scale !== 1) {
+        sum[i] *= scale;
+        const a = i * dV;
+        for (let d = 0; d < dV; d++) acc[a + d] *= scale;
+      }
+      max[i] = blockMax;
+    }
+    const mx = max[i];
+    let total = 0;
+    for (let kb = 0; kb < count; kb++) {
+      const p = mx === -Infinity ? 0 : Math.exp(bias[BLOCK + kb] - mx);
+      logits[row + kb] = p;
+      total += p;
+    }
+    sum[i] += total;
+  }
+  for (let i = 0; i < group; i++) e.axpyRows(buf.pLogits + i * BLOCK * 4, buf.pBlock, count, dV, dqk, buf.pAcc + i * dV * 4);
+}
+
+/**
  * Writes the group's heads: out = acc / sum, lse = max + log(sum), and
  * maxLogits = max. `kept` false (no key kept or valid) writes out 0,
  * lse = maxLogits = -Infinity. Head i goes to row `headRow + i` of out
@@ -182,8 +277,9 @@ export function finishGroup(
   lse: Float32Array | Float64Array,
   maxLogits: Float32Array | Float64Array | null,
   headRow: number,
+  acc: Float32Array | Float64Array = ws.acc,
 ): void {
-  const { acc, max, sum } = ws;
+  const { max, sum } = ws;
   for (let i = 0; i < group; i++) {
     const o = (headRow + i) * dV;
     if (!kept || !(sum[i] > 0)) {

@@ -8,9 +8,10 @@ import { runPlan } from '../plan.js';
 import type { Alloc, Tensor } from '../tensor.js';
 import { allocLocal } from '../tensor.js';
 import { checkTensor } from '../validate.js';
-import { type AttentionOptions, type AttentionResult, checkAttentionInputs } from './inputs.js';
+import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
 import type { KernelArgs } from '../plan.js';
-import { BLOCK, dot, finishGroup, foldBlock, getWorkspace, nextEpoch, resetGroup } from './online.js';
+import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, nextEpoch, resetGroup, simdBuffers } from './online.js';
+import { simdModule } from '../simd/index.js';
 
 export interface SparseAttentionOptions extends AttentionOptions {
   /** The caller promises no valid index repeats within a (row, kv head): skips the dedupe pass. */
@@ -25,7 +26,8 @@ export interface SparseAttentionResult extends AttentionResult {
 /**
  * Kernel args: q [t,hq,dqk], kv [s,hkv,dqk], indices [t,hkv,k] (read);
  * out [rows,hq,dV], lse [rows,hq], maxLogits [rows,hq] (written, row r at
- * r - rowOffset); sizes s, hq, hkv, dqk, dV, k, smScale, assumeUnique, rowOffset.
+ * r - rowOffset); sizes s, hq, hkv, dqk, dV, k, smScale, assumeUnique, rowOffset;
+ * simd: use the WebAssembly SIMD module where this thread has it.
  */
 export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const q = args.q as Float32Array;
@@ -47,6 +49,8 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
   const kvStride = hkv * dqk;
   const ws = getWorkspace(group, dV, topK, assumeUnique ? 0 : s);
   const { keys, stamp } = ws;
+  const m = args.simd ? simdModule() : null;
+  const buf = m ? simdBuffers(m, group, dqk, dV) : null;
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       // Gather the valid, distinct keys once for all heads of the group.
@@ -69,6 +73,15 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
       }
       resetGroup(ws, group, dV);
       const qBase = (r * hq + g * group) * dqk;
+      if (buf) {
+        buf.q.set(q.subarray(qBase, qBase + group * dqk));
+        buf.acc.fill(0);
+        for (let first = 0; first < n; first += BLOCK) {
+          foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, first, Math.min(BLOCK, n - first), dV, smScale, false);
+        }
+        finishGroup(ws, group, dV, n > 0, out, lse, maxLogits, (r - rowOffset) * hq + g * group, buf.acc);
+        continue;
+      }
       for (let first = 0; first < n; first += BLOCK) {
         foldBlock(ws, q, qBase, group, dqk, kv, kvStride, g * dqk, first, Math.min(BLOCK, n - first), dV, smScale, false);
       }
@@ -129,7 +142,7 @@ export function planSparseAttention(
   const maxLogits = alloc(Float32Array, rows * hq);
   const args: KernelArgs = {
     q: q.data, kv: kv.data, indices: indices.data, out, lse, maxLogits,
-    s, hq, hkv, dqk, dV, k, smScale, assumeUnique: opts.assumeUnique === true, rowOffset: rowStart,
+    s, hq, hkv, dqk, dV, k, smScale, assumeUnique: opts.assumeUnique === true, rowOffset: rowStart, simd: useSimd(opts.simd),
   };
   return {
     steps: [{ kernel: 'attention.sparse', args, rows: [rowStart, rowEnd], writes: ['out', 'lse', 'maxLogits'] }],

@@ -4,9 +4,11 @@ import fc from 'fast-check';
 import { denseAttention, denseAttentionReference } from '../../src/attention/dense.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type Tensor } from '../../src/tensor.js';
 import { assertClose } from '../helpers/close.js';
+import { simdSupported } from '../../src/simd/index.js';
 import { randomFloats, rng } from './fixtures.js';
 
 const TOL = { rtol: 1e-5, atol: 1e-6 };
+const PATHS = simdSupported() ? [true, false] : [false];
 
 function reference(q: Tensor<Float32Array>, kv: Tensor<Float32Array>, mask: Tensor<MaskData>, dV: number, smScale = 1 / Math.sqrt(q.shape[2])) {
   const [t, hq, dqk] = q.shape;
@@ -41,34 +43,34 @@ const grid = [
   { t: 3, hq: 2, hkv: 2, dqk: 4, dV: 4, s: 64, keep: 1 },
 ];
 
-for (const c of grid) {
-  test(`dense matches the float64 reference in every mask form: q[${c.t},${c.hq},${c.dqk}] kv[${c.s},${c.hkv},${c.dqk}] dV=${c.dV} keep=${c.keep}`, () => {
+for (const c of grid) for (const simd of PATHS) {
+  test(`dense matches the float64 reference in every mask form: q[${c.t},${c.hq},${c.dqk}] kv[${c.s},${c.hkv},${c.dqk}] dV=${c.dV} keep=${c.keep} simd=${simd}`, () => {
     const q = randomFloats([c.t, c.hq, c.dqk], 11, 2);
     const kv = randomFloats([c.s, c.hkv, c.dqk], 12, 2);
     const masks = randomMasks(c.t, c.hkv, c.s, c.keep, 13);
     const ref = reference(q, kv, masks.bool, c.dV);
-    const additive = denseAttention(q, kv, masks.additive, { dV: c.dV });
+    const additive = denseAttention(q, kv, masks.additive, { dV: c.dV, simd });
     assertClose(additive.out.data, ref.out, TOL, 'out');
     assertClose(additive.lse.data, ref.lse, TOL, 'lse');
     // Row 0 keeps nothing: 0 out, -Infinity lse.
     assert.ok(additive.out.data.subarray(0, c.hq * c.dV).every((x) => x === 0));
     assert.ok(additive.lse.data.subarray(0, c.hq).every((x) => x === -Infinity));
     for (const form of ['bool', 'bits'] as const) {
-      const r = denseAttention(q, kv, masks[form], { dV: c.dV });
+      const r = denseAttention(q, kv, masks[form], { dV: c.dV, simd });
       assert.deepEqual(r.out.data, additive.out.data, `${form} out bit-identical to additive`);
       assert.deepEqual(r.lse.data, additive.lse.data, `${form} lse bit-identical to additive`);
     }
   });
 }
 
-test('an additive mask may hold -Infinity for dropped keys and other values as a bias', () => {
+for (const simd of PATHS) test(`an additive mask may hold -Infinity for dropped keys and other values as a bias, simd=${simd}`, () => {
   const q = randomFloats([3, 2, 6], 14);
   const kv = randomFloats([9, 1, 6], 15);
   const mask = new Float32Array(3 * 9).fill(-Infinity);
   mask.set([0, 0.5, -1, -Infinity, DEFAULT_MASK_VALUE, 0, 0, 0, 2], 9);
   mask.set([-Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, 0], 18);
   const m = { data: mask, shape: [3, 1, 9] };
-  const r = denseAttention(q, kv, m);
+  const r = denseAttention(q, kv, m, { simd });
   const ref = reference(q, kv, m, 6);
   assertClose(r.out.data, ref.out, TOL, 'out');
   assertClose(r.lse.data, ref.lse, TOL, 'lse');
@@ -90,7 +92,7 @@ test('rows: [start, end) gives exactly those rows of the full result', () => {
   }
 });
 
-test('property: dense matches the float64 reference on random shapes and masks', () => {
+for (const simd of PATHS) test(`property: dense matches the float64 reference on random shapes and masks, simd=${simd}`, () => {
   fc.assert(
     fc.property(
       fc.record({
@@ -109,7 +111,7 @@ test('property: dense matches the float64 reference on random shapes and masks',
         const kv = randomFloats([c.s, c.hkv, c.dqk], c.seed + 1, 3);
         const mask = randomMasks(c.t, c.hkv, c.s, c.keep, c.seed + 2)[c.form];
         const ref = reference(q, kv, mask, c.dqk);
-        const r = denseAttention(q, kv, mask);
+        const r = denseAttention(q, kv, mask, { simd });
         assertClose(r.out.data, ref.out, TOL, 'out');
         assertClose(r.lse.data, ref.lse, TOL, 'lse');
       },

@@ -5,9 +5,12 @@ import { sparseAttention, sparseAttentionReference } from '../../src/attention/s
 import { denseAttention } from '../../src/attention/dense.js';
 import type { Tensor } from '../../src/tensor.js';
 import { assertClose } from '../helpers/close.js';
+import { simdSupported } from '../../src/simd/index.js';
 import { maskOfIndices, randomFloats, randomIndices } from './fixtures.js';
 
 const TOL = { rtol: 1e-5, atol: 1e-6 };
+/** Both paths where this engine has WebAssembly SIMD: the f32x4 kernels and the TypeScript fallback. */
+const PATHS = simdSupported() ? [true, false] : [false];
 
 /** The float64 reference over all rows. */
 function reference(q: Tensor<Float32Array>, kv: Tensor<Float32Array>, indices: Tensor<Int32Array>, dV: number, smScale = 1 / Math.sqrt(q.shape[2])) {
@@ -34,20 +37,20 @@ const grid: Case[] = [
   { t: 2, hq: 4, hkv: 1, dqk: 576, dV: 512, s: 300, k: 64, invalid: 0.05, repeat: 0.05 },
 ];
 
-for (const c of grid) {
-  test(`sparse equals dense with the mask of the same indices, float64 reference: ${name(c)}`, () => {
+for (const c of grid) for (const simd of PATHS) {
+  test(`sparse equals dense with the mask of the same indices, float64 reference: ${name(c)} simd=${simd}`, () => {
     const q = randomFloats([c.t, c.hq, c.dqk], 1, 2);
     const kv = randomFloats([c.s, c.hkv, c.dqk], 2, 2);
     const indices = randomIndices(c.t, c.hkv, c.k, c.s, 3, c.invalid, c.repeat);
     const ref = reference(q, kv, indices, c.dV);
-    const sparse = sparseAttention(q, kv, indices, { dV: c.dV });
+    const sparse = sparseAttention(q, kv, indices, { dV: c.dV, simd });
     assert.deepEqual(sparse.out.shape, [c.t, c.hq, c.dV]);
     assert.deepEqual(sparse.lse.shape, [c.t, c.hq]);
     assertClose(sparse.out.data, ref.out, TOL, 'sparse out');
     assertClose(sparse.lse.data, ref.lse, TOL, 'sparse lse');
     assertClose(sparse.maxLogits.data, ref.maxLogits, TOL, 'sparse maxLogits');
     for (const form of ['additive', 'bool', 'bits'] as const) {
-      const dense = denseAttention(q, kv, maskOfIndices(indices, c.s, form), { dV: c.dV });
+      const dense = denseAttention(q, kv, maskOfIndices(indices, c.s, form), { dV: c.dV, simd });
       assertClose(dense.out.data, ref.out, TOL, `dense ${form} out`);
       assertClose(dense.lse.data, ref.lse, TOL, `dense ${form} lse`);
     }
@@ -103,7 +106,7 @@ test('rows: [start, end) gives exactly those rows of the full result', () => {
   }
 });
 
-test('property: sparse matches the float64 reference on random shapes, invalid and repeated slots', () => {
+for (const simd of PATHS) test(`property: sparse matches the float64 reference on random shapes, invalid and repeated slots, simd=${simd}`, () => {
   fc.assert(
     fc.property(
       fc.record({
@@ -126,7 +129,7 @@ test('property: sparse matches the float64 reference on random shapes, invalid a
         const kv = randomFloats([c.s, c.hkv, c.dqk], c.seed + 1, 3);
         const indices = randomIndices(c.t, c.hkv, c.k, c.s, c.seed + 2, c.invalid, c.repeat);
         const ref = reference(q, kv, indices, dV, c.smScale);
-        const r = sparseAttention(q, kv, indices, { dV, smScale: c.smScale });
+        const r = sparseAttention(q, kv, indices, { dV, smScale: c.smScale, simd });
         assertClose(r.out.data, ref.out, TOL, 'out');
         assertClose(r.lse.data, ref.lse, TOL, 'lse');
         assertClose(r.maxLogits.data, ref.maxLogits, TOL, 'maxLogits');
@@ -150,4 +153,5 @@ test('errors name the argument, the expected and the actual value', () => {
   assert.throws(() => sparseAttention(q, kv, indices, { smScale: Number.NaN }), /smScale/);
   assert.throws(() => sparseAttention(q, kv, indices, { rows: [1, 3] }), /rows: expected \[start, end\) with 0 <= start <= end <= 2/);
   assert.throws(() => sparseAttention(q, kv, indices, { maxBytes: 16 }), /sparseAttention outputs .* over maxBytes.*rows/);
+  assert.throws(() => sparseAttention(q, kv, indices, { simd: 1 as never }), /simd: expected a boolean, got number/);
 });
