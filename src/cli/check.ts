@@ -1,0 +1,124 @@
+/**
+ * `dsa check`: verifies a mask made elsewhere (JAX, PyTorch, NumPy) against
+ * the definition of the mask of its top-k indices, block by block: each
+ * block of the file is compared byte for byte with the block generateMask
+ * builds in the same form, and the first differing position is printed.
+ * Additive masks must hold exactly 0 and DEFAULT_MASK_VALUE (MaxText's
+ * value); a mask that uses -inf or another fill differs at its first
+ * dropped key, and the message says which value it found.
+ */
+import { Command, Option } from 'commander';
+import type { CliContext } from './program.js';
+import type { NpyReader } from '../io/npy-file.js';
+import { generateMask } from '../mask/masks.js';
+import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
+import { CliError, blockRows, checkIndicesBelow, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
+
+interface CheckFlags {
+  mask: string;
+  indices: string;
+  seqLen?: number;
+  causalOffset?: number;
+  outOfRange: 'error' | 'skip';
+}
+
+export function checkCommand(ctx: CliContext): Command {
+  return new Command('check')
+    .description('verify a mask file against the mask its top-k indices define; exit code 1 and the first differing position on a mismatch')
+    .requiredOption('--mask <file>', 'mask .npy: additive float32 [b, t, s], bool [b, t, s], or bits uint32 [b, t, ceil(s/32)]')
+    .requiredOption('--indices <file>', 'top-k indices .npy, [b, t, k] int32 or int64 (negative = padding)')
+    .option('--seq-len <s>', 'number of keys s (default: the mask\'s last dimension; for bits, 32 per word)', parsePositive)
+    .option('--causal-offset <n>', 'the mask also drops keys j > t + n', parseInteger)
+    .addOption(new Option('--out-of-range <mode>', 'an index >= s: error, or skip (keeps nothing)').choices(['error', 'skip']).default('error'))
+    .action((flags: CheckFlags) => {
+      ctx.setExitCode(runCheck(flags, ctx) ? 0 : 1);
+    });
+}
+
+const FORM_OF_DTYPE: Record<string, MaskForm> = { float32: 'additive', bool: 'bool', uint8: 'bool', uint32: 'bits' };
+
+function runCheck(flags: CheckFlags, ctx: CliContext): boolean {
+  const mask = openInput('--mask', flags.mask, ['float32', 'bool', 'uint8', 'uint32'], ['b', 't', 's']);
+  try {
+    const indices = openInput('--indices', flags.indices, ['int32', 'int64'], ['b', 't', 'k']);
+    try {
+      return compare(flags, mask, indices, ctx);
+    } finally {
+      indices.close();
+    }
+  } finally {
+    mask.close();
+  }
+}
+
+function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: CliContext): boolean {
+  const form = FORM_OF_DTYPE[mask.dtype];
+  const [b, t, width] = mask.shape;
+  const [ib, it, k] = indices.shape;
+  if (ib !== b || it !== t) {
+    throw new CliError(`--mask: shape [${mask.shape.join(', ')}] must match --indices [${indices.shape.join(', ')}] in b and t`);
+  }
+  const s = flags.seqLen ?? (form === 'bits' ? width * 32 : width);
+  if (form === 'bits' ? wordsPerRow(s) !== width : s !== width) {
+    const expected = form === 'bits' ? `ceil(${s} / 32) = ${wordsPerRow(s)} words` : `s = ${s} keys`;
+    throw new CliError(`--mask: last dimension ${width} does not fit --seq-len ${s}: expected ${expected}`);
+  }
+  const rowsPerBlock = blockRows(width * 8 + k * 8);
+  const ctor = form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array;
+  const actual = new ctor(Math.min(rowsPerBlock, t) * width);
+  const expected = new ctor(actual.length);
+  for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
+    const n = t1 - t0;
+    const block = readIndexRows(indices, row, n, k);
+    if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
+    const got = mask.read(row * width, n * width, actual) as MaskData;
+    const want = generateMask({ data: block, shape: [1, n, k] }, s, {
+      form,
+      outOfRange: flags.outOfRange,
+      causalOffset: flags.causalOffset === undefined ? undefined : flags.causalOffset + t0,
+      out: expected.subarray(0, n * width),
+    }).data;
+    const gotBytes = Buffer.from(got.buffer, got.byteOffset, n * width * ctor.BYTES_PER_ELEMENT);
+    const wantBytes = Buffer.from(want.buffer, want.byteOffset, n * width * ctor.BYTES_PER_ELEMENT);
+    if (!gotBytes.equals(wantBytes)) {
+      const i = firstDifference(got, want, n * width);
+      const r = row + Math.floor(i / width);
+      const at = `batch ${Math.floor(r / t)}, query ${r % t}`;
+      const rowIndices = block.subarray((r - row) * k, (r - row + 1) * k);
+      ctx.io.out(`mismatch: ${describeDifference(form, got, want, i, width, at, rowIndices)}\n`);
+      return false;
+    }
+  }
+  ctx.io.out(`ok: ${form} mask [${mask.shape.join(', ')}] matches the mask of indices [${indices.shape.join(', ')}] with s = ${s}` +
+    `${flags.causalOffset === undefined ? '' : `, causal offset ${flags.causalOffset}`}\n`);
+  return true;
+}
+
+function firstDifference(a: MaskData, b: MaskData, n: number): number {
+  // Compare bit patterns, so -0 and NaN payloads count as differences too.
+  const ai = a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, n) : a;
+  const bi = b instanceof Float32Array ? new Uint32Array(b.buffer, b.byteOffset, n) : b;
+  for (let i = 0; i < n; i++) if (ai[i] !== bi[i]) return i;
+  return -1;
+}
+
+function describeDifference(form: MaskForm, got: MaskData, want: MaskData, i: number, width: number, at: string, rowIndices: Int32Array): string {
+  const col = i % width;
+  if (form === 'bits') {
+    const diff = got[i] ^ want[i];
+    const bit = 31 - Math.clz32(diff & -diff);
+    const key = col * 32 + bit;
+    const kept = (want[i] >>> bit) & 1;
+    return `${at}, key ${key}: the mask ${kept ? 'drops' : 'keeps'} it (bit ${bit} of word ${col} is ${kept ? 0 : 1}), the indices ${kept ? `keep it (slot ${rowIndices.indexOf(key)})` : 'drop it'}`;
+  }
+  const keptByIndices = form === 'additive' ? want[i] === 0 : want[i] === 1;
+  const value = form === 'additive' ? formatFloat(got[i]) : String(got[i]);
+  const meaning = form === 'additive'
+    ? got[i] === 0 && !Object.is(got[i], -0) ? 'kept' : got[i] === DEFAULT_MASK_VALUE ? 'dropped' : `neither 0 nor DEFAULT_MASK_VALUE ${formatFloat(DEFAULT_MASK_VALUE)}`
+    : got[i] === 1 ? 'kept' : got[i] === 0 ? 'dropped' : 'neither 0 nor 1';
+  return `${at}, key ${col}: the mask holds ${value} (${meaning}), the indices ${keptByIndices ? `keep it (slot ${rowIndices.indexOf(col)})` : 'drop it'}`;
+}
+
+function formatFloat(x: number): string {
+  return Object.is(x, -0) ? '-0' : Number.isFinite(x) && x !== 0 ? x.toExponential(6) : String(x);
+}
