@@ -54,7 +54,7 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
   const ws = getWorkspace(group, dV, BLOCK, 0);
   const { keys, bias } = ws;
   const m = args.simd ? simdModule() : null;
-  const buf = m ? simdBuffers(m, group, dqk, dV) : null;
+  const buf = simdBuffers(m, group, dqk, dV);
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       const maskOff = (r * hkv + g) * maskStride;

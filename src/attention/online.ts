@@ -187,7 +187,20 @@ export interface SimdBuffers {
   acc: Float32Array;
 }
 
-export function simdBuffers(m: SimdModule, group: number, dqk: number, dV: number): SimdBuffers {
+/** The module's attention kernels (src/simd/assembly/attention.ts); pointers are byte offsets. */
+interface AttentionExports {
+  /** out[i * outStride + j] = q[i] . keys[j], i < h, j < n (n a multiple of 4), rows d apart */
+  attnLogits(q: number, h: number, keys: number, n: number, d: number, out: number, outStride: number): void;
+  /** acc[i * accStride + c] += sum_j p[i * pStride + j] * keys[j * rowStride + c], c < d */
+  attnAccumulate(p: number, pStride: number, h: number, keys: number, n: number, rowStride: number, d: number, acc: number, accStride: number): void;
+}
+
+/**
+ * The SIMD buffers, or null where the TypeScript path must serve: no
+ * WebAssembly SIMD, or dqk / dV not multiples of 4 (the kernels have no tails).
+ */
+export function simdBuffers(m: SimdModule | null, group: number, dqk: number, dV: number): SimdBuffers | null {
+  if (!m || dqk % 4 !== 0 || dV % 4 !== 0 || typeof m.exports.attnLogits !== 'function') return null;
   const [pq, pBlock, pLogits, pAcc] = m.layout(group * dqk * 4, BLOCK * dqk * 4, group * BLOCK * 4, group * dV * 4);
   return {
     m, pq, pBlock, pLogits, pAcc,
@@ -220,7 +233,7 @@ export function foldBlockSimd(
 ): void {
   const { keys, bias, max, sum } = ws;
   const { m, block, logits, acc } = buf;
-  const e = m.exports;
+  const e = m.exports as unknown as AttentionExports;
   if (kvStride === dqk && count > 1 && keys[first + count - 1] === keys[first] + count - 1) {
     // Consecutive keys of one kv head (dense): one copy.
     const at = keys[first] * dqk;
@@ -231,7 +244,7 @@ export function foldBlockSimd(
       block.set(kv.subarray(at, at + dqk), kb * dqk);
     }
   }
-  for (let i = 0; i < group; i++) e.dotRows(buf.pq + i * dqk * 4, buf.pBlock, count, dqk, dqk, buf.pLogits + i * BLOCK * 4);
+  e.attnLogits(buf.pq, group, buf.pBlock, (count + 3) & ~3, dqk, buf.pLogits, BLOCK);
   for (let i = 0; i < group; i++) {
     const row = i * BLOCK;
     let blockMax = -Infinity;
@@ -259,7 +272,7 @@ export function foldBlockSimd(
     }
     sum[i] += total;
   }
-  for (let i = 0; i < group; i++) e.axpyRows(buf.pLogits + i * BLOCK * 4, buf.pBlock, count, dV, dqk, buf.pAcc + i * dV * 4);
+  e.attnAccumulate(buf.pLogits, BLOCK, group, buf.pBlock, count, dqk, dV, buf.pAcc, dV);
 }
 
 /**

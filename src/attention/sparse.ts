@@ -50,7 +50,7 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
   const ws = getWorkspace(group, dV, topK, assumeUnique ? 0 : s);
   const { keys, stamp } = ws;
   const m = args.simd ? simdModule() : null;
-  const buf = m ? simdBuffers(m, group, dqk, dV) : null;
+  const buf = simdBuffers(m, group, dqk, dV);
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       // Gather the valid, distinct keys once for all heads of the group.

@@ -4,3 +4,4 @@
 // module's memory; the TypeScript loader (src/simd/index.ts) lays the data out.
 export * from './linalg';
 export * from './indexer';
+export * from './attention';
