@@ -12,3 +12,6 @@ export type { AttentionOptions, AttentionResult } from './attention/inputs.js';
 export type { SparseAttentionOptions, SparseAttentionResult } from './attention/sparse.js';
 export { topk } from './topk/topk.js';
 export type { TopkOptions, TopkResult } from './topk/topk.js';
+export { indexerScores } from './indexer/scores.js';
+export type { IndexerScoresOptions } from './indexer/scores.js';
+export { simdSupported, initSimd } from './simd/index.js';

@@ -21,8 +21,8 @@
 }
 
 /**
- * float32: q [h, dp], w [h], keys [n, dp], out [n]; h even, n and dp
- * multiples of 4.
+ * float32: q [h, dp], w [h], keys [n, dp], out [n]; h even, n a multiple
+ * of 4, dp a multiple of 8.
  */
 export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32, dp: i32, out: usize): void {
   const rowBytes = <usize>dp << 2;
@@ -36,9 +36,20 @@ export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32,
       const qb = qa + rowBytes;
       let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
       let b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-      for (let o: usize = 0; o < rowBytes; o += 16) {
-        const x = v128.load(qa + o), y = v128.load(qb + o);
-        const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+      // Two vectors per trip, the second by immediate offsets: fewer address adds.
+      for (let o: usize = 0; o < rowBytes; o += 32) {
+        let x = v128.load(qa + o), y = v128.load(qb + o);
+        let v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+        a0 = f32x4.add(a0, f32x4.mul(x, v0));
+        a1 = f32x4.add(a1, f32x4.mul(x, v1));
+        a2 = f32x4.add(a2, f32x4.mul(x, v2));
+        a3 = f32x4.add(a3, f32x4.mul(x, v3));
+        b0 = f32x4.add(b0, f32x4.mul(y, v0));
+        b1 = f32x4.add(b1, f32x4.mul(y, v1));
+        b2 = f32x4.add(b2, f32x4.mul(y, v2));
+        b3 = f32x4.add(b3, f32x4.mul(y, v3));
+        x = v128.load(qa + o, 16); y = v128.load(qb + o, 16);
+        v0 = v128.load(k0 + o, 16); v1 = v128.load(k1 + o, 16); v2 = v128.load(k2 + o, 16); v3 = v128.load(k3 + o, 16);
         a0 = f32x4.add(a0, f32x4.mul(x, v0));
         a1 = f32x4.add(a1, f32x4.mul(x, v1));
         a2 = f32x4.add(a2, f32x4.mul(x, v2));
@@ -61,7 +72,7 @@ export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32,
  * dst [n, dp] int16 lanes holding values in [-127, 127], with one float32
  * scale per 128-element block: scale = amax / 127, v = nearest(x * (127 / amax))
  * (0 when amax = 0). Scales go to scales[b * scaleStride + i] (block-major,
- * so the scales of consecutive rows load as one vector). dp a multiple of 8.
+ * so the scales of consecutive rows load as one vector). dp a multiple of 16.
  */
 export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride: i32, n: i32, dp: i32): void {
   const nb = (dp + 127) >> 7;
@@ -89,13 +100,13 @@ export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride:
 
 /**
  * int8 (in int16 lanes): q [h, dp] with scales qs[b * h + hh], keys [n, dp]
- * with scales ks[b * n + j], w [h], out [n]. Per head and key:
+ * with scales ks[b * ksStride + j], w [h], out [n]. Per head and key:
  * dot = sum over blocks b of f32(qs * ks) * f32(integer dot of block b),
  * accumulated in float32 in block order; then out[j] = sum_h w * ReLU(dot).
- * h even, n a multiple of 4, dp a multiple of 8. The integer dot of a
+ * h even, n a multiple of 4, dp a multiple of 16. The integer dot of a
  * block cannot overflow: |v| <= 127, 128 terms, < 2^21.
  */
-export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: usize, n: i32, h: i32, dp: i32, out: usize): void {
+export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: usize, ksStride: i32, n: i32, h: i32, dp: i32, out: usize): void {
   const rowBytes = <usize>dp << 1;
   const nb = (dp + 127) >> 7;
   const zero = f32x4.splat(0);
@@ -113,9 +124,19 @@ export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: u
         const o1 = <usize>min((b + 1) << 8, dp << 1);
         let a0 = izero, a1 = izero, a2 = izero, a3 = izero;
         let b0 = izero, b1 = izero, b2 = izero, b3 = izero;
-        for (let o = o0; o < o1; o += 16) {
-          const x = v128.load(qa + o), y = v128.load(qb + o);
-          const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+        for (let o = o0; o < o1; o += 32) {
+          let x = v128.load(qa + o), y = v128.load(qb + o);
+          let v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v0));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v1));
+          a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v2));
+          a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v3));
+          b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v0));
+          b1 = i32x4.add(b1, i32x4.dot_i16x8_s(y, v1));
+          b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v2));
+          b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v3));
+          x = v128.load(qa + o, 16); y = v128.load(qb + o, 16);
+          v0 = v128.load(k0 + o, 16); v1 = v128.load(k1 + o, 16); v2 = v128.load(k2 + o, 16); v3 = v128.load(k3 + o, 16);
           a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v0));
           a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v1));
           a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v2));
@@ -125,7 +146,7 @@ export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: u
           b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v2));
           b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v3));
         }
-        const kscale = v128.load(ks + ((<usize>b * <usize>n + <usize>j) << 2));
+        const kscale = v128.load(ks + ((<usize>b * <usize>ksStride + <usize>j) << 2));
         const qsp = qs + ((<usize>b * <usize>h + <usize>hh) << 2);
         da = f32x4.add(da, f32x4.mul(f32x4.mul(v128.load32_splat(qsp), kscale), f32x4.convert_i32x4_s(sum4i(a0, a1, a2, a3))));
         db = f32x4.add(db, f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3))));

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { indexerScores } from '../../src/indexer/scores.js';
+import type { Tensor } from '../../src/tensor.js';
+
+type F = Tensor<Float32Array>;
+const f = Math.fround;
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let x = (seed >>> 0) || 7;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    a[i] = ((x >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return a;
+}
+
+function inputs(b: number, t: number, h: number, d: number, s: number, seed: number): { q: F; k: F; w: F } {
+  return {
+    q: { data: rand(b * t * h * d, seed), shape: [b, t, h, d] },
+    k: { data: rand(b * s * d, seed + 1), shape: [b, s, d] },
+    w: { data: rand(b * t * h, seed + 2), shape: [b, t, h] },
+  };
+}
+
+/** Block-128 quantization of one vector of d values, written out plainly: [values, scales]. */
+function quantize(x: Float32Array, at: number, d: number): [number[], number[]] {
+  const values: number[] = [], scales: number[] = [];
+  for (let e0 = 0; e0 < d; e0 += 128) {
+    const block = Array.from(x.subarray(at + e0, at + Math.min(e0 + 128, d)));
+    const amax = Math.max(0, ...block.map(Math.abs));
+    const inv = amax > 0 ? f(127 / amax) : 0;
+    scales.push(f(amax / 127));
+    for (const v of block) {
+      const y = f(v * inv), lo = Math.floor(y);
+      values.push(y - lo < 0.5 ? lo : y - lo > 0.5 ? lo + 1 : lo % 2 === 0 ? lo : lo + 1); // half to even
+    }
+  }
+  return [values, scales];
+}
+
+/** The quantized arithmetic, float32 step by step: the exact result int8 must give. */
+function int8Reference(q: F, k: F, w: F, weightScale: number): Float32Array {
+  const [b, t, h, d] = q.shape;
+  const s = k.shape[1];
+  const out = new Float32Array(b * t * s);
+  for (let bi = 0; bi < b; bi++)
+    for (let ti = 0; ti < t; ti++) {
+      const row = bi * t + ti;
+      const qh = Array.from({ length: h }, (_, hh) => quantize(q.data, (row * h + hh) * d, d));
+      for (let j = 0; j < s; j++) {
+        const [kv, ks] = quantize(k.data, (bi * s + j) * d, d);
+        let score = 0;
+        for (let hh = 0; hh < h; hh++) {
+          const [qv, qs] = qh[hh];
+          let dot = 0;
+          for (let blk = 0; blk < ks.length; blk++) {
+            let idot = 0;
+            for (let e = blk * 128; e < Math.min(blk * 128 + 128, d); e++) idot += qv[e] * kv[e];
+            dot = f(dot + f(f(qs[blk] * ks[blk]) * idot));
+          }
+          score = f(score + f(f(w.data[row * h + hh] * weightScale) * Math.max(dot, 0)));
+        }
+        out[row * s + j] = score;
+      }
+    }
+  return out;
+}
+
+const grid: [number, number, number, number, number][] = [
+  [1, 2, 4, 128, 9],
+  [2, 3, 3, 20, 37],
+  [1, 2, 2, 300, 17],
+  [1, 2, 64, 128, 1030],
+];
+
+for (const [b, t, h, d, s] of grid) {
+  test(`int8 q[${b},${t},${h},${d}] s=${s}: SIMD and fallback equal the quantized reference exactly`, () => {
+    const { q, k, w } = inputs(b, t, h, d, s, s + d);
+    const expected = int8Reference(q, k, w, 0.5);
+    assert.deepEqual(indexerScores(q, k, w, { precision: 'int8', weightScale: 0.5 }).data, expected, 'simd');
+    assert.deepEqual(indexerScores(q, k, w, { precision: 'int8', weightScale: 0.5, simd: false }).data, expected, 'fallback');
+  });
+}
+
+test('fast-check: int8 exact on random shapes, zero blocks and rounding ties', () => {
+  fc.assert(
+    fc.property(
+      fc.record({ h: fc.integer({ min: 1, max: 5 }), d: fc.integer({ min: 1, max: 140 }), s: fc.integer({ min: 1, max: 12 }), seed: fc.integer(), zeros: fc.boolean() }),
+      ({ h, d, s, seed, zeros }) => {
+        const { q, k, w } = inputs(1, 2, h, d, s, seed);
+        if (zeros) k.data.fill(0, 0, d); // a zero key: scale 0
+        // Values at exact multiples of amax/254 land on rounding ties.
+        for (let i = 0; i < q.data.length; i += 3) q.data[i] = f(Math.round(q.data[i] * 254) / 254);
+        const expected = int8Reference(q, k, w, 1);
+        assert.deepEqual(indexerScores(q, k, w, { precision: 'int8' }).data, expected, 'simd');
+        assert.deepEqual(indexerScores(q, k, w, { precision: 'int8', simd: false }).data, expected, 'fallback');
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+/** Indices of the k largest, ties by lower index (a plain sort). */
+function topSet(scores: Float32Array, k: number): Set<number> {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  return new Set(order.slice(0, k));
+}
+
+test('int8 top-k overlap with float32 top-k >= 0.95 at k=2048 (q[1,2,64,128] s=8192, random)', () => {
+  const [t, s, k] = [2, 8192, 2048];
+  const { q, k: keys, w } = inputs(1, t, 64, 128, s, 42);
+  const scale = 64 ** -0.5 * 128 ** -0.5;
+  const exact = indexerScores(q, keys, w, { weightScale: scale });
+  const int8 = indexerScores(q, keys, w, { weightScale: scale, precision: 'int8' });
+  for (let row = 0; row < t; row++) {
+    const a = topSet(exact.data.subarray(row * s, (row + 1) * s), k);
+    const b = topSet(int8.data.subarray(row * s, (row + 1) * s), k);
+    let common = 0;
+    for (const i of b) if (a.has(i)) common++;
+    assert.ok(common / k >= 0.95, `row ${row}: recall ${common / k}`);
+  }
+});
