@@ -33,20 +33,22 @@ export interface Workspace {
   max: Float64Array;
   /** [group] running sum of exp(logit - max) */
   sum: Float64Array;
-  /** [s] dedupe stamps: key j was seen in the current list iff stamp[j] === epoch */
-  stamp: Int32Array;
-  epoch: number;
+  /**
+   * [ceil(s/32)] dedupe bits: key j is in the current list iff its bit is
+   * set. s bits (16 KiB at s = 131072) stay in L1; after each list the words
+   * of its keys are zeroed again (O(k), never O(s)).
+   */
+  seen: Uint32Array;
 }
 
-let workspace: Workspace = {
+const workspace: Workspace = {
   keys: new Int32Array(BLOCK),
   bias: new Float64Array(2 * BLOCK),
   logits: new Float64Array(BLOCK),
   acc: new Float64Array(0),
   max: new Float64Array(1),
   sum: new Float64Array(1),
-  stamp: new Int32Array(0),
-  epoch: 0,
+  seen: new Uint32Array(0),
 };
 
 export function getWorkspace(group: number, dV: number, keys: number, s: number): Workspace {
@@ -58,21 +60,8 @@ export function getWorkspace(group: number, dV: number, keys: number, s: number)
     ws.max = new Float64Array(group);
     ws.sum = new Float64Array(group);
   }
-  if (ws.stamp.length < s) {
-    ws.stamp = new Int32Array(s);
-    ws.epoch = 0;
-  }
-  workspace = ws;
+  if (ws.seen.length < (s + 31) >>> 5) ws.seen = new Uint32Array((s + 31) >>> 5);
   return ws;
-}
-
-/** A fresh stamp for one key list; wraps by clearing the stamps (once per 2^31 lists). */
-export function nextEpoch(ws: Workspace): number {
-  if (ws.epoch === 0x7fffffff) {
-    ws.stamp.fill(0);
-    ws.epoch = 0;
-  }
-  return ++ws.epoch;
 }
 
 export function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): number {

@@ -10,7 +10,7 @@ import { allocLocal } from '../tensor.js';
 import { checkTensor } from '../validate.js';
 import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
 import type { KernelArgs } from '../plan.js';
-import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, nextEpoch, resetGroup, simdBuffers } from './online.js';
+import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, simdBuffers } from './online.js';
 import { simdModule } from '../simd/index.js';
 
 export interface SparseAttentionOptions extends AttentionOptions {
@@ -48,7 +48,7 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
   const group = hq / hkv;
   const kvStride = hkv * dqk;
   const ws = getWorkspace(group, dV, topK, assumeUnique ? 0 : s);
-  const { keys, stamp } = ws;
+  const { keys, seen } = ws;
   const m = args.simd ? simdModule() : null;
   const buf = simdBuffers(m, group, dqk, dV);
   for (let r = rowStart; r < rowEnd; r++) {
@@ -62,14 +62,17 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
           if (j >= 0 && j < s) keys[n++] = j;
         }
       } else {
-        const epoch = nextEpoch(ws);
         for (let i = 0; i < topK; i++) {
           const j = indices[base + i];
-          if (j >= 0 && j < s && stamp[j] !== epoch) {
-            stamp[j] = epoch;
+          if (j < 0 || j >= s) continue;
+          const bit = 1 << (j & 31);
+          if ((seen[j >>> 5] & bit) === 0) {
+            seen[j >>> 5] |= bit;
             keys[n++] = j;
           }
         }
+        // Every bit set in these words belongs to a listed key: zero them whole.
+        for (let i = 0; i < n; i++) seen[keys[i] >>> 5] = 0;
       }
       resetGroup(ws, group, dV);
       const qBase = (r * hq + g * group) * dqk;

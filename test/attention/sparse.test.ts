@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { sparseAttention, sparseAttentionReference } from '../../src/attention/sparse.js';
 import { denseAttention } from '../../src/attention/dense.js';
+import { generateMask } from '../../src/mask/masks.js';
 import type { Tensor } from '../../src/tensor.js';
 import { assertClose } from '../helpers/close.js';
 import { simdSupported } from '../../src/simd/index.js';
@@ -56,6 +57,21 @@ for (const c of grid) for (const simd of PATHS) {
     }
   });
 }
+
+test('generateMask of the indices viewed as [t, hkv, k] is the dense mask: q[6,8,64] kv[200,2,64] idx[6,2,48] dV=32', () => {
+  const q = randomFloats([6, 8, 64], 21, 2);
+  const kv = randomFloats([200, 2, 64], 22, 2);
+  const indices = randomIndices(6, 2, 48, 200, 23, 0.2, 0.2);
+  const ref = reference(q, kv, indices, 32);
+  const sparse = sparseAttention(q, kv, indices, { dV: 32 });
+  for (const form of ['additive', 'bool', 'bits'] as const) {
+    const mask = generateMask(indices, 200, { form, outOfRange: 'skip' });
+    const dense = denseAttention(q, kv, mask, { dV: 32 });
+    assertClose(dense.out.data, ref.out, TOL, `dense ${form} out`);
+    assertClose(dense.lse.data, ref.lse, TOL, `dense ${form} lse`);
+    assertClose(dense.out.data, sparse.out.data, TOL, `dense ${form} vs sparse out`);
+  }
+});
 
 test('duplicates count once; assumeUnique on unique indices gives the same bits', () => {
   const q = randomFloats([2, 2, 8], 4);
