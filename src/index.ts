@@ -15,3 +15,5 @@ export type { TopkOptions, TopkResult } from './topk/topk.js';
 export { indexerScores } from './indexer/scores.js';
 export type { IndexerScoresOptions } from './indexer/scores.js';
 export { simdSupported, initSimd } from './simd/index.js';
+export { lightningIndexer } from './indexer/module.js';
+export type { IndexerWeights, IndexerInputs, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';

@@ -84,7 +84,8 @@ export function scoresTs(args: KernelArgs, tileStart: number, tileEnd: number): 
         }
         for (; e < d; e++) d0 += q[qh + e] * k[kj + e];
         const dot = d0 + d1 + (d2 + d3);
-        if (dot > 0) score += Math.fround(w[row * h + hh] * weightScale) * dot;
+        // ReLU that keeps NaN, as Math.max and the SIMD kernel do.
+        if (dot > 0 || dot !== dot) score += Math.fround(w[row * h + hh] * weightScale) * dot;
       }
       out[outRow + j] = score;
     }

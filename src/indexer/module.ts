@@ -1,0 +1,243 @@
+/**
+ * lightningIndexer: DeepSeek-V3.2's indexer module (MaxText's `Indexer`),
+ * from weights and hidden states to the top-k keys of every query.
+ *
+ *   q      = qr @ wqB^T                      [b, t, h, d]
+ *   k      = LayerNorm(x @ wk^T; kNorm)      [b, t, d]   (eps 1e-6, with bias)
+ *   RoPE   on the first ropeDim dims of q and k, non-interleaved: pairs
+ *          (i, i + ropeDim/2), angle = position * freq[i]
+ *   (optional) Hadamard rotation of q and k (DeepSeek's rotate_activation)
+ *   keys   = [kCache; k]                     [b, s, d]  (s = sPast + t)
+ *   w      = (x @ weightsProj^T) * h^-0.5 * d^-0.5      [b, t, h]
+ *   scores = indexerScores(q, keys, w)       [b, t, s]
+ *   top-k  over eligible keys (causal: j <= sPast + ti; and `mask`),
+ *          k' = min(topK, s): with s <= topK every eligible key is kept.
+ *
+ * Weights use the PyTorch `nn.Linear` layout [out, in] (DeepSeek's
+ * checkpoints); MaxText's `kernel`s are their transposes.
+ */
+import { product, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
+import { simdModule } from '../simd/index.js';
+import { indexerScores, type IndexerScoresOptions } from './scores.js';
+import { topk } from '../topk/topk.js';
+import { generateMask } from '../mask/masks.js';
+
+export interface IndexerWeights {
+  /** wq_b [h*d, qRank]: q[b,t,h*d] = qr @ wqB^T, then viewed as [h, d]. */
+  wqB: Tensor<Float32Array>;
+  /** wk [d, dim]: k = x @ wk^T. */
+  wk: Tensor<Float32Array>;
+  /** LayerNorm scale on k, [d]. */
+  kNormWeight: Tensor<Float32Array>;
+  /** LayerNorm bias on k, [d]. */
+  kNormBias: Tensor<Float32Array>;
+  /** weights_proj [h, dim]: head weights = x @ weightsProj^T. */
+  weightsProj: Tensor<Float32Array>;
+}
+
+export interface IndexerInputs {
+  /** Hidden states of the t new tokens, [b, t, dim]. */
+  x: Tensor<Float32Array>;
+  /** Low-rank queries (MLA's q_norm(wq_a(x))), [b, t, qRank]. */
+  qr: Tensor<Float32Array>;
+  /** Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier call returned them. */
+  kCache?: Tensor<Float32Array>;
+}
+
+export interface LightningIndexerOptions {
+  /** Keys per query (default 2048, DeepSeek-V3.2's index_topk). */
+  topK?: number;
+  /** Leading dims of each head that get RoPE (default 64). */
+  ropeDim?: number;
+  /** RoPE base (default 10000): freq[i] = theta^(-2i/ropeDim). */
+  ropeTheta?: number;
+  /** Inverse frequencies [ropeDim/2] (e.g. YaRN-corrected); overrides ropeTheta. */
+  ropeFreqs?: Float32Array;
+  /** LayerNorm epsilon (default 1e-6). */
+  eps?: number;
+  /** Query ti (position sPast + ti) sees keys j <= sPast + ti (default true). */
+  causal?: boolean;
+  /** Extra eligibility [b, t, s], any mask form (kept keys are eligible). */
+  mask?: Tensor<MaskData>;
+  /** Also return the top-k keys as a mask of this form. */
+  maskForm?: MaskForm;
+  /** DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q and k; d a power of 2. No-op for exact scores; helps int8. */
+  hadamard?: boolean;
+  /** Score precision (see indexerScores). */
+  precision?: 'float32' | 'int8';
+  /** `false` forces the TypeScript kernels. */
+  simd?: boolean;
+  /** Memory guard for everything the call allocates. */
+  maxBytes?: number;
+}
+
+export interface LightningIndexerResult {
+  /** [b, t, s] scores; ineligible (causal) keys hold -Infinity. */
+  scores: Tensor<Float32Array>;
+  /** [b, t, k'] top-k scores, descending; -Infinity in empty slots. */
+  values: Tensor<Float32Array>;
+  /** [b, t, k'] key indices, ties by lower index; -1 in empty slots. k' = min(topK, s). */
+  indices: Tensor<Int32Array>;
+  /** [b, s, d] the keys (kCache followed by the new ones): the next call's kCache. */
+  keys: Tensor<Float32Array>;
+  /** [b, t, s] (or bits [b, t, ceil(s/32)]) when `maskForm` is given. */
+  mask?: Tensor<MaskData>;
+}
+
+/**
+ * y[r, o] = x[r, :] . W[o, :] for rows r < n: x [n, in], W [out, in].
+ * On WebAssembly SIMD, W is copied into the module's memory once and each
+ * row runs dotRows over it.
+ */
+function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean): Float32Array {
+  const y = new Float32Array(n * outDim);
+  const m = useSimd ? simdModule() : null;
+  if (m) {
+    const [pw, px, py] = m.layout(W.length * 4, inDim * 4, outDim * 4);
+    m.f32(pw, W.length).set(W);
+    const xv = m.f32(px, inDim), yv = m.f32(py, outDim);
+    for (let r = 0; r < n; r++) {
+      xv.set(x.subarray(r * inDim, (r + 1) * inDim));
+      m.exports.dotRows(px, pw, outDim, inDim, inDim, py);
+      y.set(yv, r * outDim);
+    }
+    return y;
+  }
+  for (let r = 0; r < n; r++) {
+    for (let o = 0; o < outDim; o++) {
+      let acc = 0;
+      for (let e = 0; e < inDim; e++) acc += x[r * inDim + e] * W[o * inDim + e];
+      y[r * outDim + o] = acc;
+    }
+  }
+  return y;
+}
+
+/** Non-interleaved RoPE on v[at .. at+ropeDim): pairs (i, i + half). */
+function rope(v: Float32Array, at: number, ropeDim: number, position: number, freqs: Float64Array): void {
+  const half = ropeDim / 2;
+  for (let i = 0; i < half; i++) {
+    const angle = position * freqs[i];
+    const c = Math.cos(angle), sn = Math.sin(angle);
+    const a = v[at + i], b = v[at + half + i];
+    v[at + i] = a * c - b * sn;
+    v[at + half + i] = a * sn + b * c;
+  }
+}
+
+/** In-place fast Walsh-Hadamard transform (Sylvester order) of v[at .. at+d), scaled d^-0.5. */
+function hadamard(v: Float32Array, at: number, d: number): void {
+  for (let len = 1; len < d; len <<= 1) {
+    for (let i = 0; i < d; i += len << 1) {
+      for (let j = i; j < i + len; j++) {
+        const a = v[at + j], b = v[at + j + len];
+        v[at + j] = a + b;
+        v[at + j + len] = a - b;
+      }
+    }
+  }
+  const scale = 1 / Math.sqrt(d);
+  for (let e = 0; e < d; e++) v[at + e] *= scale;
+}
+
+/**
+ * The lightning indexer module. Shapes: x [b, t, dim], qr [b, t, qRank],
+ * kCache [b, sPast, d] (optional), weights as in `IndexerWeights`; h and d
+ * come from weightsProj [h, dim] and wk [d, dim]. Returns scores [b, t, s],
+ * the top-k values and indices [b, t, min(topK, s)], the keys [b, s, d] and,
+ * with `maskForm`, the top-k mask.
+ */
+export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions = {}): LightningIndexerResult {
+  const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
+  const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
+  checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
+  checkSame('lightningIndexer', tq, 'inputs.qr t', t, 'inputs.x t');
+  const [h, dimW] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
+  checkSame('lightningIndexer', dimW, 'weights.weightsProj dim', dim, 'inputs.x dim');
+  const [d, dimK] = checkTensor('weights.wk', weights.wk, Float32Array, ['d', 'dim']);
+  checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'inputs.x dim');
+  const [hd, qRankW] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
+  checkSame('lightningIndexer', hd, 'weights.wqB rows', h * d, 'h*d');
+  checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
+  checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
+  checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
+  let sPast = 0;
+  if (inputs.kCache !== undefined) {
+    const [bc, sc, dc] = checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd']);
+    checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
+    checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
+    sPast = sc;
+  }
+  const s = sPast + t;
+  const topK = checkSize('topK', opts.topK ?? 2048);
+  const ropeDim = opts.ropeDim ?? 64;
+  if (!Number.isInteger(ropeDim) || ropeDim < 0 || ropeDim % 2 !== 0 || ropeDim > d) {
+    throw new RangeError(`ropeDim: expected an even integer in [0, d = ${d}], got ${String(ropeDim)}`);
+  }
+  const freqs = new Float64Array(ropeDim / 2);
+  if (opts.ropeFreqs !== undefined) {
+    if (!(opts.ropeFreqs instanceof Float32Array) || opts.ropeFreqs.length !== ropeDim / 2) {
+      throw new RangeError(`ropeFreqs: expected a Float32Array of length ropeDim/2 = ${ropeDim / 2}, got ${opts.ropeFreqs instanceof Float32Array ? `length ${opts.ropeFreqs.length}` : typeof opts.ropeFreqs}`);
+    }
+    freqs.set(opts.ropeFreqs);
+  } else {
+    const theta = checkFinite('ropeTheta', opts.ropeTheta ?? 10000);
+    for (let i = 0; i < ropeDim / 2; i++) freqs[i] = theta ** (-(2 * i) / ropeDim);
+  }
+  const eps = checkFinite('eps', opts.eps ?? 1e-6);
+  const causal = opts.causal ?? true;
+  if (opts.hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  const maskForm = opts.maskForm === undefined ? undefined : checkOneOf('maskForm', opts.maskForm, ['additive', 'bool', 'bits'] as const);
+  const k = Math.min(topK, s);
+  const maskBytes = maskForm === undefined ? 0 : maskForm === 'bits' ? b * t * Math.ceil(s / 32) * 4 : b * t * s * (maskForm === 'bool' ? 1 : 4);
+  const bytes = 4 * (b * t * h * d + b * s * d + b * t * h + b * t * s + 2 * b * t * k + product([h * d, qRank])) + maskBytes;
+  checkBytes(`lightningIndexer [b=${b}, t=${t}, s=${s}, h=${h}, d=${d}]`, bytes, opts.maxBytes, 'run query blocks (fewer tokens t per call) or output indices only');
+  const useSimd = opts.simd ?? true;
+
+  // q = qr @ wqB^T, RoPE on each head's first ropeDim dims, optional Hadamard.
+  const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd); // [b*t, h*d]
+  // k = LayerNorm(x @ wk^T), RoPE, optional Hadamard; appended to the cache.
+  const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd); // [b*t, d]
+  const gamma = weights.kNormWeight.data, beta = weights.kNormBias.data;
+  for (let r = 0; r < b * t; r++) {
+    let mean = 0;
+    for (let e = 0; e < d; e++) mean += kNew[r * d + e];
+    mean /= d;
+    let variance = 0;
+    for (let e = 0; e < d; e++) variance += (kNew[r * d + e] - mean) ** 2;
+    const inv = 1 / Math.sqrt(variance / d + eps);
+    for (let e = 0; e < d; e++) kNew[r * d + e] = (kNew[r * d + e] - mean) * inv * gamma[e] + beta[e];
+  }
+  for (let r = 0; r < b * t; r++) {
+    const position = sPast + (r % t);
+    for (let hh = 0; hh < h; hh++) {
+      rope(q, (r * h + hh) * d, ropeDim, position, freqs);
+      if (opts.hadamard) hadamard(q, (r * h + hh) * d, d);
+    }
+    rope(kNew, r * d, ropeDim, position, freqs);
+    if (opts.hadamard) hadamard(kNew, r * d, d);
+  }
+  const keys = new Float32Array(b * s * d);
+  for (let bi = 0; bi < b; bi++) {
+    if (sPast > 0) keys.set(inputs.kCache!.data.subarray(bi * sPast * d, (bi + 1) * sPast * d), bi * s * d);
+    keys.set(kNew.subarray(bi * t * d, (bi + 1) * t * d), (bi * s + sPast) * d);
+  }
+  // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
+  const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd); // [b*t, h]
+
+  const scoreOpts: IndexerScoresOptions = { weightScale: h ** -0.5 * d ** -0.5, maxBytes: opts.maxBytes };
+  if (causal) scoreOpts.causalOffset = sPast;
+  if (opts.precision !== undefined) scoreOpts.precision = opts.precision;
+  if (opts.simd !== undefined) scoreOpts.simd = opts.simd;
+  const scores = indexerScores({ data: q, shape: [b, t, h, d] }, { data: keys, shape: [b, s, d] }, { data: w, shape: [b, t, h] }, scoreOpts);
+  const selected = topk(scores, k, {
+    ...(causal ? { causalOffset: sPast } : {}),
+    ...(opts.mask !== undefined ? { mask: opts.mask } : {}),
+    maxBytes: opts.maxBytes,
+  });
+  const result: LightningIndexerResult = { scores, values: selected.values, indices: selected.indices, keys: { data: keys, shape: [b, s, d] } };
+  if (maskForm !== undefined) result.mask = generateMask(selected.indices, s, { form: maskForm, maxBytes: opts.maxBytes });
+  return result;
+}
+
