@@ -9,6 +9,7 @@ import { maskCommand } from './mask.js';
 import { checkCommand } from './check.js';
 import { thresholdCommand } from './threshold.js';
 import { topkCommand } from './topk.js';
+import { demoCommand } from './demo.js';
 
 /** Where a command prints: results to `out` (stdout), diagnostics to `err` (stderr). */
 export interface CliIo {
@@ -28,7 +29,7 @@ export function buildProgram(ctx: CliContext): Command {
   const program = new Command('dsa')
     .description('DeepSeek Sparse Attention: masks, top-k and the whole pipeline, reading and writing NumPy .npy files')
     .showSuggestionAfterError();
-  for (const command of [maskCommand(ctx), checkCommand(ctx), topkCommand(ctx), thresholdCommand(ctx)]) program.addCommand(command);
+  for (const command of [maskCommand(ctx), checkCommand(ctx), topkCommand(ctx), thresholdCommand(ctx), demoCommand(ctx)]) program.addCommand(command);
   const output = { writeOut: (s: string) => ctx.io.out(s), writeErr: (s: string) => ctx.io.err(s), outputError: (s: string, write: (s: string) => void) => write(s) };
   for (const c of [program, ...program.commands]) c.exitOverride().configureOutput(output);
   return program;

@@ -177,7 +177,7 @@ with open(${JSON.stringify(f('junk.npy'))}, 'wb') as dst:
 });
 
 test('--help for every command', async () => {
-  const results = await Promise.all(['mask', 'check', 'topk', 'threshold'].map((c) => dsa(c, '--help')));
+  const results = await Promise.all(['mask', 'check', 'topk', 'threshold', 'demo'].map((c) => dsa(c, '--help')));
   for (const r of results) {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Usage: dsa \w+ \[options\]/);

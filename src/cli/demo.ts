@@ -1,0 +1,336 @@
+/**
+ * `dsa demo`: the whole DSA pipeline on seeded synthetic inputs: lightning
+ * indexer scores, exact top-k, the mask in every strategy (broadcast, the
+ * reference; scatter; MaxText's threshold form), dense masked attention
+ * (the reference) and mask-free sparse attention. It prints a table of
+ * time, memory and agreement with the reference, sweeps s for the
+ * complexity plot, and writes a self-contained HTML report.
+ */
+import { writeFileSync, renameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Command, Option } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { indexerScores } from '../indexer/scores.js';
+import { topk } from '../topk/topk.js';
+import { generateMask, maskFromThreshold, combineMasks, causalMask } from '../mask/masks.js';
+import { denseAttention } from '../attention/dense.js';
+import { sparseAttention } from '../attention/sparse.js';
+import { createPool } from '../parallel.js';
+import { initSimd } from '../simd/index.js';
+import { formatBytes } from '../validate.js';
+import type { MaskData, Tensor } from '../tensor.js';
+import type { CliContext } from './program.js';
+import { CliError, parsePositive } from './inputs.js';
+import { attentionInputs, indexerInputs, type DemoShape } from './demo-data.js';
+import { renderReport } from './report.js';
+
+export interface DemoConfig extends DemoShape {
+  k: number;
+  hq: number;
+  dqk: number;
+  dV: number;
+  seed: number;
+  /** 1: everything on this thread; more: the worker pool. */
+  threads: number;
+  causal: boolean;
+  /** Key counts for the time-against-s sweep (each run on `sweepRows` queries). */
+  sweep: number[];
+  sweepRows: number;
+}
+
+export const DEMO_DEFAULTS: DemoConfig = {
+  b: 1, t: 256, s: 16384, h: 64, d: 128, k: 2048, hq: 8, dqk: 128, dV: 128, seed: 1,
+  threads: Math.min(availableParallelism(), 8), causal: true, sweep: [2048, 4096, 8192, 16384], sweepRows: 16,
+};
+
+export interface StrategyRow {
+  stage: 'indexer' | 'top-k' | 'mask' | 'attention';
+  strategy: string;
+  ms: number;
+  bytes: number;
+  /** 'reference', 'bit-exact', 'within tolerance', 'MISMATCH' or '' (not compared). */
+  match: string;
+  detail: string;
+}
+
+export interface SweepPoint {
+  s: number;
+  strategy: string;
+  /** Milliseconds per query row. */
+  msPerRow: number;
+}
+
+export interface DemoResult {
+  config: DemoConfig;
+  rows: StrategyRow[];
+  sweep: SweepPoint[];
+  /** Kept keys of the first batch, [t, s] as 0/1 bytes, with the causal limit, for the picture. */
+  selected: { t: number; s: number; kept: Uint8Array; offset: number | null };
+  totalMs: number;
+  ok: boolean;
+}
+
+/** The library calls the demo makes, on this thread or on the pool (bit-identical either way). */
+interface Api {
+  indexerScores: (...a: Parameters<typeof indexerScores>) => Promise<Tensor<Float32Array>>;
+  topk: (...a: Parameters<typeof topk>) => Promise<ReturnType<typeof topk>>;
+  generateMask: (...a: Parameters<typeof generateMask>) => Promise<Tensor<MaskData>>;
+  maskFromThreshold: (...a: Parameters<typeof maskFromThreshold>) => Promise<Tensor<MaskData>>;
+  combineMasks: (...a: Parameters<typeof combineMasks>) => Promise<Tensor<MaskData>>;
+  causalMask: (...a: Parameters<typeof causalMask>) => Promise<Tensor<MaskData>>;
+  denseAttention: (...a: Parameters<typeof denseAttention>) => Promise<ReturnType<typeof denseAttention>>;
+  sparseAttention: (...a: Parameters<typeof sparseAttention>) => Promise<ReturnType<typeof sparseAttention>>;
+  close(): Promise<void>;
+}
+
+function localApi(): Api {
+  return {
+    indexerScores: async (...a) => indexerScores(...a),
+    topk: async (...a) => topk(...a),
+    generateMask: async (...a) => generateMask(...a),
+    maskFromThreshold: async (...a) => maskFromThreshold(...a),
+    combineMasks: async (...a) => combineMasks(...a),
+    causalMask: async (...a) => causalMask(...a),
+    denseAttention: async (...a) => denseAttention(...a),
+    sparseAttention: async (...a) => sparseAttention(...a),
+    close: async () => {},
+  };
+}
+
+async function timed<R>(fn: () => Promise<R>): Promise<{ value: R; ms: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - start };
+}
+
+function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** The bits form of an additive mask, for comparing the bits strategy with the reference. */
+function packAdditive(additive: Float32Array, rows: number, s: number): Uint32Array {
+  const words = (s + 31) >>> 5;
+  const out = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < s; j++) if (additive[r * s + j] === 0) out[r * words + (j >>> 5)] |= 1 << (j & 31);
+  }
+  return out;
+}
+
+/** Max |a - e| and whether every element is within atol + rtol * |e| (non-finite values must agree exactly). */
+function closeness(actual: Float32Array, expected: Float32Array, atol = 1e-5, rtol = 1e-4): { maxAbs: number; ok: boolean } {
+  let maxAbs = 0;
+  let ok = actual.length === expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (!Number.isFinite(e) || !Number.isFinite(a)) {
+      if (!Object.is(a, e)) ok = false;
+      continue;
+    }
+    const diff = Math.abs(a - e);
+    if (diff > maxAbs) maxAbs = diff;
+    if (diff > atol + rtol * Math.abs(e)) ok = false;
+  }
+  return { maxAbs, ok };
+}
+
+interface PipelineTimes {
+  rows: StrategyRow[];
+  keptFirstBatch: Uint8Array;
+}
+
+/** One run of every stage and strategy at one shape; `onStage` ticks the progress bar. */
+async function runPipeline(api: Api, c: DemoConfig, shape: DemoShape & { k: number }, onStage: (name: string) => void): Promise<PipelineTimes> {
+  const { b, t, s, h, d, k } = shape;
+  const offset = c.causal ? s - t : undefined;
+  const rows: StrategyRow[] = [];
+  const { q, k: keys, w } = indexerInputs(shape, c.seed);
+  onStage('indexer scores');
+  const scores = await timed(() =>
+    api.indexerScores({ data: q, shape: [b, t, h, d] }, { data: keys, shape: [b, s, d] }, { data: w, shape: [b, t, h] }, { weightScale: 1 / Math.sqrt(h * d), causalOffset: offset }),
+  );
+  rows.push({ stage: 'indexer', strategy: 'lightning indexer scores', ms: scores.ms, bytes: scores.value.data.byteLength, match: '', detail: `[${b}, ${t}, ${s}] from h = ${h}, d = ${d}` });
+
+  onStage('top-k');
+  const top = await timed(() => api.topk(scores.value, k, { causalOffset: offset }));
+  const checkRows = Math.min(16, b * t);
+  const reference = topk(scores.value, k, { causalOffset: offset, rows: [0, checkRows], kernel: 'sort' });
+  const topOk = sameBytes(reference.indices.data, top.value.indices.data.subarray(0, checkRows * k)) &&
+    sameBytes(reference.values.data, top.value.values.data.subarray(0, checkRows * k));
+  rows.push({
+    stage: 'top-k', strategy: 'radix select', ms: top.ms, bytes: top.value.indices.data.byteLength + top.value.values.data.byteLength,
+    match: topOk ? 'bit-exact' : 'MISMATCH', detail: `k = ${k}; against the sort reference on rows 0..${checkRows - 1}`,
+  });
+  const indices = top.value.indices;
+
+  onStage('mask: broadcast');
+  const broadcast = await timed(() => api.generateMask(indices, s, { strategy: 'broadcast' }));
+  const ref = broadcast.value.data as Float32Array;
+  rows.push({ stage: 'mask', strategy: 'broadcast', ms: broadcast.ms, bytes: ref.byteLength, match: 'reference', detail: `O(b*t*k*s); never builds the [b, t, k, s] compare (${formatBytes(b * t * k * s)} as bool)` });
+
+  onStage('mask: scatter');
+  const scatter = await timed(() => api.generateMask(indices, s));
+  rows.push({ stage: 'mask', strategy: 'scatter', ms: scatter.ms, bytes: scatter.value.data.byteLength, match: sameBytes(scatter.value.data, ref) ? 'bit-exact' : 'MISMATCH', detail: 'O(b*t*s + b*t*k)' });
+
+  onStage('mask: scatter, bits');
+  const bits = await timed(() => api.generateMask(indices, s, { form: 'bits' }));
+  rows.push({ stage: 'mask', strategy: 'scatter, bits form', ms: bits.ms, bytes: bits.value.data.byteLength, match: sameBytes(bits.value.data, packAdditive(ref, b * t, s)) ? 'bit-exact' : 'MISMATCH', detail: '32 keys per uint32 word' });
+
+  onStage('mask: threshold');
+  const threshold = await timed(async () => {
+    const m = await api.maskFromThreshold(scores.value, top.value.values);
+    // MaxText re-applies the causal mask after selecting: a row with fewer
+    // than k eligible keys would otherwise fill up with -inf ties.
+    return offset === undefined ? m : api.combineMasks(m, await api.causalMask(b, t, s, offset));
+  });
+  rows.push({ stage: 'mask', strategy: 'threshold (exact)', ms: threshold.ms, bytes: threshold.value.data.byteLength, match: sameBytes(threshold.value.data, ref) ? 'bit-exact' : 'MISMATCH', detail: "MaxText's merged form, ties by increasing key" + (offset === undefined ? '' : ', then the causal mask') });
+
+  const att = attentionInputs(t, s, c.hq, c.dqk, c.seed);
+  const qT = { data: att.q, shape: [t, c.hq, c.dqk] };
+  const kvT = { data: att.kv, shape: [s, 1, c.dqk] };
+  let denseMs = 0;
+  let sparseMs = 0;
+  let maxAbs = 0;
+  let attOk = true;
+  let outBytes = 0;
+  onStage('attention: dense');
+  const denseOuts: Float32Array[] = [];
+  for (let bi = 0; bi < b; bi++) {
+    const mask = { data: ref.subarray(bi * t * s, (bi + 1) * t * s), shape: [t, 1, s] };
+    const dense = await timed(() => api.denseAttention(qT, kvT, mask, { dV: c.dV }));
+    denseMs += dense.ms;
+    denseOuts.push(dense.value.out.data);
+    outBytes += dense.value.out.data.byteLength + dense.value.lse.data.byteLength;
+  }
+  onStage('attention: sparse');
+  for (let bi = 0; bi < b; bi++) {
+    const idx = { data: indices.data.subarray(bi * t * k, (bi + 1) * t * k), shape: [t, 1, k] };
+    const sparse = await timed(() => api.sparseAttention(qT, kvT, idx, { dV: c.dV }));
+    sparseMs += sparse.ms;
+    const close = closeness(sparse.value.out.data, denseOuts[bi]);
+    maxAbs = Math.max(maxAbs, close.maxAbs);
+    attOk &&= close.ok;
+  }
+  rows.push({ stage: 'attention', strategy: 'dense masked', ms: denseMs, bytes: outBytes + ref.byteLength, match: 'reference', detail: `q [${t}, ${c.hq}, ${c.dqk}], kv [${s}, 1, ${c.dqk}], dV = ${c.dV}; O(t*s*d); reads the additive mask` });
+  rows.push({ stage: 'attention', strategy: 'sparse (mask-free)', ms: sparseMs, bytes: outBytes, match: attOk ? 'within tolerance' : 'MISMATCH', detail: `O(t*k*d), FlashMLA's interface; max |out - dense| = ${maxAbs.toExponential(1)}` });
+
+  const kept = new Uint8Array(t * s);
+  for (let i = 0; i < t * s; i++) kept[i] = ref[i] === 0 ? 1 : 0;
+  return { rows, keptFirstBatch: kept };
+}
+
+function sweepShapes(c: DemoConfig): number[] {
+  return [...new Set(c.sweep.filter((s) => s >= 1).sort((x, y) => x - y))];
+}
+
+/** Runs the demo; `onStage(name, done, total)` reports progress. */
+export async function runDemo(c: DemoConfig, onStage: (name: string, done: number, total: number) => void = () => {}): Promise<DemoResult> {
+  const start = performance.now();
+  await initSimd();
+  const sweep = sweepShapes(c);
+  const stagesPerRun = 8;
+  const total = stagesPerRun * (1 + sweep.length);
+  let done = 0;
+  const tick = (prefix: string) => (name: string) => onStage(`${prefix}${name}`, done++, total);
+  const api = c.threads > 1 ? (createPool({ threads: c.threads }) as unknown as Api) : localApi();
+  try {
+    const main = await runPipeline(api, c, c, tick(''));
+    const points: SweepPoint[] = [];
+    for (const s of sweep) {
+      const shape = { b: 1, t: Math.min(c.sweepRows, s), s, h: c.h, d: c.d, k: Math.min(c.k, s) };
+      const run = await runPipeline(api, { ...c, causal: c.causal }, shape, tick(`sweep s=${s}: `));
+      for (const row of run.rows) points.push({ s, strategy: `${row.stage}: ${row.strategy}`, msPerRow: row.ms / shape.t });
+    }
+    onStage('done', total, total);
+    const rows = main.rows;
+    return {
+      config: c,
+      rows,
+      sweep: points,
+      selected: { t: c.t, s: c.s, kept: main.keptFirstBatch, offset: c.causal ? c.s - c.t : null },
+      totalMs: performance.now() - start,
+      ok: rows.every((r) => r.match !== 'MISMATCH'),
+    };
+  } finally {
+    await api.close();
+  }
+}
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`;
+}
+
+/** The table `dsa demo` prints. */
+export function formatTable(result: DemoResult): string {
+  const header = ['stage', 'strategy', 'time', 'memory', 'matches the reference'];
+  const body = result.rows.map((r) => [r.stage, r.strategy, formatMs(r.ms), formatBytes(r.bytes), r.match || '-']);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i === 2 || i === 3 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+interface DemoFlags {
+  b: number; t: number; s: number; h: number; d: number; k: number; hq: number; dqk: number; dv?: number;
+  seed: number; threads: number; causal: boolean; sweep: string; sweepRows: number; report: string | false; json?: string;
+}
+
+function parseSweep(value: string): number[] {
+  if (value.trim() === '' || value === 'none') return [];
+  return value.split(',').map((part) => parsePositive(part.trim()));
+}
+
+export function demoCommand(ctx: CliContext): Command {
+  const D = DEMO_DEFAULTS;
+  return new Command('demo')
+    .description('run the whole DSA pipeline on seeded inputs: indexer, top-k, every mask strategy, dense and sparse attention; print a table and write an HTML report')
+    .option('--b <n>', 'batch', parsePositive, D.b)
+    .option('--t <n>', 'queries', parsePositive, D.t)
+    .option('--s <n>', 'keys', parsePositive, D.s)
+    .option('--h <n>', 'indexer heads', parsePositive, D.h)
+    .option('--d <n>', 'indexer head dim', parsePositive, D.d)
+    .option('--k <n>', 'top-k keys per query', parsePositive, D.k)
+    .option('--hq <n>', 'attention query heads (one shared kv head, MLA-style)', parsePositive, D.hq)
+    .option('--dqk <n>', 'attention q/k head dim', parsePositive, D.dqk)
+    .option('--dv <n>', 'attention value dim (default: dqk)', parsePositive)
+    .option('--seed <n>', 'seed of the synthetic inputs', parsePositive, D.seed)
+    .option('--threads <n>', 'worker threads (1: run on this thread)', parsePositive, D.threads)
+    .option('--no-causal', 'no causal mask (default: the query block sits at the end of the cache, offset s - t)')
+    .option('--sweep <list>', "key counts s for the time-against-s plot, comma separated, or 'none'", D.sweep.join(','))
+    .option('--sweep-rows <n>', 'queries per sweep run', parsePositive, D.sweepRows)
+    .option('--report <file>', 'HTML report', 'dsa-report.html')
+    .option('--no-report', 'skip the HTML report')
+    .addOption(new Option('--json <file>', 'also save the table and the sweep as JSON'))
+    .action(async (flags: DemoFlags) => {
+      const config: DemoConfig = {
+        b: flags.b, t: flags.t, s: flags.s, h: flags.h, d: flags.d, k: flags.k, hq: flags.hq, dqk: flags.dqk, dV: flags.dv ?? flags.dqk,
+        seed: flags.seed, threads: flags.threads, causal: flags.causal, sweep: parseSweep(flags.sweep), sweepRows: flags.sweepRows,
+      };
+      if (config.dV > config.dqk) throw new CliError(`--dv: expected at most --dqk = ${config.dqk}, got ${config.dV}`);
+      const bar = ctx.io.isTTY ? new SingleBar({ format: 'dsa demo [{bar}] {percentage}% | {stage}', hideCursor: true, clearOnComplete: true, stream: process.stderr }) : null;
+      bar?.start(1, 0, { stage: 'inputs' });
+      let result: DemoResult;
+      try {
+        result = await runDemo(config, (stage, done, total) => {
+          bar?.setTotal(total);
+          bar?.update(done, { stage });
+        });
+      } finally {
+        bar?.stop();
+      }
+      const c = config;
+      ctx.io.out(`dsa demo: b=${c.b} t=${c.t} s=${c.s} h=${c.h} d=${c.d} k=${c.k}, attention hq=${c.hq} dqk=${c.dqk} dV=${c.dV}, ` +
+        `${c.causal ? `causal offset ${c.s - c.t}` : 'not causal'}, seed ${c.seed}, ${c.threads > 1 ? `${c.threads} worker threads` : 'this thread'}\n\n`);
+      ctx.io.out(`${formatTable(result)}\n\n`);
+      if (flags.report !== false) {
+        const html = await renderReport(result);
+        const tmp = `${flags.report}.${process.pid}.tmp`;
+        writeFileSync(tmp, html);
+        renameSync(tmp, flags.report);
+        ctx.io.out(`report: ${flags.report}\n`);
+      }
+      if (flags.json) writeFileSync(flags.json, JSON.stringify({ config: result.config, rows: result.rows, sweep: result.sweep, totalMs: result.totalMs }, null, 2));
+      ctx.io.out(`total: ${formatMs(result.totalMs)}${result.ok ? '' : '; SOME STRATEGIES DISAGREE WITH THE REFERENCE'}\n`);
+      if (!result.ok) ctx.setExitCode(1);
+    });
+}
