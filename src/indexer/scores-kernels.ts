@@ -125,7 +125,8 @@ export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number)
     }
     copyRows(qv, q, row * h * d, h, d, dp);
     for (let hh = 0; hh < h; hh++) wv[hh] = w[row * h + hh] * weightScale;
-    m.exports.indexerBlockF32(pq, pw, pk, up(end - j0, 4), hp, dp, po);
+    if (dp === 128) m.exports.indexerBlockF32D128(pq, pw, pk, up(end - j0, 4), hp, po);
+    else m.exports.indexerBlockF32(pq, pw, pk, up(end - j0, 4), hp, dp, po);
     out.set(ov.subarray(0, end - j0), outRow + j0);
   });
 }
@@ -153,7 +154,8 @@ export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: num
     copyRows(qf, q, row * h * d, h, d, dp);
     m.exports.quantizeRows(pqf, pq, pqs, hp, hp, dp);
     for (let hh = 0; hh < h; hh++) wv[hh] = w[row * h + hh] * weightScale;
-    m.exports.indexerBlockI8(pq, pqs, pw, pk, pks, kbp, up(end - j0, 4), hp, dp, po);
+    if (dp === 128) m.exports.indexerBlockI8D128(pq, pqs, pw, pk, pks, up(end - j0, 4), hp, po);
+    else m.exports.indexerBlockI8(pq, pqs, pw, pk, pks, kbp, up(end - j0, 4), hp, dp, po);
     out.set(ov.subarray(0, end - j0), outRow + j0);
   });
 }

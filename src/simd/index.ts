@@ -27,6 +27,9 @@ export interface SimdExports {
   /** y[d] += sum_i p[i] * rows[idx[i]*stride ..+d], i < n, in order */
   axpyRowsGather(p: number, rows: number, idx: number, n: number, d: number, stride: number, y: number): void;
   indexerBlockF32(q: number, w: number, keys: number, n: number, h: number, dp: number, out: number): void;
+  /** indexerBlockF32 / indexerBlockI8 specialised for dp = 128. */
+  indexerBlockF32D128(q: number, w: number, keys: number, n: number, h: number, out: number): void;
+  indexerBlockI8D128(q: number, qs: number, w: number, keys: number, ks: number, n: number, h: number, out: number): void;
   quantizeRows(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   indexerBlockI8(q: number, qs: number, w: number, keys: number, ks: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
   [name: string]: unknown;

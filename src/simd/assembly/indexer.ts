@@ -36,20 +36,9 @@ export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32,
       const qb = qa + rowBytes;
       let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
       let b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-      // Two vectors per trip, the second by immediate offsets: fewer address adds.
-      for (let o: usize = 0; o < rowBytes; o += 32) {
-        let x = v128.load(qa + o), y = v128.load(qb + o);
-        let v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
-        a0 = f32x4.add(a0, f32x4.mul(x, v0));
-        a1 = f32x4.add(a1, f32x4.mul(x, v1));
-        a2 = f32x4.add(a2, f32x4.mul(x, v2));
-        a3 = f32x4.add(a3, f32x4.mul(x, v3));
-        b0 = f32x4.add(b0, f32x4.mul(y, v0));
-        b1 = f32x4.add(b1, f32x4.mul(y, v1));
-        b2 = f32x4.add(b2, f32x4.mul(y, v2));
-        b3 = f32x4.add(b3, f32x4.mul(y, v3));
-        x = v128.load(qa + o, 16); y = v128.load(qb + o, 16);
-        v0 = v128.load(k0 + o, 16); v1 = v128.load(k1 + o, 16); v2 = v128.load(k2 + o, 16); v3 = v128.load(k3 + o, 16);
+      for (let o: usize = 0; o < rowBytes; o += 16) {
+        const x = v128.load(qa + o), y = v128.load(qb + o);
+        const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
         a0 = f32x4.add(a0, f32x4.mul(x, v0));
         a1 = f32x4.add(a1, f32x4.mul(x, v1));
         a2 = f32x4.add(a2, f32x4.mul(x, v2));
@@ -124,19 +113,9 @@ export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: u
         const o1 = <usize>min((b + 1) << 8, dp << 1);
         let a0 = izero, a1 = izero, a2 = izero, a3 = izero;
         let b0 = izero, b1 = izero, b2 = izero, b3 = izero;
-        for (let o = o0; o < o1; o += 32) {
-          let x = v128.load(qa + o), y = v128.load(qb + o);
-          let v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
-          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v0));
-          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v1));
-          a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v2));
-          a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v3));
-          b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v0));
-          b1 = i32x4.add(b1, i32x4.dot_i16x8_s(y, v1));
-          b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v2));
-          b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v3));
-          x = v128.load(qa + o, 16); y = v128.load(qb + o, 16);
-          v0 = v128.load(k0 + o, 16); v1 = v128.load(k1 + o, 16); v2 = v128.load(k2 + o, 16); v3 = v128.load(k3 + o, 16);
+        for (let o = o0; o < o1; o += 16) {
+          const x = v128.load(qa + o), y = v128.load(qb + o);
+          const v0 = v128.load(k0 + o), v1 = v128.load(k1 + o), v2 = v128.load(k2 + o), v3 = v128.load(k3 + o);
           a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v0));
           a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v1));
           a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v2));
@@ -152,6 +131,85 @@ export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: u
         db = f32x4.add(db, f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3))));
       }
       const wp = w + (<usize>hh << 2);
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(da, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(db, zero)));
+    }
+    v128.store(out + (<usize>j << 2), s);
+  }
+}
+
+// d = 128 (DeepSeek-V3.2's indexer head dim), specialised: rows are a
+// constant 512 (float32) or 256 (int16) bytes apart, so the 4 keys and 2
+// heads of the register tile are addressed from one pointer each by
+// immediate offsets. The generic kernels above need 6 live pointers, and
+// V8 then spills accumulators to the stack in the inner loop.
+
+/** indexerBlockF32 with dp = 128. */
+export function indexerBlockF32D128(q: usize, w: usize, keys: usize, n: i32, h: i32, out: usize): void {
+  const zero = f32x4.splat(0);
+  for (let j = 0; j < n; j += 4) {
+    const kj = keys + (<usize>j << 9);
+    let s = zero;
+    for (let hh = 0; hh < h; hh += 2) {
+      const qh = q + (<usize>hh << 9);
+      let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+      let b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+      for (let o: usize = 0; o < 512; o += 16) {
+        const qp = qh + o, kp = kj + o;
+        const x = v128.load(qp), y = v128.load(qp, 512);
+        let v = v128.load(kp);
+        a0 = f32x4.add(a0, f32x4.mul(x, v));
+        b0 = f32x4.add(b0, f32x4.mul(y, v));
+        v = v128.load(kp, 512);
+        a1 = f32x4.add(a1, f32x4.mul(x, v));
+        b1 = f32x4.add(b1, f32x4.mul(y, v));
+        v = v128.load(kp, 1024);
+        a2 = f32x4.add(a2, f32x4.mul(x, v));
+        b2 = f32x4.add(b2, f32x4.mul(y, v));
+        v = v128.load(kp, 1536);
+        a3 = f32x4.add(a3, f32x4.mul(x, v));
+        b3 = f32x4.add(b3, f32x4.mul(y, v));
+      }
+      const wp = w + (<usize>hh << 2);
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(sum4f(a0, a1, a2, a3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(sum4f(b0, b1, b2, b3), zero)));
+    }
+    v128.store(out + (<usize>j << 2), s);
+  }
+}
+
+/** indexerBlockI8 with dp = 128 (one quantization block per row). */
+export function indexerBlockI8D128(q: usize, qs: usize, w: usize, keys: usize, ks: usize, n: i32, h: i32, out: usize): void {
+  const zero = f32x4.splat(0);
+  const izero = i32x4.splat(0);
+  for (let j = 0; j < n; j += 4) {
+    const kj = keys + (<usize>j << 8);
+    const kscale = v128.load(ks + (<usize>j << 2));
+    let s = zero;
+    for (let hh = 0; hh < h; hh += 2) {
+      const qh = q + (<usize>hh << 8);
+      let a0 = izero, a1 = izero, a2 = izero, a3 = izero;
+      let b0 = izero, b1 = izero, b2 = izero, b3 = izero;
+      for (let o: usize = 0; o < 256; o += 16) {
+        const qp = qh + o, kp = kj + o;
+        const x = v128.load(qp), y = v128.load(qp, 256);
+        let v = v128.load(kp);
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v));
+        b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 256);
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v));
+        b1 = i32x4.add(b1, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 512);
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v));
+        b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 768);
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v));
+        b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v));
+      }
+      const qsp = qs + (<usize>hh << 2);
+      const wp = w + (<usize>hh << 2);
+      const da = f32x4.mul(f32x4.mul(v128.load32_splat(qsp), kscale), f32x4.convert_i32x4_s(sum4i(a0, a1, a2, a3)));
+      const db = f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3)));
       s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(da, zero)));
       s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(db, zero)));
     }
