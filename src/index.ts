@@ -10,6 +10,8 @@ export { denseAttention } from './attention/dense.js';
 export { sparseAttention } from './attention/sparse.js';
 export type { AttentionOptions, AttentionResult } from './attention/inputs.js';
 export type { SparseAttentionOptions, SparseAttentionResult } from './attention/sparse.js';
+export { dsaForward, dsaForwardDense } from './attention/forward.js';
+export type { DsaAttentionInputs, DsaForwardOptions, DsaForwardResult } from './attention/forward.js';
 export { topk } from './topk/topk.js';
 export type { TopkOptions, TopkResult } from './topk/topk.js';
 export { indexerScores } from './indexer/scores.js';

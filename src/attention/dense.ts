@@ -72,7 +72,7 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
           bias[kb] = maskBias(mask, form, maskOff, first + kb);
           if (isKept(bias[kb])) kept = true;
         }
-        if (buf) foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
+        if (buf) foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true, true);
         else foldBlock(ws, q, qBase, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
       }
       finishGroup(ws, group, dV, kept, out, lse, null, (r - rowOffset) * hq + g * group, buf ? buf.acc : ws.acc);

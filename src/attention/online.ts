@@ -205,6 +205,7 @@ export function simdBuffers(m: SimdModule | null, group: number, dqk: number, dV
  * module's memory, dots and p.v run as f32x4 (`dotRows`, `axpyRows`), the
  * softmax bookkeeping stays here in float64. The accumulators are float32
  * (`buf.acc`); the caller has copied the group's query heads into `buf.q`.
+ * `consecutive`: the block's keys are known to be k, k+1, ... (dense).
  */
 export function foldBlockSimd(
   ws: Workspace,
@@ -219,12 +220,13 @@ export function foldBlockSimd(
   dV: number,
   smScale: number,
   biased: boolean,
+  consecutive: boolean,
 ): void {
   const { keys, bias, max, sum } = ws;
   const { m, block, logits, acc } = buf;
   const e = m.exports as unknown as AttentionExports;
-  if (kvStride === dqk && count > 1 && keys[first + count - 1] === keys[first] + count - 1) {
-    // Consecutive keys of one kv head (dense): one copy.
+  if (consecutive && kvStride === dqk) {
+    // Keys first .. first + count - 1 of the only kv head (dense): one copy.
     const at = keys[first] * dqk;
     block.set(kv.subarray(at, at + count * dqk));
   } else {

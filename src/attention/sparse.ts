@@ -80,7 +80,7 @@ export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: 
         buf.q.set(q.subarray(qBase, qBase + group * dqk));
         buf.acc.fill(0);
         for (let first = 0; first < n; first += BLOCK) {
-          foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, first, Math.min(BLOCK, n - first), dV, smScale, false);
+          foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, first, Math.min(BLOCK, n - first), dV, smScale, false, false);
         }
         finishGroup(ws, group, dV, n > 0, out, lse, maxLogits, (r - rowOffset) * hq + g * group, buf.acc);
         continue;

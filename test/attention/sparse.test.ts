@@ -73,6 +73,16 @@ test('generateMask of the indices viewed as [t, hkv, k] is the dense mask: q[6,8
   }
 });
 
+for (const simd of PATHS) test(`gathered keys that only look consecutive (first + count - 1 = last) are gathered one by one, simd=${simd}`, () => {
+  const q = randomFloats([2, 4, 8], 31);
+  const kv = randomFloats([12, 1, 8], 32);
+  const indices = { data: Int32Array.from([5, 0, 9, 8, 3, 11, 4, 6]), shape: [2, 1, 4] };
+  const ref = reference(q, kv, indices, 8);
+  const r = sparseAttention(q, kv, indices, { simd });
+  assertClose(r.out.data, ref.out, TOL, 'out');
+  assertClose(r.lse.data, ref.lse, TOL, 'lse');
+});
+
 test('duplicates count once; assumeUnique on unique indices gives the same bits', () => {
   const q = randomFloats([2, 2, 8], 4);
   const kv = randomFloats([20, 1, 8], 5);
