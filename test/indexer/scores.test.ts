@@ -123,6 +123,17 @@ test('fast-check: SIMD and fallback both match the float64 reference', () => {
   );
 });
 
+test('NaN in a query row gives NaN scores in that row only (ReLU keeps NaN), SIMD and fallback', () => {
+  for (const [d, simd] of [[128, true], [20, true], [20, false]] as const) {
+    const { q, k, w } = inputs(1, 2, 3, d, 9, 5);
+    q.data[d + 1] = NaN; // row 0, head 1
+    for (const r of [indexerScores(q, k, w, { simd }).data]) {
+      assert.ok(r.subarray(0, 9).every(Number.isNaN), `d=${d} simd=${simd}: row 0 all NaN`);
+      assert.ok(r.subarray(9).every(Number.isFinite), `d=${d} simd=${simd}: row 1 finite`);
+    }
+  }
+});
+
 test('ineligible keys hold -Infinity; a row with none eligible is all -Infinity', () => {
   const { q, k, w } = inputs(1, 3, 2, 4, 6, 3);
   const r = indexerScores(q, k, w, { causalOffset: -1 });

@@ -49,8 +49,8 @@ export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32,
         b3 = f32x4.add(b3, f32x4.mul(y, v3));
       }
       const wp = w + (<usize>hh << 2);
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(sum4f(a0, a1, a2, a3), zero)));
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(sum4f(b0, b1, b2, b3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.pmax(sum4f(a0, a1, a2, a3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.pmax(sum4f(b0, b1, b2, b3), zero)));
     }
     v128.store(out + (<usize>j << 2), s);
   }
@@ -131,8 +131,8 @@ export function indexerBlockI8(q: usize, qs: usize, w: usize, keys: usize, ks: u
         db = f32x4.add(db, f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3))));
       }
       const wp = w + (<usize>hh << 2);
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(da, zero)));
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(db, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.pmax(da, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.pmax(db, zero)));
     }
     v128.store(out + (<usize>j << 2), s);
   }
@@ -171,8 +171,8 @@ export function indexerBlockF32D128(q: usize, w: usize, keys: usize, n: i32, h: 
         b3 = f32x4.add(b3, f32x4.mul(y, v));
       }
       const wp = w + (<usize>hh << 2);
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(sum4f(a0, a1, a2, a3), zero)));
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(sum4f(b0, b1, b2, b3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.pmax(sum4f(a0, a1, a2, a3), zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.pmax(sum4f(b0, b1, b2, b3), zero)));
     }
     v128.store(out + (<usize>j << 2), s);
   }
@@ -210,8 +210,8 @@ export function indexerBlockI8D128(q: usize, qs: usize, w: usize, keys: usize, k
       const wp = w + (<usize>hh << 2);
       const da = f32x4.mul(f32x4.mul(v128.load32_splat(qsp), kscale), f32x4.convert_i32x4_s(sum4i(a0, a1, a2, a3)));
       const db = f32x4.mul(f32x4.mul(v128.load32_splat(qsp, 4), kscale), f32x4.convert_i32x4_s(sum4i(b0, b1, b2, b3)));
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.max(da, zero)));
-      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.max(db, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp), f32x4.pmax(da, zero)));
+      s = f32x4.add(s, f32x4.mul(v128.load32_splat(wp, 4), f32x4.pmax(db, zero)));
     }
     v128.store(out + (<usize>j << 2), s);
   }
