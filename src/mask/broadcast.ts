@@ -8,11 +8,13 @@
  */
 import { DEFAULT_MASK_VALUE } from '../tensor.js';
 import type { KernelArgs } from '../plan.js';
+import { flagged } from './check.js';
 
 export function broadcastMask(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const indices = args.indices as Int32Array;
   const t = args.t as number, s = args.s as number, k = args.k as number;
   const rowBase = args.rowBase as number, offset = args.offset as number, form = args.form as string;
+  if (flagged(args)) return;
   for (let r = rowStart; r < rowEnd; r++) {
     const ti = r % t;
     for (let j = 0; j < s; j++) {

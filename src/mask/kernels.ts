@@ -1,6 +1,7 @@
 import type { Kernel } from '../plan.js';
 import { scatterAdditive, scatterBool, scatterBits } from './scatter.js';
 import { broadcastMask } from './broadcast.js';
+import { checkIndices } from './check.js';
 import { thresholdAdditive, thresholdBool, thresholdBits, thresholdReference } from './threshold.js';
 import { causalAdditive, causalBool, causalBits } from './causal.js';
 import { combineAdditive, combineBool, combineBits } from './combine.js';
@@ -10,6 +11,7 @@ export const maskKernels: Record<string, Kernel> = {
   'mask.scatter.bool': scatterBool,
   'mask.scatter.bits': scatterBits,
   'mask.broadcast': broadcastMask,
+  'mask.indices.check': checkIndices,
   'mask.threshold.additive': thresholdAdditive,
   'mask.threshold.bool': thresholdBool,
   'mask.threshold.bits': thresholdBits,

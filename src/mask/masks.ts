@@ -6,9 +6,10 @@
  * synchronous versions run it here, the pool versions (pooled.ts) on workers.
  */
 import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
-import { runPlan, type Plan } from '../plan.js';
+import { runPlan, type Plan, type Step } from '../plan.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import { MASK_FORMS, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
+import { NO_BAD_ROW } from './check.js';
 
 export interface GenerateMaskOptions {
   /** 'scatter' (default, O(b*t*s + b*t*k)) or 'broadcast' (the O(b*t*k*s) reference); bit-identical. */
@@ -55,17 +56,14 @@ function resultShape(opts: MaskBlockOptions, start: number, end: number, b: numb
   return opts.rows !== undefined ? [end - start, width] : [b, t, width];
 }
 
-/** Throws for the first index >= s in rows [start, end): batch, query, slot, value and s. */
-function checkIndicesBelow(indices: Int32Array, t: number, k: number, s: number, start: number, end: number): void {
-  for (let i = start * k, last = end * k; i < last; i++) {
-    if (indices[i] >= s) {
-      const r = Math.floor(i / k);
-      throw new RangeError(
-        `indices: value ${indices[i]} at batch ${Math.floor(r / t)}, query ${r % t}, slot ${i - r * k} must be < s = ${s} ` +
-          `(negative indices are padding; pass outOfRange: 'skip' to drop values >= s)`,
-      );
-    }
-  }
+/** The RangeError for the first index >= s in row r: batch, query, slot, value and s. */
+function outOfRangeError(indices: Int32Array, t: number, k: number, s: number, r: number): RangeError {
+  let i = r * k;
+  while (indices[i] < s) i++;
+  return new RangeError(
+    `indices: value ${indices[i]} at batch ${Math.floor(r / t)}, query ${r % t}, slot ${i - r * k} must be < s = ${s} ` +
+      `(negative indices are padding; pass outOfRange: 'skip' to drop values >= s)`,
+  );
 }
 
 export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions, alloc: Alloc): Plan<Tensor<MaskData>> {
@@ -78,11 +76,22 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
   const [start, end] = checkRows(opts.rows, b * t);
   const width = rowWidth(form, s);
   const out = resultBuffer(form, end - start, s, opts, `a ${form} mask of ${end - start} rows x ${s} keys`, alloc);
-  if (outOfRange === 'error') checkIndicesBelow(indices.data, t, k, s, start, end);
+  // The index check is the plan's first step (parallel on the pool); the mask
+  // step writes nothing when it flagged a row, and finish throws.
+  const firstBad = alloc(Int32Array, 1);
+  firstBad[0] = NO_BAD_ROW;
+  const steps: Step[] = [];
+  if (outOfRange === 'error') {
+    steps.push({ kernel: 'mask.indices.check', args: { indices: indices.data, k, s, firstBad }, rows: [start, end], writes: ['firstBad'] });
+  }
   const kernel = strategy === 'broadcast' ? 'mask.broadcast' : `mask.scatter.${form}`;
+  steps.push({ kernel, args: { indices: indices.data, out, t, s, k, rowBase: start, offset, form, firstBad }, rows: [start, end], writes: ['out'] });
   return {
-    steps: [{ kernel, args: { indices: indices.data, out, t, s, k, rowBase: start, offset, form }, rows: [start, end], writes: ['out'] }],
-    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
+    steps,
+    finish: () => {
+      if (firstBad[0] !== NO_BAD_ROW) throw outOfRangeError(indices.data, t, k, s, firstBad[0]);
+      return { data: out, shape: resultShape(opts, start, end, b, t, width) };
+    },
   };
 }
 

@@ -4,24 +4,32 @@
  * float form, the same memory traffic as a plain fill of the mask: the fill
  * is the floor and the k scattered stores land in the row just written.
  *
+ * (Fills go through fill.ts: on the pool's shared memory, 8 bytes a store.)
  * Args: indices [rows, k] Int32, out [rows - rowBase.., width], t, s, k,
- * rowBase (the first row of `out`), offset (causal offset; Infinity = none).
- * Indices are validated at the edge; here any j outside [0, limit) keeps
- * nothing, which is both the padding rule (-1) and `outOfRange: 'skip'`.
+ * rowBase (the first row of `out`), offset (causal offset; Infinity = none),
+ * firstBad (see check.ts). Indices >= s are rejected by the check step; here
+ * any j outside [0, limit) keeps nothing, which is both the padding rule (-1)
+ * and `outOfRange: 'skip'`.
  */
 import { DEFAULT_MASK_VALUE } from '../tensor.js';
 import type { KernelArgs } from '../plan.js';
 import { causalLimit } from './form.js';
+import { flagged } from './check.js';
+import { fillRange, widePattern, wideView } from './fill.js';
+
+const DROPPED = widePattern(Float32Array, DEFAULT_MASK_VALUE);
 
 export function scatterAdditive(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const indices = args.indices as Int32Array;
   const out = args.out as Float32Array;
   const t = args.t as number, s = args.s as number, k = args.k as number;
   const rowBase = args.rowBase as number, offset = args.offset as number;
+  if (flagged(args)) return;
+  const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * s;
     const limit = causalLimit(r % t, s, offset);
-    out.fill(DEFAULT_MASK_VALUE, o, o + s);
+    fillRange(out, wide, o, o + s, DEFAULT_MASK_VALUE, DROPPED);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
       if (j < limit && j >= 0) out[o + j] = 0;
@@ -34,10 +42,12 @@ export function scatterBool(args: KernelArgs, rowStart: number, rowEnd: number):
   const out = args.out as Uint8Array;
   const t = args.t as number, s = args.s as number, k = args.k as number;
   const rowBase = args.rowBase as number, offset = args.offset as number;
+  if (flagged(args)) return;
+  const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * s;
     const limit = causalLimit(r % t, s, offset);
-    out.fill(0, o, o + s);
+    fillRange(out, wide, o, o + s, 0, 0);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
       if (j < limit && j >= 0) out[o + j] = 1;
@@ -50,11 +60,13 @@ export function scatterBits(args: KernelArgs, rowStart: number, rowEnd: number):
   const out = args.out as Uint32Array;
   const t = args.t as number, s = args.s as number, k = args.k as number;
   const rowBase = args.rowBase as number, offset = args.offset as number;
+  if (flagged(args)) return;
   const words = (s + 31) >>> 5;
+  const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * words;
     const limit = causalLimit(r % t, s, offset);
-    out.fill(0, o, o + words);
+    fillRange(out, wide, o, o + words, 0, 0);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
       if (j < limit && j >= 0) out[o + (j >>> 5)] |= 1 << (j & 31);

@@ -19,7 +19,7 @@ test('pool versions are bit-identical to the single-threaded calls; errors rejec
         assert.deepEqual(got.shape, want.shape);
         assertSameBits(got.data, want.data, `pool ${strategy} ${form} idx[${b},${t},${k}] s=${s}`);
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
     );
 
     // A larger case so every worker gets rows; a caller's non-shared out is filled in place.

@@ -1,0 +1,351 @@
+// Benchmark of the mask strategies against the machine's floor and the peers
+// a user would pick instead. Run: npm run bench:mask [-- --smoke] [--s 8192,32768,131072]
+//
+// Per case (b, t, s, k): seeded top-k indices (k distinct keys a row), then
+//   floor       Float32Array.fill of the mask buffer (1 thread; 2 threads on a pool)
+//   scatter     generateMask additive (1 thread; 2 threads on createPool), same buffer
+//   bool, bits  generateMask in those forms, 1 and 2 threads
+//   broadcast   generateMask strategy 'broadcast' on a few rows, extrapolated to b*t rows
+//   ort         onnxruntime-node, ConstantOfShape + ScatterElements, 2 intra-op threads
+//   tfjs        @tensorflow/tfjs-core on tfjs-backend-cpu, fill + tensorScatterUpdate
+// Every contender's mask is checked bit for bit against scatter's. Peak RSS of
+// the float mask is measured in child processes (one contender each).
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { generateMask, DEFAULT_MASK_VALUE, type MaskData, type MaskForm } from '../src/index.js';
+import { createPool } from '../src/pool/index.js';
+import { createWorkerPool } from '../src/pool/pool.js';
+import { scatterMaskModel } from './mask-onnx.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(name);
+const option = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const smoke = flag('--smoke');
+const b = 1;
+const t = smoke ? 8 : Number(option('--t') ?? 1024);
+const seedK = smoke ? 16 : 2048;
+const sizes = (option('--s') ?? (smoke ? '256' : '8192,32768,131072')).split(',').map(Number);
+const reps = Number(option('--reps') ?? (smoke ? 2 : 7));
+const rows = b * t;
+
+/** mulberry32: the same data on every run. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** k distinct keys per row in [0, s), in random order (what a top-k returns, unsorted by key). */
+function topkIndices(s: number, k: number, seed: number): Int32Array {
+  const next = random(seed);
+  const data = new Int32Array(new SharedArrayBuffer(rows * k * 4));
+  const taken = new Uint8Array(s);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < k; i++) {
+      let j: number;
+      do j = Math.floor(next() * s);
+      while (taken[j]);
+      taken[j] = 1;
+      data[r * k + i] = j;
+    }
+    for (let i = 0; i < k; i++) taken[data[r * k + i]] = 0;
+  }
+  return data;
+}
+
+function sharedArray<T extends MaskData>(ctor: { new (buffer: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, length: number): T {
+  return new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT));
+}
+
+/** FNV-1a over the bytes' 32-bit words: compares masks without keeping a copy. */
+function hash(data: MaskData): number {
+  const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 16777619);
+  return h >>> 0;
+}
+
+function sameBits(a: MaskData, b: MaskData, what: string): void {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >>> 2);
+  if (x.length !== y.length) throw new Error(`${what}: ${x.length} words, expected ${y.length}`);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) throw new Error(`${what}: differs from scatter at word ${i}`);
+}
+
+let sink = 0;
+
+/** tfjs prints an advert for its native backend on start-up; this benchmark measures the cpu backend on purpose. */
+async function quietly<T>(run: () => Promise<T>): Promise<T> {
+  const log = console.log, warn = console.warn;
+  console.log = console.warn = () => {};
+  try {
+    return await run();
+  } finally {
+    console.log = log;
+    console.warn = warn;
+  }
+}
+
+type Stats = { median: number; min: number; times: number[] };
+
+/** Like `time`, for several contenders timed in turn within each round. */
+async function timeRounds(contenders: Record<string, () => number | Promise<number>>, warm = 2, n = reps): Promise<Record<string, Stats>> {
+  const times: Record<string, number[]> = {};
+  for (let round = 0; round < warm + n; round++) {
+    for (const [name, run] of Object.entries(contenders)) {
+      const start = performance.now();
+      sink += await run();
+      if (round >= warm) (times[name] ??= []).push(performance.now() - start);
+    }
+  }
+  const stats: Record<string, Stats> = {};
+  for (const [name, ts] of Object.entries(times)) {
+    const sorted = [...ts].sort((x, y) => x - y);
+    stats[name] = { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], times: ts };
+  }
+  return stats;
+}
+
+/** Median and min of `reps` timed calls after `warm` untimed ones; each call's result feeds the sink. */
+async function time(run: () => number | Promise<number>, warm = 2, n = reps): Promise<Stats> {
+  for (let i = 0; i < warm; i++) sink += await run();
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    sink += await run();
+    times.push(performance.now() - start);
+  }
+  const sorted = [...times].sort((x, y) => x - y);
+  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], times };
+}
+
+interface Row {
+  s: number;
+  k: number;
+  name: string;
+  threads: number;
+  ms: number;
+  minMs: number;
+  bytes: number;
+  note?: string;
+}
+
+async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<typeof createPool>, floorPool: ReturnType<typeof createWorkerPool>): Promise<Row[]> {
+  const results: Row[] = [];
+  const add = (name: string, threads: number, r: { median: number; min: number }, bytes: number, note?: string) => {
+    results.push({ s, k, name, threads, ms: r.median, minMs: r.min, bytes, note });
+    console.log(`  s=${s} k=${k} ${name.padEnd(24)} ${String(threads).padStart(2)}t ${r.median.toFixed(2).padStart(10)} ms${note ? `  (${note})` : ''}`);
+  };
+  const data = topkIndices(s, k, 1234 + s + k);
+  const indices = { data, shape: [b, t, k] };
+  const float = sharedArray(Float32Array, rows * s);
+  const bool = sharedArray(Uint8Array, rows * s);
+  const bits = sharedArray(Uint32Array, rows * ((s + 31) >>> 5));
+
+  // Checks first: the pool equals one thread, bool and bits decode to the float mask.
+  const expected = hash(generateMask(indices, s, { out: float }).data);
+  if (hash((await pool.generateMask(indices, s, { out: float })).data) !== expected) throw new Error(`s=${s}: pool scatter differs from one thread`);
+  for (const [form, out] of [['bool', bool], ['bits', bits]] as const) {
+    const single = hash(generateMask(indices, s, { form, out }).data);
+    if (hash((await pool.generateMask(indices, s, { form, out })).data) !== single) throw new Error(`s=${s}: pool ${form} differs`);
+  }
+  const words = (s + 31) >>> 5;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < s; j++) {
+      const keptFloat = float[r * s + j] === 0;
+      if (keptFloat !== (bool[r * s + j] === 1) || keptFloat !== (((bits[r * words + (j >>> 5)] >>> (j & 31)) & 1) === 1)) {
+        throw new Error(`s=${s}: bool or bits differ from the float mask at row ${r}, key ${j}`);
+      }
+    }
+  }
+
+  // Round-robin over the contenders, so the machine's noise falls on all alike;
+  // floor and scatter fill the same buffer with the same threads.
+  const stats = await timeRounds({
+    'floor fill/1': () => (float.fill(DEFAULT_MASK_VALUE), float[rows * s - 1]),
+    'scatter additive/1': () => generateMask(indices, s, { out: float }).data[data[0]],
+    'floor fill/2': async () => (await floorPool.runRows('bench.fill', { out: float, s }, 0, rows), float[0]),
+    'scatter additive/2': async () => (await pool.generateMask(indices, s, { out: float })).data[data[1]],
+    'scatter bool/1': () => generateMask(indices, s, { form: 'bool', out: bool }).data[0],
+    'scatter bool/2': async () => (await pool.generateMask(indices, s, { form: 'bool', out: bool })).data[1],
+    'scatter bits/1': () => generateMask(indices, s, { form: 'bits', out: bits }).data[0],
+    'scatter bits/2': async () => (await pool.generateMask(indices, s, { form: 'bits', out: bits })).data[1],
+  });
+  for (const [key, r] of Object.entries(stats)) {
+    const [name, threads] = key.split('/');
+    add(name, Number(threads), r, name.includes('bits') ? bits.byteLength : name.includes('bool') ? bool.byteLength : float.byteLength);
+  }
+  if (hash(float) !== expected) throw new Error(`s=${s}: the float mask changed while timing`);
+  const floatBytes = float.byteLength;
+  add('scatter additive, new mask', 1, await time(() => generateMask(indices, s).data[data[2]], 0, smoke ? 1 : 2), floatBytes, 'allocates and first-touches 4*t*s bytes each call');
+
+  // Broadcast is O(rows*k*s): time a few rows and extrapolate to all rows.
+  const sampled = Math.max(1, Math.min(rows, Math.round(4e8 / (s * k))));
+  const block = sharedArray(Float32Array, sampled * s);
+  const bc = await time(() => generateMask(indices, s, { strategy: 'broadcast', rows: [0, sampled], out: block }).data[0], 1, smoke ? 1 : 2);
+  sameBits(block, float.subarray(0, sampled * s), `s=${s} broadcast`);
+  const scale = rows / sampled;
+  add('broadcast additive', 1, { median: bc.median * scale, min: bc.min * scale }, floatBytes, `${sampled} of ${rows} rows timed, x${scale.toFixed(0)}`);
+
+  if (peers) {
+    const session = await ort.InferenceSession.create(scatterMaskModel(rows, s, k, DEFAULT_MASK_VALUE), { intraOpNumThreads: 2, interOpNumThreads: 1 });
+    // onnxruntime-node takes no SharedArrayBuffer views: a plain copy, made once.
+    const feeds = { indices: new ort.Tensor('int32', Int32Array.from(data), [rows, k]) };
+    let last: Float32Array | undefined;
+    add('onnxruntime-node', 2, await time(async () => {
+      const r = await session.run(feeds);
+      last = r.mask.data as Float32Array;
+      return last[0];
+    }, 1), floatBytes, 'ConstantOfShape + ScatterElements');
+    sameBits(last!, float, `s=${s} onnxruntime-node`);
+    last = undefined;
+    await session.release();
+
+    await quietly(() => tf.setBackend('cpu'));
+    const coords = new Int32Array(rows * k * 2);
+    for (let i = 0; i < rows * k; i++) {
+      coords[2 * i] = Math.floor(i / k);
+      coords[2 * i + 1] = data[i];
+    }
+    const coordsT = tf.tensor2d(coords, [rows * k, 2], 'int32');
+    const zeros = tf.zeros([rows * k], 'float32');
+    let tfOut: Float32Array | undefined;
+    add('tfjs-cpu', 1, await time(() => {
+      const m = tf.tidy(() => tf.tensorScatterUpdate(tf.fill([rows, s], DEFAULT_MASK_VALUE, 'float32'), coordsT, zeros));
+      tfOut = m.dataSync() as Float32Array;
+      m.dispose();
+      return tfOut[0];
+    }, 1), floatBytes, 'fill + tensorScatterUpdate');
+    sameBits(tfOut!, float, `s=${s} tfjs-cpu`);
+    tfOut = undefined;
+    coordsT.dispose();
+    zeros.dispose();
+  }
+  return results;
+}
+
+/** Child process: run one contender at one shape three times and report peak RSS. */
+async function rssChild(contender: string, s: number): Promise<void> {
+  const k = seedK;
+  const data = topkIndices(s, k, 1234 + s + k);
+  const indices = { data, shape: [b, t, k] };
+  if (contender === 'scatter-1t') {
+    const out = new Float32Array(rows * s);
+    for (let i = 0; i < 3; i++) sink += generateMask(indices, s, { out }).data[0];
+  } else if (contender === 'scatter-1t-new') {
+    for (let i = 0; i < 3; i++) sink += generateMask(indices, s).data[0];
+  } else if (contender === 'scatter-2t') {
+    const pool = createPool({ threads: 2 });
+    const out = sharedArray(Float32Array, rows * s);
+    for (let i = 0; i < 3; i++) sink += (await pool.generateMask(indices, s, { out })).data[0];
+    await pool.close();
+  } else if (contender === 'onnxruntime-node') {
+    const session = await ort.InferenceSession.create(scatterMaskModel(rows, s, k, DEFAULT_MASK_VALUE), { intraOpNumThreads: 2 });
+    for (let i = 0; i < 3; i++) sink += ((await session.run({ indices: new ort.Tensor('int32', Int32Array.from(data), [rows, k]) })).mask.data as Float32Array)[0];
+  } else if (contender === 'tfjs-cpu') {
+    await quietly(() => tf.setBackend('cpu'));
+    const coords = tf.tensor2d(Int32Array.from({ length: rows * k * 2 }, (_, i) => (i & 1 ? data[i >> 1] : Math.floor((i >> 1) / k))), [rows * k, 2], 'int32');
+    const zeros = tf.zeros([rows * k]);
+    for (let i = 0; i < 3; i++) {
+      const m = tf.tidy(() => tf.tensorScatterUpdate(tf.fill([rows, s], DEFAULT_MASK_VALUE), coords, zeros));
+      sink += (m.dataSync() as Float32Array)[0];
+      m.dispose();
+    }
+  } else if (contender !== 'baseline') throw new Error(`unknown contender ${contender}`);
+  process.stdout.write(JSON.stringify({ contender, maxRssBytes: process.resourceUsage().maxRSS * 1024, sink }) + '\n');
+}
+
+function rssOf(contender: string, s: number): number {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--rss-child', contender, '--s', String(s), '--t', String(t)], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`rss child ${contender}: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').pop()!).maxRssBytes;
+}
+
+const MiB = 1024 * 1024;
+const f = (x: number, digits = 2) => x.toFixed(digits);
+
+async function main(): Promise<void> {
+  const child = option('--rss-child');
+  if (child) return rssChild(child, sizes[0]);
+
+  const pool = createPool({ threads: 2 });
+  const floorPool = createWorkerPool({ threads: 2, registry: new URL('./mask-floor.ts', import.meta.url) });
+  const rowsOut: Row[] = [];
+  try {
+    console.log(`mask benchmark: b=${b} t=${t} k=${seedK} s=${sizes.join(',')} reps=${reps}${smoke ? ' (smoke)' : ''}`);
+    for (const s of sizes) rowsOut.push(...(await runCase(s, seedK, !flag('--no-peers'), pool, floorPool)));
+    // Broadcast grows with k, scatter does not: one more k at the middle size.
+    const mid = sizes[Math.floor(sizes.length / 2)];
+    if (!smoke) rowsOut.push(...(await runCase(mid, seedK / 4, false, pool, floorPool)).filter((r) => /scatter additive$|broadcast|floor/.test(r.name)));
+  } finally {
+    await pool.close();
+    await floorPool.close();
+  }
+
+  const seedS = sizes[sizes.length - 1];
+  const rss: Record<string, number> = {};
+  if (!flag('--no-rss') && !smoke) {
+    for (const c of ['baseline', 'scatter-1t', 'scatter-1t-new', 'scatter-2t', 'onnxruntime-node', 'tfjs-cpu']) rss[c] = rssOf(c, seedS);
+  }
+
+  const find = (s: number, k: number, name: string, threads: number) => rowsOut.find((r) => r.s === s && r.k === k && r.name === name && r.threads === threads);
+  const lines = [
+    `| s | k | contender | threads | median ms | / floor (same threads) | peer / scatter 2t | note |`,
+    `|---:|---:|---|---:|---:|---:|---:|---|`,
+  ];
+  for (const r of rowsOut) {
+    const floor = find(r.s, r.k, 'floor fill', Math.min(r.threads, 2));
+    const scatter2 = find(r.s, r.k, 'scatter additive', 2);
+    const peer = /onnx|tfjs/.test(r.name) && scatter2 ? `${f(r.ms / scatter2.ms, 1)}x` : '';
+    lines.push(`| ${r.s} | ${r.k} | ${r.name} | ${r.threads} | ${f(r.ms)} | ${floor ? f(r.ms / floor.ms) : ''} | ${peer} | ${r.note ?? ''} |`);
+  }
+  const summary: string[] = [];
+  const k = seedK;
+  const sc2 = find(seedS, k, 'scatter additive', 2), fl2 = find(seedS, k, 'floor fill', 2);
+  const sc1 = find(seedS, k, 'scatter additive', 1), bits1 = find(seedS, k, 'scatter bits', 1), bits2 = find(seedS, k, 'scatter bits', 2);
+  const onnx = find(seedS, k, 'onnxruntime-node', 2), tfjs = find(seedS, k, 'tfjs-cpu', 1);
+  if (sc2 && fl2) summary.push(`scatter 2t / fill floor 2t: ${f(sc2.ms / fl2.ms)}x (target <= 1.15x)`);
+  if (sc2 && onnx) summary.push(`onnxruntime-node / scatter 2t: ${f(onnx.ms / sc2.ms, 1)}x (target >= 5x)`);
+  if (sc2 && tfjs) summary.push(`tfjs-cpu / scatter 2t: ${f(tfjs.ms / sc2.ms, 1)}x (target >= 5x)`);
+  if (sc1 && bits1) summary.push(`float32 / bits, 1 thread: ${f(sc1.ms / bits1.ms, 1)}x (target >= 4x)`);
+  if (sc2 && bits2) summary.push(`float32 / bits, 2 threads: ${f(sc2.ms / bits2.ms, 1)}x (target >= 4x)`);
+  summary.push('broadcast == scatter bit for bit on the timed rows, every size; pool == single thread; bits, ORT and tfjs == scatter');
+  const maskBytes = rows * seedS * 4;
+  if (rss['scatter-1t'] !== undefined) {
+    const rssLines = [`| contender (s=${seedS}) | peak RSS MiB | over the ${maskBytes / MiB} MiB mask |`, `|---|---:|---:|`];
+    for (const [c, bytes] of Object.entries(rss)) rssLines.push(`| ${c} | ${f(bytes / MiB, 0)} | ${c === 'baseline' ? '' : f((bytes - maskBytes) / MiB, 0)} |`);
+    lines.push('', ...rssLines);
+    summary.push(`peak RSS, float mask, 1 thread (reused out): mask + ${f((rss['scatter-1t'] - maskBytes) / MiB, 0)} MiB (target <= 100 MiB; a bare node+tsx process is ${f(rss.baseline / MiB, 0)} MiB)`);
+  }
+  console.log('\n' + lines.join('\n') + '\n\n' + summary.map((x) => `- ${x}`).join('\n'));
+
+  if (!smoke) {
+    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    const json = {
+      date: new Date().toISOString(),
+      machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}`,
+      shape: { b, t, k: seedK, s: sizes },
+      reps,
+      results: rowsOut,
+      peakRssBytes: rss,
+      summary,
+      table: lines.join('\n'),
+      sink,
+    };
+    writeFileSync(new URL('./results/mask.json', import.meta.url), JSON.stringify(json, null, 2) + '\n');
+  }
+}
+
+await main();
