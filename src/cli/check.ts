@@ -67,19 +67,31 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   const ctor = form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array;
   const actual = new ctor(Math.min(rowsPerBlock, t) * width);
   const expected = new ctor(actual.length);
+  // Dense forms: a block of the dropped value to compare whole blocks against.
+  const dropped = form === 'bits' ? null : new ctor(actual.length).fill(form === 'additive' ? DEFAULT_MASK_VALUE : 0);
+  const seen = new Int32Array(form === 'bits' ? 0 : s);
   for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
     const n = t1 - t0;
     const block = readIndexRows(indices, row, n, k);
     if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
-    const got = mask.read(row * width, n * width, actual) as MaskData;
+    const offset = flags.causalOffset === undefined ? Infinity : flags.causalOffset + t0;
+    let got = mask.read(row * width, n * width, actual) as MaskData;
+    const bytes = n * width * ctor.BYTES_PER_ELEMENT;
+    if (dropped !== null && claimKept(got as Float32Array | Uint8Array, block, n, k, s, offset, seen, row + 1) &&
+        Buffer.from(got.buffer, got.byteOffset, bytes).equals(Buffer.from(dropped.buffer, 0, bytes))) {
+      continue;
+    }
+    // The slow path (bits, or a block that differs): build the block by the
+    // library's definition and find the first differing position in order.
+    if (dropped !== null) got = mask.read(row * width, n * width, actual) as MaskData;
     const want = generateMask({ data: block, shape: [1, n, k] }, s, {
       form,
       outOfRange: flags.outOfRange,
-      causalOffset: flags.causalOffset === undefined ? undefined : flags.causalOffset + t0,
+      causalOffset: flags.causalOffset === undefined ? undefined : offset,
       out: expected.subarray(0, n * width),
     }).data;
-    const gotBytes = Buffer.from(got.buffer, got.byteOffset, n * width * ctor.BYTES_PER_ELEMENT);
-    const wantBytes = Buffer.from(want.buffer, want.byteOffset, n * width * ctor.BYTES_PER_ELEMENT);
+    const gotBytes = Buffer.from(got.buffer, got.byteOffset, bytes);
+    const wantBytes = Buffer.from(want.buffer, want.byteOffset, bytes);
     if (!gotBytes.equals(wantBytes)) {
       const i = firstDifference(got, want, n * width);
       const r = row + Math.floor(i / width);
@@ -91,6 +103,34 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   }
   ctx.io.out(`ok: ${form} mask [${mask.shape.join(', ')}] matches the mask of indices [${indices.shape.join(', ')}] with s = ${s}` +
     `${flags.causalOffset === undefined ? '' : `, causal offset ${flags.causalOffset}`}\n`);
+  return true;
+}
+
+/**
+ * The fast path for additive and bool masks, O(k) per row plus one memcmp
+ * per block instead of building the expected block: every key the indices
+ * keep must hold the kept value (0 additive, 1 bool) and is then set to the
+ * dropped value, so the block matches iff it is afterwards all dropped.
+ * `seen` (s stamps) skips duplicate indices. Returns false on a kept key
+ * that does not hold the kept value. `got` is overwritten.
+ */
+function claimKept(got: Float32Array | Uint8Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, stamp: number): boolean {
+  const additive = got instanceof Float32Array;
+  // Compare bit patterns: -0 is not 0.
+  const cells = additive ? new Uint32Array(got.buffer, got.byteOffset, got.length) : got;
+  const kept = additive ? 0 : 1;
+  const droppedValue = additive ? new Uint32Array(new Float32Array([DEFAULT_MASK_VALUE]).buffer)[0] : 0;
+  for (let r = 0; r < n; r++) {
+    const limit = Math.min(s - 1, r + offset);
+    const rowStamp = stamp + r;
+    for (let i = r * k, end = i + k; i < end; i++) {
+      const j = indices[i];
+      if (j < 0 || j > limit || seen[j] === rowStamp) continue;
+      seen[j] = rowStamp;
+      if (cells[r * s + j] !== kept) return false;
+      cells[r * s + j] = droppedValue;
+    }
+  }
   return true;
 }
 

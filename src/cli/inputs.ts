@@ -83,8 +83,12 @@ export function* rowBlocks(b: number, t: number, rowsPerBlock: number): Generato
   }
 }
 
-/** Rows per block so that one block of `bytesPerRow` stays near `budget` bytes (default 32 MiB). */
-export function blockRows(bytesPerRow: number, budget = 32 * 2 ** 20): number {
+/**
+ * Rows per block so that one block of `bytesPerRow` stays near `budget` bytes
+ * (default 32 MiB, or the DSA_BLOCK_BYTES environment variable, which tests
+ * use to cross block boundaries on small files).
+ */
+export function blockRows(bytesPerRow: number, budget = Number(process.env.DSA_BLOCK_BYTES) || 32 * 2 ** 20): number {
   return Math.max(1, Math.floor(budget / Math.max(1, bytesPerRow)));
 }
 

@@ -36,6 +36,13 @@ causal = np.load(${JSON.stringify(f('causal.npy'))})
 t = idx.shape[1]
 print(np.array_equal(causal, keep & (np.arange(s)[None, :] <= np.arange(t)[:, None] + 250)))`);
     assert.equal(out, 'float32 (2, 37, 300) True\nbool (2, 37, 300) True\nuint32 (2, 37, 10) True False\nTrue\n');
+    const checks = await Promise.all([
+      dsa('check', '--mask', f('causal.npy'), '--indices', f('idx.npy'), '--causal-offset', '250'),
+      dsa('check', '--mask', f('causal.npy'), '--indices', f('idx.npy')),
+    ]);
+    assert.deepEqual([checks[0].code, checks[0].stdout], [0, 'ok: bool mask [2, 37, 300] matches the mask of indices [2, 37, 9] with s = 300, causal offset 250\n']);
+    assert.equal(checks[1].code, 1);
+    assert.match(checks[1].stdout, /^mismatch: batch 0, query \d+, key 2[5-9]\d: the mask holds 0 \(dropped\), the indices keep it \(slot \d\)\n$/);
   } finally {
     tmp.done();
   }
@@ -59,12 +66,14 @@ np.save(${JSON.stringify(f('bad-add.npy'))}, bad)
 print('kept' if keep[0, 7, 55] else 'dropped', list(idx[0, 7]).index(55) if keep[0, 7, 55] else -1)
 inf = np.where(keep, np.float32(0), np.float32(-np.inf)).astype(np.float32)
 np.save(${JSON.stringify(f('inf.npy'))}, inf)
+u8 = keep.astype(np.uint8); r, j = np.argwhere(keep[0])[5]; u8[0, r, j] = 2
+np.save(${JSON.stringify(f('two.npy'))}, u8)
 bb = keep.copy(); bb[0, 19, 99] = not bb[0, 19, 99]
 np.save(${JSON.stringify(f('bad-bool.npy'))}, bb)
 pb = packed.copy(); pb[0, 2, 1] ^= np.uint32(1 << 4)
 np.save(${JSON.stringify(f('bad-bits.npy'))}, pb)
 print('kept' if keep[0, 2, 36] else 'dropped')`).trim().split('\n');
-    const [ok1, ok2, ok3, bad, inf, badBool, badBits, wrongS] = await Promise.all([
+    const [ok1, ok2, ok3, bad, inf, badBool, badBits, wrongS, two] = await Promise.all([
       dsa('check', '--mask', f('add.npy'), '--indices', f('idx.npy')),
       dsa('check', '--mask', f('bool.npy'), '--indices', f('idx.npy')),
       dsa('check', '--mask', f('bits.npy'), '--indices', f('idx.npy'), '--seq-len', '100'),
@@ -73,7 +82,10 @@ print('kept' if keep[0, 2, 36] else 'dropped')`).trim().split('\n');
       dsa('check', '--mask', f('bad-bool.npy'), '--indices', f('idx.npy')),
       dsa('check', '--mask', f('bad-bits.npy'), '--indices', f('idx.npy'), '--seq-len', '100'),
       dsa('check', '--mask', f('add.npy'), '--indices', f('idx.npy'), '--seq-len', '99'),
+      dsa('check', '--mask', f('two.npy'), '--indices', f('idx.npy')),
     ]);
+    assert.equal(two.code, 1);
+    assert.match(two.stdout, /^mismatch: batch 0, query \d+, key \d+: the mask holds 2 \(neither 0 nor 1\), the indices keep it/);
     assert.deepEqual([ok1.code, ok1.stdout], [0, 'ok: additive mask [1, 20, 100] matches the mask of indices [1, 20, 16] with s = 100\n']);
     assert.deepEqual([ok2.code, ok2.stdout], [0, 'ok: bool mask [1, 20, 100] matches the mask of indices [1, 20, 16] with s = 100\n']);
     assert.deepEqual([ok3.code, ok3.stdout], [0, 'ok: bits mask [1, 20, 4] matches the mask of indices [1, 20, 16] with s = 100\n']);

@@ -1,0 +1,164 @@
+// Benchmark of the `dsa` CLI's targets. Run: npm run bench:cli [-- --smoke] [--skip-demo] [--skip-bits] [--reps 5]
+//
+//   demo   `dsa demo` with its defaults, wall time of the whole command (child process)
+//   bits   `dsa mask --form bits --causal-offset 0` at t = s = 131072, k = 2048 (int32
+//          indices, 1 GiB): peak RSS (GNU time, or the child's own maxRSS), wall time,
+//          and numpy loads the 2 GiB result and checks sampled rows against its own
+//          broadcast definition
+//   check  `dsa check` on a 512 MiB additive mask [1, 8192, 16384] (in this process)
+//          against the floor, reading the same file in the same 32 MiB blocks, and the
+//          peer numpy np.load (timed inside Python); medians of --reps, ratios to the floor
+// Inputs are seeded; every run is verified (check must print ok). JSON goes to
+// bench/results/cli.json (cli.smoke.tmp for --smoke).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NpyReader, NpyWriter } from '../src/io/npy-file.js';
+import { runCli } from '../src/cli/program.js';
+import { rng } from '../src/cli/demo-data.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(name);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const smoke = flag('--smoke');
+const reps = Number(option('--reps', smoke ? '1' : '5'));
+const root = fileURLToPath(new URL('../', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'dsa-bench-cli-'));
+const cli = [process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts')];
+const GiB = 1024 ** 3;
+let sink = 0;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function run(args: string[], what: string): { ms: number; stdout: string; stderr: string } {
+  const start = performance.now();
+  const r = spawnSync(args[0], args.slice(1), { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const ms = performance.now() - start;
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${r.stderr}`);
+  return { ms, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Top-k-like causal indices: row ti keeps k keys of [0, ti] (all of them, then -1 padding, when ti < k). */
+function writeIndices(path: string, t: number, k: number, seed: number): void {
+  const next = rng(seed);
+  const w = NpyWriter.create(path, 'int32', [1, t, k]);
+  const block = 1024;
+  const buf = new Int32Array(block * k);
+  for (let t0 = 0; t0 < t; t0 += block) {
+    const n = Math.min(block, t - t0);
+    for (let r = 0; r < n; r++) {
+      const ti = t0 + r;
+      for (let i = 0; i < k; i++) buf[r * k + i] = ti < k ? (i <= ti ? i : -1) : Math.floor(next() * (ti + 1));
+    }
+    w.write(buf.subarray(0, n * k));
+  }
+  w.commit();
+}
+
+function numpy(code: string): string {
+  const r = spawnSync('python3', ['-c', `import numpy as np, time\n${code}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+const results: Record<string, unknown> = { date: new Date().toISOString(), smoke, node: process.version };
+
+try {
+  // demo
+  if (!flag('--skip-demo')) {
+    const args = smoke ? ['--threads', '1', '--t', '16', '--s', '512', '--k', '64', '--h', '4', '--d', '16', '--sweep', '256,512', '--sweep-rows', '4'] : [];
+    const r = run([...cli, 'demo', ...args, '--report', join(work, 'report.html'), '--json', join(work, 'demo.json')], 'dsa demo');
+    const total = /total: ([0-9.]+) (m?s)/.exec(r.stdout);
+    results.demo = { wallMs: r.ms, pipelineMs: total ? Number(total[1]) * (total[2] === 's' ? 1000 : 1) : null, table: r.stdout };
+    console.log(r.stdout);
+    console.log(`demo: ${(r.ms / 1000).toFixed(1)} s wall (target <= 60 s)`);
+  }
+
+  // bits mask at t = s = 131072
+  if (!flag('--skip-bits')) {
+    const n = smoke ? 4096 : 131072;
+    const k = smoke ? 64 : 2048;
+    const idx = join(work, 'bits-idx.npy');
+    const out = join(work, 'bits.npy');
+    writeIndices(idx, n, k, 7);
+    const timeBin = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-v'] : [];
+    const r = run([...timeBin, ...cli, 'mask', '--indices', idx, '--seq-len', String(n), '--form', 'bits', '--causal-offset', '0', '--out', out], 'dsa mask --form bits');
+    const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+    const rssBytes = rss ? Number(rss[1]) * 1024 : null;
+    const verdict = numpy(`m = np.load(${JSON.stringify(out)}, mmap_mode='r'); idx = np.load(${JSON.stringify(idx)}, mmap_mode='r')
+s = ${n}; ok = m.dtype == np.uint32 and m.shape == (1, s, (s + 31) // 32)
+for r in [0, 1, ${k - 1}, ${k}, s // 2, s - 1]:
+    want = (np.arange(s) == idx[0, r][:, None]).any(0) & (np.arange(s) <= r)   # numpy's broadcast definition, causal
+    got = np.unpackbits(np.ascontiguousarray(m[0, r]).view(np.uint8), bitorder='little')[:s].astype(bool)
+    ok = ok and np.array_equal(got, want)
+print('ok' if ok else 'MISMATCH', m.dtype, list(m.shape))`);
+    results.bits = { t: n, s: n, k, wallMs: r.ms, peakRssBytes: rssBytes, indicesBytes: statSync(idx).size, outBytes: statSync(out).size, numpy: verdict };
+    console.log(`bits mask t=s=${n} k=${k}: ${(r.ms / 1000).toFixed(1)} s, peak RSS ${rssBytes === null ? 'n/a' : `${(rssBytes / GiB).toFixed(2)} GiB`} (target < 3 GiB), ` +
+      `file ${(statSync(out).size / GiB).toFixed(2)} GiB, numpy: ${verdict}`);
+    rmSync(out);
+    rmSync(idx);
+  }
+
+  // check on a 512 MiB mask
+  {
+    const t = smoke ? 64 : 8192;
+    const s = 16384;
+    const k = smoke ? 64 : 2048;
+    const idx = join(work, 'check-idx.npy');
+    const mask = join(work, 'check-mask.npy');
+    writeIndices(idx, t, k, 11);
+    run([...cli, 'mask', '--indices', idx, '--seq-len', String(s), '--out', mask], 'dsa mask');
+    const bytes = statSync(mask).size;
+    const readFloor = () => {
+      const reader = NpyReader.open(mask);
+      const rowsPerBlock = Math.floor((32 * 2 ** 20) / (s * 4));
+      const buf = new Float32Array(rowsPerBlock * s);
+      const start = performance.now();
+      for (let r = 0; r < t; r += rowsPerBlock) {
+        reader.read(r * s, Math.min(rowsPerBlock, t - r) * s, buf);
+        sink += buf[r % buf.length];
+      }
+      reader.close();
+      return performance.now() - start;
+    };
+    const check = async () => {
+      let stdout = '';
+      const start = performance.now();
+      const code = await runCli(['check', '--mask', mask, '--indices', idx], { out: (x) => void (stdout += x), err: (x) => void (stdout += x), isTTY: false });
+      const ms = performance.now() - start;
+      if (code !== 0 || !stdout.startsWith('ok:')) throw new Error(`dsa check did not pass: ${stdout}`);
+      return ms;
+    };
+    readFloor();
+    await check(); // warm-up: page cache, JIT
+    const floor: number[] = [];
+    const checks: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      floor.push(readFloor());
+      checks.push(await check());
+    }
+    const npLoad = Number(numpy(`ts = []
+for _ in range(${reps}):
+    t0 = time.perf_counter(); a = np.load(${JSON.stringify(mask)}); ts.append(time.perf_counter() - t0); del a
+print(sorted(ts)[len(ts) // 2] * 1000)`));
+    const c = { maskBytes: bytes, t, s, k, reps, readMs: median(floor), checkMs: median(checks), numpyLoadMs: npLoad, ratio: median(checks) / median(floor) };
+    results.check = c;
+    console.log(`check ${(bytes / 2 ** 20).toFixed(0)} MiB mask [1, ${t}, ${s}]: read (floor) ${c.readMs.toFixed(0)} ms, numpy np.load ${npLoad.toFixed(0)} ms, ` +
+      `dsa check ${c.checkMs.toFixed(0)} ms = ${c.ratio.toFixed(2)}x the read (target <= 2x)`);
+  }
+
+  mkdirSync(join(root, 'bench/results'), { recursive: true });
+  const file = join(root, 'bench/results', smoke ? 'cli.smoke.tmp' : 'cli.json');
+  writeFileSync(file, JSON.stringify({ ...results, sink }, null, 2));
+  console.log(`saved ${file}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { readNpy, writeNpy } from '../../src/io/npy-file.js';
+import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskForm } from '../../src/tensor.js';
+import { scratch } from '../helpers/numpy.js';
+import { dsa } from './run.js';
+
+/** The definition, by hand: key j of row (bi, ti) is kept iff some slot holds j and j <= ti + offset. */
+function definition(idx: Int32Array, b: number, t: number, k: number, s: number, offset: number): Uint8Array {
+  const kept = new Uint8Array(b * t * s);
+  for (let r = 0; r < b * t; r++) {
+    for (let i = 0; i < k; i++) {
+      const j = idx[r * k + i];
+      if (j >= 0 && j < s && j <= (r % t) + offset) kept[r * s + j] = 1;
+    }
+  }
+  return kept;
+}
+
+function encode(kept: Uint8Array, rows: number, s: number, form: MaskForm): Float32Array | Uint8Array | Uint32Array {
+  if (form === 'bool') return kept.slice();
+  if (form === 'additive') return Float32Array.from(kept, (x) => (x ? 0 : DEFAULT_MASK_VALUE));
+  const words = wordsPerRow(s);
+  const out = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < s; j++) if (kept[r * s + j]) out[r * words + (j >>> 5)] |= 1 << (j & 31);
+  return out;
+}
+
+test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets and block edges; it names the first difference', async () => {
+  const tmp = scratch();
+  process.env.DSA_BLOCK_BYTES = '2048'; // a few rows per block
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
+          form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }),
+        }),
+        async ({ b, t, s, k, form, causal, seed, flips }) => {
+          let x = seed;
+          const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
+          const idx = Int32Array.from({ length: b * t * k }, () => next(s + 1) - 1); // -1 padding, duplicates
+          const kept = definition(idx, b, t, k, s, causal ?? Infinity);
+          const corrupt = kept.slice();
+          for (let f = 0; f < flips; f++) corrupt[next(corrupt.length)] ^= 1;
+          const data = encode(corrupt, b * t, s, form);
+          const width = form === 'bits' ? wordsPerRow(s) : s;
+          writeNpy(tmp.file('m.npy'), { data, shape: [b, t, width] });
+          writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
+          const args = ['check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('i.npy'), '--seq-len', String(s)];
+          if (causal !== undefined) args.push('--causal-offset', String(causal));
+          const r = await dsa(...args);
+          const first = corrupt.findIndex((v, i) => v !== kept[i]);
+          if (first < 0) {
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            assert.match(r.stdout, /^ok: /);
+          } else {
+            assert.equal(r.code, 1, r.stdout + r.stderr);
+            const row = Math.floor(first / s);
+            assert.match(r.stdout, new RegExp(`^mismatch: batch ${Math.floor(row / t)}, query ${row % t}, key ${first % s}: `));
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  } finally {
+    delete process.env.DSA_BLOCK_BYTES;
+    tmp.done();
+  }
+});
+
+test('dsa mask writes the definition in every form across block edges (random idx, padding, duplicates, causal offsets)', async () => {
+  const tmp = scratch();
+  process.env.DSA_BLOCK_BYTES = '2048';
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
+          form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
+          seed: fc.integer({ min: 0, max: 1 << 30 }),
+        }),
+        async ({ b, t, s, k, form, causal, seed }) => {
+          let x = seed;
+          const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
+          const idx = Int32Array.from({ length: b * t * k }, () => next(s + 1) - 1);
+          writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
+          const args = ['mask', '--indices', tmp.file('i.npy'), '--seq-len', String(s), '--form', form, '--out', tmp.file('m.npy')];
+          if (causal !== undefined) args.push('--causal-offset', String(causal));
+          const r = await dsa(...args);
+          assert.equal(r.code, 0, r.stderr);
+          const got = readNpy(tmp.file('m.npy'));
+          const want = encode(definition(idx, b, t, k, s, causal ?? Infinity), b * t, s, form);
+          assert.deepEqual(got.shape, [b, t, form === 'bits' ? wordsPerRow(s) : s]);
+          assert.deepEqual(Buffer.from(got.data.buffer), Buffer.from(want.buffer));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  } finally {
+    delete process.env.DSA_BLOCK_BYTES;
+    tmp.done();
+  }
+});
