@@ -75,6 +75,24 @@ function additiveMask(indices: Tensor<Int32Array>, s: number): Tensor<Float32Arr
 
 let sink = 0;
 
+/**
+ * Times `peer` and then sparse attention, rep by rep, so the ratio of their
+ * medians sees the same machine load (the machine is shared and noisy).
+ */
+async function paired(peer: () => Promise<ArrayLike<number>> | ArrayLike<number>, sparse: () => Promise<ArrayLike<number>> | ArrayLike<number>, repetitions: number) {
+  const peerMs: number[] = [];
+  const sparseMs: number[] = [];
+  for (let i = 0; i < repetitions; i++) {
+    let t0 = performance.now();
+    sink += (await peer())[0];
+    peerMs.push(performance.now() - t0);
+    t0 = performance.now();
+    sink += (await sparse())[0];
+    sparseMs.push(performance.now() - t0);
+  }
+  return { peerMs, sparseMs };
+}
+
 async function measure(fn: () => Promise<ArrayLike<number>> | ArrayLike<number>, repetitions: number, warmup = 1): Promise<number[]> {
   for (let i = 0; i < warmup; i++) sink += (await fn())[0];
   const times: number[] = [];
@@ -106,9 +124,15 @@ function bitIdentical(label: string, a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) throw new Error(`${label}: not bit-identical at ${i}: ${a[i]} vs ${b[i]}`);
 }
 
-interface Row { s: number; method: string; threads: number; rowsRun: number; medianMs: number; timesMs: number[]; rssMiB: number; relErr?: number }
+interface Row {
+  s: number; method: string; threads: number; rowsRun: number; medianMs: number; timesMs: number[]; rssMiB: number; relErr?: number;
+  /** Sparse attention (same threads) timed right after each repetition of this method: the ratio's denominator. */
+  pairedSparseMs?: number[];
+}
 
 const pool = createPool({ threads: 2 });
+// Peak RSS after the sparse runs (every s's inputs already allocated) and at the end (after onnxruntime).
+let peakRssSparseMiB = 0;
 const results: Row[] = [];
 const mib = (b: number) => Math.round(b / 2 ** 20);
 const record = (row: Omit<Row, 'rssMiB'>) => {
@@ -118,34 +142,58 @@ const record = (row: Omit<Row, 'rssMiB'>) => {
 };
 
 try {
-  for (const s of sizes) {
-    console.error(`s = ${s}`);
-    const q = sharedFloats([t, hq, dqk], 1);
+  const q = sharedFloats([t, hq, dqk], 1);
+  const opts = { dV, smScale };
+  const inputs = sizes.map((s) => {
     const kv = sharedFloats([s, hkv, dqk], 2);
     const indices = distinctIndices(s, 3);
-    const mask = additiveMask(indices, s);
-    const opts = { dV, smScale };
+    return { s, kv, indices, sparse: sparseAttention(q, kv, indices, opts) };
+  });
 
-    const sparse = sparseAttention(q, kv, indices, opts);
-    const sparse1 = await measure(() => sparseAttention(q, kv, indices, opts).out.data, reps);
-    record({ s, method: 'sparse', threads: 1, rowsRun: t, medianMs: median(sparse1), timesMs: sparse1 });
-
+  // Sparse at every s and thread count, interleaved rep by rep, so the noise of
+  // a shared machine falls on all of them alike (the targets are their ratios).
+  const sparseTimes = new Map<string, number[]>();
+  const timed = async (key: string, fn: () => Promise<unknown> | unknown) => {
+    const t0 = performance.now();
+    await fn();
+    (sparseTimes.get(key) ?? sparseTimes.set(key, []).get(key)!).push(performance.now() - t0);
+  };
+  for (const { kv, indices, sparse } of inputs) {
+    sink += sparseAttention(q, kv, indices, opts).out.data[0];
     bitIdentical('sparse pool', (await pool.sparseAttention(q, kv, indices, opts)).out.data, sparse.out.data);
-    const sparse2 = await measure(async () => (await pool.sparseAttention(q, kv, indices, opts)).out.data, reps);
-    record({ s, method: 'sparse', threads: 2, rowsRun: t, medianMs: median(sparse2), timesMs: sparse2 });
+  }
+  for (let rep = 0; rep < reps; rep++) {
+    for (const { s, kv, indices } of inputs) {
+      await timed(`${s}/1`, () => (sink += sparseAttention(q, kv, indices, opts).out.data[1]));
+      await timed(`${s}/2`, async () => (sink += (await pool.sparseAttention(q, kv, indices, opts)).out.data[1]));
+    }
+  }
+  for (const { s } of inputs) {
+    for (const threads of [1, 2]) {
+      const times = sparseTimes.get(`${s}/${threads}`)!;
+      record({ s, method: 'sparse', threads, rowsRun: t, medianMs: median(times), timesMs: times });
+    }
+  }
+  peakRssSparseMiB = mib(process.resourceUsage().maxRSS * 1024);
+
+  for (const { s, kv, indices, sparse } of inputs) {
+    console.error(`s = ${s}`);
+    const mask = additiveMask(indices, s);
 
     // Ours, dense: the first denseRows rows, extrapolated to t (one warm-up row).
     const rows: [number, number] = [0, denseRows];
     const denseRep = Math.max(1, Math.min(reps, smoke ? reps : 2));
     const dense = denseAttention(q, kv, mask, { ...opts, rows: [0, 1] });
     check('dense warm-up', dense.out.data, sparse.out.data, hq * dV, 1e-4);
+    const sparse1 = () => sparseAttention(q, kv, indices, opts).out.data;
+    const sparse2 = async () => (await pool.sparseAttention(q, kv, indices, opts)).out.data;
     let denseOut: ArrayLike<number> = new Float32Array(0);
-    const dense1 = await measure(() => (denseOut = denseAttention(q, kv, mask, { ...opts, rows }).out.data), denseRep, 0);
+    const dense1 = await paired(() => (denseOut = denseAttention(q, kv, mask, { ...opts, rows }).out.data), sparse1, denseRep);
     const denseErr = check('dense', denseOut, sparse.out.data, denseRows * hq * dV, 1e-4);
-    record({ s, method: 'dense', threads: 1, rowsRun: denseRows, medianMs: (median(dense1) * t) / denseRows, timesMs: dense1, relErr: denseErr });
-    const dense2 = await measure(async () => (denseOut = (await pool.denseAttention(q, kv, mask, { ...opts, rows })).out.data), denseRep, 0);
+    record({ s, method: 'dense', threads: 1, rowsRun: denseRows, medianMs: (median(dense1.peerMs) * t) / denseRows, timesMs: dense1.peerMs, relErr: denseErr, pairedSparseMs: dense1.sparseMs });
+    const dense2 = await paired(async () => (denseOut = (await pool.denseAttention(q, kv, mask, { ...opts, rows })).out.data), sparse2, denseRep);
     check('dense pool', denseOut, sparse.out.data, denseRows * hq * dV, 1e-4);
-    record({ s, method: 'dense', threads: 2, rowsRun: denseRows, medianMs: (median(dense2) * t) / denseRows, timesMs: dense2 });
+    record({ s, method: 'dense', threads: 2, rowsRun: denseRows, medianMs: (median(dense2.peerMs) * t) / denseRows, timesMs: dense2.peerMs, pairedSparseMs: dense2.sparseMs });
 
     // onnxruntime-node dense: Gemm/Add/Softmax/MatMul over query blocks of ortBlock rows
     // (bounds the [block, hq, s] scores); v is kv's first dV columns, copied once outside the timing.
@@ -177,34 +225,42 @@ try {
       }
       return ortOut;
     };
-    const ort2 = await measure(runOrt, Math.max(1, Math.min(reps, 3)));
+    sink += (await runOrt())[0];
+    const ort2 = await paired(runOrt, sparse2, Math.max(1, Math.min(reps, 3)));
     const ortErr = check('onnxruntime-node', ortOut, sparse.out.data, ortOut.length, 1e-4);
-    record({ s, method: 'onnxruntime-node dense', threads: 2, rowsRun: t, medianMs: median(ort2), timesMs: ort2, relErr: ortErr });
+    record({ s, method: 'onnxruntime-node dense', threads: 2, rowsRun: t, medianMs: median(ort2.peerMs), timesMs: ort2.peerMs, relErr: ortErr, pairedSparseMs: ort2.sparseMs });
     await session.release();
   }
 } finally {
   await pool.close();
 }
 
-const get = (s: number, method: string, threads: number) => results.find((r) => r.s === s && r.method === method && r.threads === threads)!.medianMs;
+const find = (s: number, method: string, threads: number) => results.find((r) => r.s === s && r.method === method && r.threads === threads)!;
+const get = (s: number, method: string, threads: number) => find(s, method, threads).medianMs;
+/** A peer's median over the median of the sparse runs paired with it (dense: extrapolated to t rows). */
+const ratio = (s: number, method: string, threads: number) => {
+  const row = find(s, method, threads);
+  return row.medianMs / median(row.pairedSparseMs!);
+};
 const s0 = sizes[0];
 const table = [
-  `| s | sparse 1T ms | sparse 2T ms | dense 1T ms* | dense 2T ms* | onnxruntime dense 2T ms | dense/sparse (1T) | dense/sparse (2T) | ort/sparse (2T) | sparse 2T speedup | sparse vs s=${s0} (1T) |`,
+  `| s | sparse 1T ms | sparse 2T ms | dense 1T ms* | dense 2T ms* | onnxruntime dense 2T ms | dense/sparse (1T) | dense/sparse (2T) | ort/sparse (2T) | sparse 2T speedup | sparse vs s=${s0} (1T / 2T) |`,
   '|---|---|---|---|---|---|---|---|---|---|---|',
   ...sizes.map((s) => {
     const [a, b, c, d, e] = [get(s, 'sparse', 1), get(s, 'sparse', 2), get(s, 'dense', 1), get(s, 'dense', 2), get(s, 'onnxruntime-node dense', 2)];
     const f = (x: number) => x.toFixed(x < 100 ? 1 : 0);
-    return `| ${s} | ${f(a)} | ${f(b)} | ${f(c)} | ${f(d)} | ${f(e)} | ${(c / a).toFixed(1)}x | ${(d / b).toFixed(1)}x | ${(e / b).toFixed(2)}x | ${(a / b).toFixed(2)}x | ${(a / get(s0, 'sparse', 1)).toFixed(2)}x |`;
+    return `| ${s} | ${f(a)} | ${f(b)} | ${f(c)} | ${f(d)} | ${f(e)} | ${ratio(s, 'dense', 1).toFixed(1)}x | ${ratio(s, 'dense', 2).toFixed(1)}x | ${ratio(s, 'onnxruntime-node dense', 2).toFixed(2)}x | ${(a / b).toFixed(2)}x | ${(a / get(s0, 'sparse', 1)).toFixed(2)}x / ${(b / get(s0, 'sparse', 2)).toFixed(2)}x |`;
   }),
 ].join('\n');
 const peakRssMiB = mib(process.resourceUsage().maxRSS * 1024);
+const inputMiB = mib(sizes.reduce((a, s) => a + s * hkv * dqk * 4, 0) + t * hq * dqk * 4 + sizes.length * t * hkv * k * 4);
 console.log(
-  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; medians of ${reps} (dense and onnxruntime: of 2 and 3; ${denseRows} rows extrapolated to ${t}, *); peak RSS ${peakRssMiB} MiB\n\n${table}`,
+  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of 2 and 3, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added)\n\n${table}`,
 );
 console.log(`(sink ${sink.toFixed(3)})`);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const file = new URL(smoke ? './results/attention.smoke.tmp' : './results/attention.json', import.meta.url);
 writeFileSync(
   file,
-  JSON.stringify({ date: new Date().toISOString(), node: process.version, shape, sizes, reps, denseRows, ortBlock, peakRssMiB, results }, null, 1),
+  JSON.stringify({ date: new Date().toISOString(), node: process.version, shape, sizes, reps, denseRows, ortBlock, inputMiB, peakRssSparseMiB, peakRssMiB, results }, null, 1),
 );
