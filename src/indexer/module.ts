@@ -16,11 +16,11 @@
  * Weights use the PyTorch `nn.Linear` layout [out, in] (DeepSeek's
  * checkpoints); MaxText's `kernel`s are their transposes.
  */
-import { product, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
-import { topk } from '../topk/topk.js';
+import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
 export interface IndexerWeights {
@@ -90,8 +90,8 @@ export interface LightningIndexerResult {
  * On WebAssembly SIMD, W is copied into the module's memory once and each
  * row runs dotRows over it.
  */
-function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean): Float32Array {
-  const y = new Float32Array(n * outDim);
+function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean, alloc: Alloc): Float32Array {
+  const y = alloc(Float32Array, n * outDim);
   const m = useSimd ? simdModule() : null;
   if (m) {
     const [pw, px, py] = m.layout(W.length * 4, inDim * 4, outDim * 4);
@@ -141,14 +141,20 @@ function hadamard(v: Float32Array, at: number, d: number): void {
   for (let e = 0; e < d; e++) v[at + e] *= scale;
 }
 
-/**
- * The lightning indexer module. Shapes: x [b, t, dim], qr [b, t, qRank],
- * kCache [b, sPast, d] (optional), weights as in `IndexerWeights`; h and d
- * come from weightsProj [h, dim] and wk [d, dim]. Returns scores [b, t, s],
- * the top-k values and indices [b, t, min(topK, s)], the keys [b, s, d] and,
- * with `maskForm`, the top-k mask.
- */
-export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions = {}): LightningIndexerResult {
+interface Prepared {
+  q: Tensor<Float32Array>;
+  keys: Tensor<Float32Array>;
+  w: Tensor<Float32Array>;
+  s: number;
+  k: number;
+  scoreOpts: IndexerScoresOptions;
+  topkOpts: TopkOptions;
+  maskForm: MaskForm | undefined;
+  maxBytes: number | undefined;
+}
+
+/** Validates everything and runs the projections, LayerNorm, RoPE and Hadamard: what precedes the scores. */
+export function prepareLightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions, alloc: Alloc): Prepared {
   const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
   const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
   checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
@@ -196,9 +202,9 @@ export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs,
   const useSimd = opts.simd ?? true;
 
   // q = qr @ wqB^T, RoPE on each head's first ropeDim dims, optional Hadamard.
-  const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd); // [b*t, h*d]
+  const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd, alloc); // [b*t, h*d]
   // k = LayerNorm(x @ wk^T), RoPE, optional Hadamard; appended to the cache.
-  const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd); // [b*t, d]
+  const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd, allocLocal); // [b*t, d]
   const gamma = weights.kNormWeight.data, beta = weights.kNormBias.data;
   for (let r = 0; r < b * t; r++) {
     let mean = 0;
@@ -218,26 +224,41 @@ export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs,
     rope(kNew, r * d, ropeDim, position, freqs);
     if (opts.hadamard) hadamard(kNew, r * d, d);
   }
-  const keys = new Float32Array(b * s * d);
+  const keys = alloc(Float32Array, b * s * d);
   for (let bi = 0; bi < b; bi++) {
     if (sPast > 0) keys.set(inputs.kCache!.data.subarray(bi * sPast * d, (bi + 1) * sPast * d), bi * s * d);
     keys.set(kNew.subarray(bi * t * d, (bi + 1) * t * d), (bi * s + sPast) * d);
   }
   // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
-  const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd); // [b*t, h]
+  const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd, alloc); // [b*t, h]
 
   const scoreOpts: IndexerScoresOptions = { weightScale: h ** -0.5 * d ** -0.5, maxBytes: opts.maxBytes };
   if (causal) scoreOpts.causalOffset = sPast;
   if (opts.precision !== undefined) scoreOpts.precision = opts.precision;
   if (opts.simd !== undefined) scoreOpts.simd = opts.simd;
-  const scores = indexerScores({ data: q, shape: [b, t, h, d] }, { data: keys, shape: [b, s, d] }, { data: w, shape: [b, t, h] }, scoreOpts);
-  const selected = topk(scores, k, {
-    ...(causal ? { causalOffset: sPast } : {}),
-    ...(opts.mask !== undefined ? { mask: opts.mask } : {}),
-    maxBytes: opts.maxBytes,
-  });
-  const result: LightningIndexerResult = { scores, values: selected.values, indices: selected.indices, keys: { data: keys, shape: [b, s, d] } };
-  if (maskForm !== undefined) result.mask = generateMask(selected.indices, s, { form: maskForm, maxBytes: opts.maxBytes });
-  return result;
+  const topkOpts: TopkOptions = { maxBytes: opts.maxBytes };
+  if (causal) topkOpts.causalOffset = sPast;
+  if (opts.mask !== undefined) topkOpts.mask = opts.mask;
+  return {
+    q: { data: q, shape: [b, t, h, d] },
+    keys: { data: keys, shape: [b, s, d] },
+    w: { data: w, shape: [b, t, h] },
+    s, k, scoreOpts, topkOpts, maskForm, maxBytes: opts.maxBytes,
+  };
 }
 
+/**
+ * The lightning indexer module. Shapes: x [b, t, dim], qr [b, t, qRank],
+ * kCache [b, sPast, d] (optional), weights as in `IndexerWeights`; h and d
+ * come from weightsProj [h, dim] and wk [d, dim]. Returns scores [b, t, s],
+ * the top-k values and indices [b, t, min(topK, s)], the keys [b, s, d] and,
+ * with `maskForm`, the top-k mask.
+ */
+export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions = {}): LightningIndexerResult {
+  const p = prepareLightningIndexer(weights, inputs, opts, allocLocal);
+  const scores = indexerScores(p.q, p.keys, p.w, p.scoreOpts);
+  const selected = topk(scores, p.k, p.topkOpts);
+  const result: LightningIndexerResult = { scores, values: selected.values, indices: selected.indices, keys: p.keys };
+  if (p.maskForm !== undefined) result.mask = generateMask(selected.indices, p.s, { form: p.maskForm, maxBytes: p.maxBytes });
+  return result;
+}

@@ -143,3 +143,22 @@ test('lightningIndexer: shapes of the weights are checked by name', () => {
   assert.throws(() => lightningIndexer(W, { x, qr }, { ropeDim: 7 }), { name: 'RangeError', message: /ropeDim: expected an even integer/ });
   assert.throws(() => lightningIndexer({ ...W, wk: tensor([12, 24], 1), kNormWeight: tensor([12], 1), kNormBias: tensor([12], 1), wqB: tensor([48, 16], 1) }, { x, qr }, { hadamard: true, ropeDim: 4 }), { name: 'RangeError', message: /hadamard: needs d a power of 2, got d = 12/ });
 });
+
+test('pool: lightningIndexer is bit-identical to the synchronous call (x[2,5,24] cache=7 topK=6, bool mask)', async () => {
+  const { createPool } = await import('../../src/parallel.js');
+  const pool = createPool({ threads: 2 });
+  try {
+    const W = weights(24, 16, 4, 16, 11);
+    const inputs = { x: tensor([2, 5, 24], 21), qr: tensor([2, 5, 16], 22), kCache: tensor([2, 7, 16], 23) };
+    const opts = { topK: 6, ropeDim: 8, maskForm: 'bool' as const };
+    const one = lightningIndexer(W, inputs, opts);
+    const many = await pool.lightningIndexer(W, inputs, opts);
+    for (const key of ['scores', 'values', 'indices', 'keys', 'mask'] as const) {
+      assert.deepEqual(many[key]!.shape, one[key]!.shape, key);
+      assert.deepEqual(Array.from(many[key]!.data), Array.from(one[key]!.data), key);
+    }
+    await assert.rejects(pool.lightningIndexer(W, inputs, { ropeDim: 5 }), RangeError);
+  } finally {
+    await pool.close();
+  }
+});
