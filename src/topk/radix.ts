@@ -13,10 +13,12 @@
  *     also catches every NaN) into a candidate list, in ascending key order;
  *     if fewer than k non-NaN keys came, collect every eligible key instead;
  *  3. map candidates to order-preserving uint32 keys and radix-select the
- *     k-th largest over 11/11/10-bit digits, moving keys above the k-th's
- *     digit to the winners at each level and keeping only its bucket;
- *  4. sort only the (at most k) winners, LSD radix on 8-bit digits, stable,
- *     so equal keys keep ascending index order.
+ *     k-th largest over digits of up to 11 bits (below the candidates'
+ *     common prefix), moving keys above the k-th's digit to the winners at
+ *     each level and keeping only its bucket;
+ *  4. sort only the (at most k) winners: one stable counting pass on 11
+ *     bits below their common prefix, then tiny buckets by insertion sort
+ *     (equal keys keep ascending index order).
  * Work is O(s + k) per row whatever the data; the sample only decides
  * whether the row is read once or twice.
  */
@@ -46,19 +48,29 @@ export interface TopkKernelArgs {
   maskForm: 'additive' | 'bool' | 'bits' | null;
 }
 
-const SAMPLE = 1024;
+const SAMPLE_BLOCKS = 64;
+const BLOCK = 16; // one 64-byte cache line of float32
+const SAMPLE = SAMPLE_BLOCKS * BLOCK;
 
 interface Scratch {
   s: number;
   k: number;
-  candKeys: Uint32Array;
+  /** Candidates: key index, and the score's float bits, turned into its key in place. */
   candIdx: Int32Array;
-  winKeys: Uint32Array;
+  candKeys: Int32Array;
+  /** The same memory as candKeys, for writing the scores as they stream by. */
+  candVals: Float32Array;
+  winKeys: Int32Array;
   winIdx: Int32Array;
-  sortKeys: Uint32Array;
+  sortKeys: Int32Array;
   sortIdx: Int32Array;
   hist: Int32Array;
+  /** 256 bins for sorting one large bucket while `hist` holds the bucket ends. */
+  digitHist: Int32Array;
   sample: Float32Array;
+  topList: Float32Array;
+  /** The OR of (key ^ first key) over the row's candidates: which key bits vary (set by keysOf). */
+  keyDiff: number;
 }
 
 // Grown on demand and reused by every later call on this thread (one per
@@ -66,20 +78,25 @@ interface Scratch {
 let scratch: Scratch | null = null;
 
 function scratchFor(s: number, k: number): Scratch {
-  if (scratch && scratch.s >= s && scratch.k >= k) return scratch;
+  if (scratch && scratch.s >= s && scratch.k >= Math.min(k, s)) return scratch;
   const S = Math.max(s, scratch?.s ?? 0);
   const K = Math.max(Math.min(k, s), scratch?.k ?? 0);
+  const candKeys = new Int32Array(S);
   scratch = {
     s: S,
     k: K,
-    candKeys: new Uint32Array(S),
     candIdx: new Int32Array(S),
-    winKeys: new Uint32Array(K),
+    candKeys,
+    candVals: new Float32Array(candKeys.buffer),
+    winKeys: new Int32Array(K),
     winIdx: new Int32Array(K),
-    sortKeys: new Uint32Array(K),
+    sortKeys: new Int32Array(K),
     sortIdx: new Int32Array(K),
     hist: new Int32Array(2048),
+    digitHist: new Int32Array(256),
     sample: new Float32Array(SAMPLE),
+    topList: new Float32Array(TOP_LIST),
+    keyDiff: 0,
   };
   return scratch;
 }
@@ -96,22 +113,51 @@ function eligible(form: TopkKernelArgs['maskForm'], mask: TopkKernelArgs['mask']
  * A score that (with high probability) at least k of the row's n eligible
  * keys reach: the sample's value of rank k*m/n plus three standard
  * deviations. -Infinity (collect everything) when the sample cannot tell.
+ * The sample is 64 blocks of 16 adjacent scores: 64 cache lines fetched
+ * from memory instead of 1024.
  */
 function estimateThreshold(a: TopkKernelArgs, sc: Scratch, base: number, n: number, mbase: number): number {
   const { scores, k, mask, maskForm } = a;
   if (n <= k) return -Infinity;
-  const m = Math.min(SAMPLE, n);
   const sample = sc.sample;
+  const m = Math.min(SAMPLE, n);
   let e = 0;
-  for (let i = 0; i < m; i++) {
-    const j = Math.floor((i * n) / m);
-    const x = scores[base + j];
-    if (x === x && eligible(maskForm, mask, mbase, j)) sample[e++] = x;
+  for (let block = 0; block < m; block += BLOCK) {
+    const start = n <= SAMPLE ? block : Math.floor((block * (n - BLOCK)) / (SAMPLE - BLOCK));
+    for (let j = start, end = start + Math.min(BLOCK, m - block); j < end; j++) {
+      const x = scores[base + j];
+      if (x === x && (maskForm === null || eligible(maskForm, mask, mbase, j))) sample[e++] = x;
+    }
   }
   const expected = (k * m) / n;
   const rank = Math.ceil(expected + 3 * Math.sqrt(expected)) + 1;
   if (rank >= e) return -Infinity;
-  return selectDescending(sample, e, rank);
+  return rank < TOP_LIST ? largestKept(sample, e, rank, sc.topList) : selectDescending(sample, e, rank);
+}
+
+const TOP_LIST = 64;
+
+/**
+ * The value of descending rank `rank` < TOP_LIST among `sample[0..n)`, by
+ * keeping the rank + 1 largest in order: almost every sample fails the one
+ * predictable test against the smallest kept, where a quickselect would
+ * mispredict half its comparisons.
+ */
+function largestKept(sample: Float32Array, n: number, rank: number, top: Float32Array): number {
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const x = sample[i];
+    if (size > rank) {
+      if (!(x > top[rank])) continue;
+    } else size++;
+    let p = size - 1;
+    while (p > 0 && top[p - 1] < x) {
+      top[p] = top[p - 1];
+      p--;
+    }
+    top[p] = x;
+  }
+  return top[rank];
 }
 
 /** The value of descending rank `rank` (0-based) among `sample[0..n)`, NaN-free; reorders the sample. */
@@ -140,22 +186,50 @@ function selectDescending(sample: Float32Array, n: number, rank: number): number
   }
 }
 
-/** Appends to `candIdx` every eligible key j < n with `!(score < threshold)`, in ascending order. */
-function collect(a: TopkKernelArgs, candIdx: Int32Array, base: number, n: number, mbase: number, threshold: number): number {
+/**
+ * Appends every eligible key j < n with `!(score < threshold)` (so every
+ * NaN too) to the candidates, in ascending order, with its score.
+ */
+function collect(a: TopkKernelArgs, sc: Scratch, base: number, n: number, mbase: number, threshold: number): number {
   const scores = a.scores;
+  const { candIdx, candVals } = sc;
   let c = 0;
   switch (a.maskForm) {
-    case null:
-      for (let j = 0; j < n; j++) if (!(scores[base + j] < threshold)) candIdx[c++] = j;
+    case null: {
+      // Four scores a test: almost every block is below the threshold, and
+      // one well-predicted branch per four loads keeps the pass near the
+      // read floor.
+      let j = 0;
+      for (; j + 4 <= n; j += 4) {
+        const i = base + j;
+        const x0 = scores[i], x1 = scores[i + 1], x2 = scores[i + 2], x3 = scores[i + 3];
+        if (!(x0 < threshold && x1 < threshold && x2 < threshold && x3 < threshold)) {
+          if (!(x0 < threshold)) (candVals[c] = x0), (candIdx[c++] = j);
+          if (!(x1 < threshold)) (candVals[c] = x1), (candIdx[c++] = j + 1);
+          if (!(x2 < threshold)) (candVals[c] = x2), (candIdx[c++] = j + 2);
+          if (!(x3 < threshold)) (candVals[c] = x3), (candIdx[c++] = j + 3);
+        }
+      }
+      for (; j < n; j++) {
+        const x = scores[base + j];
+        if (!(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+      }
       break;
+    }
     case 'additive': {
       const mask = a.mask as Float32Array;
-      for (let j = 0; j < n; j++) if (mask[mbase + j] === 0 && !(scores[base + j] < threshold)) candIdx[c++] = j;
+      for (let j = 0; j < n; j++) {
+        const x = scores[base + j];
+        if (mask[mbase + j] === 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+      }
       break;
     }
     case 'bool': {
       const mask = a.mask as Uint8Array;
-      for (let j = 0; j < n; j++) if (mask[mbase + j] !== 0 && !(scores[base + j] < threshold)) candIdx[c++] = j;
+      for (let j = 0; j < n; j++) {
+        const x = scores[base + j];
+        if (mask[mbase + j] !== 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+      }
       break;
     }
     case 'bits': {
@@ -163,10 +237,10 @@ function collect(a: TopkKernelArgs, candIdx: Int32Array, base: number, n: number
       for (let w = 0; w << 5 < n; w++) {
         let word = mask[mbase + w];
         while (word !== 0) {
-          const bit = 31 - Math.clz32(word & -word);
+          const j = (w << 5) + 31 - Math.clz32(word & -word);
           word &= word - 1;
-          const j = (w << 5) + bit;
-          if (j < n && !(scores[base + j] < threshold)) candIdx[c++] = j;
+          const x = scores[base + j];
+          if (j < n && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
         }
       }
       break;
@@ -176,48 +250,61 @@ function collect(a: TopkKernelArgs, candIdx: Int32Array, base: number, n: number
 }
 
 /**
- * Order-preserving keys: larger value, larger key; -0 and +0 the same key;
- * NaN key 0 (below -Infinity, whose key is 0x00800000). Returns the number
- * of non-NaN candidates, or -1 - j for the first NaN at key j when NaN is an
- * error.
+ * Turns the candidates' scores into order-preserving keys, in place: the
+ * bit pattern of a uint32 that grows with the value (held in an Int32Array),
+ * -0 and +0 the same key, NaN key 0 (below -Infinity's 0x00800000). Returns
+ * the number of non-NaN candidates, or -1 - j for the first NaN, at key j,
+ * when NaN is an error.
  */
-function keysOf(a: TopkKernelArgs, bits: Int32Array, sc: Scratch, base: number, c: number): number {
-  const { scores, nanLowest } = a;
-  const { candIdx, candKeys } = sc;
+function keysOf(a: TopkKernelArgs, sc: Scratch, c: number): number {
+  const { candIdx, candKeys, candVals } = sc;
+  const nanLowest = a.nanLowest;
   let finite = 0;
+  let diff = 0;
+  let first = 0;
   for (let i = 0; i < c; i++) {
-    const j = candIdx[i];
-    if (scores[base + j] !== scores[base + j]) {
-      if (!nanLowest) return -1 - j;
-      candKeys[i] = 0;
+    let key = 0;
+    if (candVals[i] !== candVals[i]) {
+      if (!nanLowest) return -1 - candIdx[i];
     } else {
-      const b = bits[base + j];
+      const b = candKeys[i];
       const sign = b >> 31;
-      candKeys[i] = ((((b & 0x7fffffff) ^ sign) - sign) ^ 0x80000000) >>> 0;
+      key = (((b & 0x7fffffff) ^ sign) - sign) ^ 0x80000000;
       finite++;
     }
+    if (i === 0) first = key;
+    diff |= key ^ first;
+    candKeys[i] = key;
   }
+  sc.keyDiff = diff;
   return finite;
 }
 
-/** Radix select: moves the top `need` of the c candidates to the winners. Returns the winner count. */
+/**
+ * Radix select: moves the top `need` of the c candidates to the winners.
+ * Digits of at most 11 bits are taken below the prefix all candidates share
+ * (a row's candidates sit in a narrow band above the threshold, so the first
+ * digit already splits them finely). Returns the winner count.
+ */
 function selectWinners(sc: Scratch, c: number, need: number): number {
   const { candKeys, candIdx, winKeys, winIdx, hist } = sc;
   let w = 0;
   let n = c;
-  for (let level = 0; level < 3 && need < n; level++) {
-    const shift = level === 0 ? 21 : level === 1 ? 10 : 0;
-    const digits = level === 2 ? 1024 : 2048;
-    const top = digits - 1;
+  let top = 32 - Math.clz32(sc.keyDiff);
+  while (need < n && top > 0) {
+    const shift = Math.max(0, top - 11);
+    const digits = 1 << (top - shift);
+    const last = digits - 1;
+    top = shift;
     hist.fill(0, 0, digits);
-    for (let i = 0; i < n; i++) hist[(candKeys[i] >>> shift) & top]++;
-    let bucket = top;
+    for (let i = 0; i < n; i++) hist[(candKeys[i] >>> shift) & last]++;
+    let bucket = last;
     let above = 0;
     while (above + hist[bucket] < need) above += hist[bucket--];
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const key = candKeys[i];
-      const d = (key >>> shift) & top;
+      const d = (key >>> shift) & last;
       if (d > bucket) {
         winKeys[w] = key;
         winIdx[w++] = candIdx[i];
@@ -239,55 +326,90 @@ function selectWinners(sc: Scratch, c: number, need: number): number {
 }
 
 /**
- * Stable LSD radix sort of the w winners by descending key (8-bit digits,
- * skipping digits all winners share). Equal keys arrive in ascending index
- * order, so they stay so. Returns whether the result is in the sort buffers.
+ * Sorts the w winners by descending key into the sort buffers, stably, so
+ * equal keys keep the ascending index order they arrive in. One counting
+ * pass on the 11 bits below the winners' common prefix spreads them over
+ * up to 2048 buckets, mostly of one or two keys; each bucket is then
+ * finished by insertion sort, or (when large) by LSD radix on its low bits.
  */
-function sortWinners(sc: Scratch, w: number): boolean {
-  const hist = sc.hist;
-  hist.fill(0, 0, 1024);
-  const { winKeys } = sc;
-  for (let i = 0; i < w; i++) {
-    const key = ~winKeys[i];
-    hist[key & 255]++;
-    hist[256 + ((key >>> 8) & 255)]++;
-    hist[512 + ((key >>> 16) & 255)]++;
-    hist[768 + (key >>> 24)]++;
+function sortWinners(sc: Scratch, w: number): void {
+  const { winKeys, winIdx, sortKeys, sortIdx, hist } = sc;
+  let diff = 0;
+  for (let i = 1; i < w; i++) diff |= winKeys[i] ^ winKeys[0];
+  const top = 32 - Math.clz32(diff);
+  const shift = Math.max(0, top - 11);
+  const last = (1 << (top - shift)) - 1;
+  hist.fill(0, 0, last + 1);
+  for (let i = 0; i < w; i++) hist[(winKeys[i] >>> shift) & last]++;
+  for (let d = last, sum = 0; d >= 0; d--) {
+    const count = hist[d];
+    hist[d] = sum;
+    sum += count;
   }
-  let srcKeys = sc.winKeys;
-  let srcIdx = sc.winIdx;
-  let dstKeys = sc.sortKeys;
-  let dstIdx = sc.sortIdx;
-  let swapped = false;
-  for (let pass = 0; pass < 4; pass++) {
-    const h = pass << 8;
-    const shift = pass << 3;
-    let trivial = false;
-    let sum = 0;
-    for (let d = 0; d < 256; d++) {
-      const count = hist[h + d];
-      if (count === w) trivial = true;
-      hist[h + d] = sum;
+  for (let i = 0; i < w; i++) {
+    const key = winKeys[i];
+    const pos = hist[(key >>> shift) & last]++;
+    sortKeys[pos] = key;
+    sortIdx[pos] = winIdx[i];
+  }
+  if (shift === 0) return;
+  // hist[d] is now the end of bucket d; buckets run from the top digit down.
+  for (let d = last, from = 0; d >= 0; d--) {
+    const to = hist[d];
+    if (to - from > 24) sortRange(sc, from, to, shift);
+    else if (to - from > 1) insertionSort(sortKeys, sortIdx, from, to);
+    from = to;
+  }
+}
+
+/** Stable insertion sort of [from, to) by descending unsigned key. */
+function insertionSort(keys: Int32Array, idx: Int32Array, from: number, to: number): void {
+  for (let i = from + 1; i < to; i++) {
+    const key = keys[i];
+    const j = idx[i];
+    const rank = key ^ 0x80000000; // unsigned order as signed
+    let p = i;
+    while (p > from && (keys[p - 1] ^ 0x80000000) < rank) {
+      keys[p] = keys[p - 1];
+      idx[p] = idx[p - 1];
+      p--;
+    }
+    keys[p] = key;
+    idx[p] = j;
+  }
+}
+
+/** Stable LSD radix sort of sort buffers [from, to) by descending key bits [0, bits), through the winner buffers. */
+function sortRange(sc: Scratch, from: number, to: number, bits: number): void {
+  const hist = sc.digitHist;
+  let srcKeys = sc.sortKeys, srcIdx = sc.sortIdx, dstKeys = sc.winKeys, dstIdx = sc.winIdx;
+  for (let shift = 0; shift < bits; shift += 8) {
+    hist.fill(0, 0, 256);
+    for (let i = from; i < to; i++) hist[(~srcKeys[i] >>> shift) & 255]++;
+    for (let d = 0, sum = from; d < 256; d++) {
+      const count = hist[d];
+      hist[d] = sum;
       sum += count;
     }
-    if (trivial) continue;
-    for (let i = 0; i < w; i++) {
-      const key = srcKeys[i];
-      const pos = hist[h + ((~key >>> shift) & 255)]++;
-      dstKeys[pos] = key;
+    for (let i = from; i < to; i++) {
+      const pos = hist[(~srcKeys[i] >>> shift) & 255]++;
+      dstKeys[pos] = srcKeys[i];
       dstIdx[pos] = srcIdx[i];
     }
     [srcKeys, dstKeys] = [dstKeys, srcKeys];
     [srcIdx, dstIdx] = [dstIdx, srcIdx];
-    swapped = !swapped;
   }
-  return swapped;
+  if (srcKeys !== sc.sortKeys) {
+    sc.sortKeys.set(srcKeys.subarray(from, to), from);
+    sc.sortIdx.set(srcIdx.subarray(from, to), from);
+  }
 }
 
 export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const a = args as unknown as TopkKernelArgs;
   const { scores, t, s, k, row0, values, indices, nanAt, sorted, causalOffset, maskForm } = a;
-  const bits = new Int32Array(scores.buffer, scores.byteOffset, scores.length);
+  const scoreBits = new Int32Array(scores.buffer, scores.byteOffset, scores.length);
+  const valueBits = new Int32Array(values.buffer, values.byteOffset, values.length);
   const sc = scratchFor(s, k);
   const maskWidth = maskForm === 'bits' ? (s + 31) >>> 5 : s;
   for (let row = rowStart; row < rowEnd; row++) {
@@ -298,11 +420,11 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
     nanAt[row - row0] = -1;
 
     const threshold = estimateThreshold(a, sc, base, n, mbase);
-    let c = collect(a, sc.candIdx, base, n, mbase, threshold);
-    let finite = keysOf(a, bits, sc, base, c);
+    let c = collect(a, sc, base, n, mbase, threshold);
+    let finite = keysOf(a, sc, c);
     if (finite >= 0 && finite < k && threshold !== -Infinity) {
-      c = collect(a, sc.candIdx, base, n, mbase, -Infinity);
-      finite = keysOf(a, bits, sc, base, c);
+      c = collect(a, sc, base, n, mbase, -Infinity);
+      finite = keysOf(a, sc, c);
     }
     if (finite < 0) {
       nanAt[row - row0] = -1 - finite;
@@ -312,12 +434,16 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
     }
 
     const w = selectWinners(sc, c, Math.min(k, c));
-    const inSort = sorted ? sortWinners(sc, w) : false;
-    const winIdx = inSort ? sc.sortIdx : sc.winIdx;
+    if (sorted) sortWinners(sc, w);
+    const winIdx = sorted ? sc.sortIdx : sc.winIdx;
+    const winKeys = sorted ? sc.sortKeys : sc.winKeys;
     for (let i = 0; i < w; i++) {
       const j = winIdx[i];
       indices[out + i] = j;
-      values[out + i] = scores[base + j];
+      // The value back from its key, saving a scattered read of the scores;
+      // zeros (the key forgets the sign) and NaN (key 0) are read back.
+      const signed = winKeys[i] ^ 0x80000000;
+      valueBits[out + i] = signed === 0 || signed === -0x80000000 ? scoreBits[base + j] : signed > 0 ? signed : -signed | 0x80000000;
     }
     indices.fill(-1, out + w, out + k);
     values.fill(-Infinity, out + w, out + k);

@@ -111,12 +111,18 @@ test('property: equals the sort reference for any scores, k, causal offset and n
 });
 
 test('rows whose sample misleads the threshold estimate fall back and stay exact', () => {
-  // Every 4th key (the strided sample's positions) is high, the rest low:
-  // the estimate admits only s/4 keys, fewer than k.
+  // High scores exactly where the estimate samples (64 blocks of 16 keys,
+  // spread evenly), low ones elsewhere: the estimate admits 1024 keys,
+  // fewer than k.
   for (const [s, k] of [[4096, 2000], [8192, 3000]]) {
-    const data = new Float32Array(2 * s);
-    for (let j = 0; j < 2 * s; j++) data[j] = j % 4 === 0 ? 10 : (j * 7) % 5;
-    assertSame({ data, shape: [1, 2, s] }, k, {}, `scores[1,2,${s}] k=${k} strided`);
+    const data = new Float32Array(2 * s).map((_, j) => (j * 7) % 5);
+    for (let row = 0; row < 2; row++) {
+      for (let block = 0; block < 64; block++) {
+        const start = Math.floor((block * (s - 16)) / 63);
+        for (let j = start; j < start + 16; j++) data[row * s + j] = 10 + row;
+      }
+    }
+    assertSame({ data, shape: [1, 2, s] }, k, {}, `scores[1,2,${s}] k=${k} sampled blocks high`);
   }
 });
 

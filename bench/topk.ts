@@ -1,0 +1,215 @@
+// Benchmark of exact top-k against the machine's floor and the peers a user
+// would pick instead. Run: npm run bench:topk [-- --smoke] [--t 1024 --s 131072 --k 2048]
+//
+// Seeded normal scores [1, t, s] (in a SharedArrayBuffer, so the pool reads
+// them in place), k slots, then
+//   floor            one streaming read-and-reduce pass over the scores (1 thread; 2 threads on a pool)
+//   topk             topk(scores, k), sorted (1 thread; 2 threads on createPool)
+//   topk unsorted    the same set, slot order unspecified
+//   onnxruntime-node a one-node TopK graph (largest, sorted), 2 intra-op threads
+//   tfjs-wasm        @tensorflow/tfjs-core topk on @tensorflow/tfjs-backend-wasm
+// Every result is checked against topk's: same values slot by slot, each
+// index holding its value (and the pool's result is bit-identical).
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import { topk, type TopkResult } from '../src/index.js';
+import { createPool } from '../src/pool/index.js';
+import { createWorkerPool } from '../src/pool/pool.js';
+import { readReduce } from './topk-floor.js';
+import { OnnxType, onnxAttr, onnxModel, onnxNode, onnxTensor, onnxValueInfo } from './onnx-model.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(name);
+const option = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const smoke = flag('--smoke');
+const b = 1;
+const t = Number(option('--t') ?? (smoke ? 8 : 1024));
+const s = Number(option('--s') ?? (smoke ? 4096 : 131072));
+const k = Number(option('--k') ?? (smoke ? 64 : 2048));
+const reps = Number(option('--reps') ?? (smoke ? 2 : 7));
+const rows = b * t;
+
+/** mulberry32: the same data on every run. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function normalScores(seed: number): Float32Array {
+  const next = random(seed);
+  const data = new Float32Array(new SharedArrayBuffer(rows * s * 4));
+  for (let i = 0; i < data.length; i++) data[i] = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  return data;
+}
+
+let sink = 0;
+
+/** Median and min of `reps` timed calls after `warm` untimed ones; each call's result feeds the sink. */
+async function time(run: () => number | Promise<number>, warm = 1, n = reps): Promise<{ median: number; min: number }> {
+  for (let i = 0; i < warm; i++) sink += await run();
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    sink += await run();
+    times.push(performance.now() - start);
+  }
+  times.sort((x, y) => x - y);
+  return { median: times[Math.floor(times.length / 2)], min: times[0] };
+}
+
+/**
+ * A peer's top-k against ours: the same value in every slot, and each peer
+ * index holding that value in the scores. Returns the rows whose index sets
+ * differ (only possible through equal values at the k-th place).
+ */
+function checkPeer(what: string, scores: Float32Array, ours: TopkResult, values: ArrayLike<number>, indices: ArrayLike<number | bigint>): number {
+  let tieRows = 0;
+  for (let r = 0; r < rows; r++) {
+    let differs = false;
+    for (let i = r * k; i < (r + 1) * k; i++) {
+      const j = Number(indices[i]);
+      if (!Object.is(values[i], ours.values.data[i])) throw new Error(`${what}: row ${r} slot ${i - r * k}: value ${values[i]}, topk ${ours.values.data[i]}`);
+      if (!(j >= 0 && j < s) || !Object.is(scores[r * s + j], values[i])) throw new Error(`${what}: row ${r} slot ${i - r * k}: index ${j} does not hold value ${values[i]}`);
+      if (j !== ours.indices.data[i]) differs = true;
+    }
+    if (differs) tieRows++;
+  }
+  return tieRows;
+}
+
+function topkModel(): Uint8Array {
+  return onnxModel({
+    name: 'topk',
+    nodes: [onnxNode('TopK', ['scores', 'k'], ['values', 'indices'], [onnxAttr.int('axis', 1), onnxAttr.int('largest', 1), onnxAttr.int('sorted', 1)])],
+    initializers: [onnxTensor(OnnxType.INT64, [1], new BigInt64Array([BigInt(k)]), 'k')],
+    inputs: [onnxValueInfo('scores', OnnxType.FLOAT, [rows, s])],
+    outputs: [onnxValueInfo('values', OnnxType.FLOAT, [rows, k]), onnxValueInfo('indices', OnnxType.INT64, [rows, k])],
+  });
+}
+
+/** tfjs prints adverts and warnings on start-up; they are not results. */
+async function quietly<T>(run: () => Promise<T>): Promise<T> {
+  const log = console.log, warn = console.warn;
+  console.log = console.warn = () => {};
+  try {
+    return await run();
+  } finally {
+    console.log = log;
+    console.warn = warn;
+  }
+}
+
+interface Row {
+  name: string;
+  threads: number;
+  ms: number;
+  minMs: number;
+  note?: string;
+}
+
+const f = (x: number, digits = 2) => x.toFixed(digits);
+
+async function main(): Promise<void> {
+  console.log(`topk benchmark: scores [${b}, ${t}, ${s}] k=${k} reps=${reps}${smoke ? ' (smoke)' : ''}`);
+  const scores = normalScores(20260 + s + k);
+  const tensor = { data: scores, shape: [b, t, s] };
+  const results: Row[] = [];
+  const add = (name: string, threads: number, r: { median: number; min: number }, note?: string) => {
+    results.push({ name, threads, ms: r.median, minMs: r.min, note });
+    console.log(`  ${name.padEnd(18)} ${threads}t ${f(r.median).padStart(10)} ms${note ? `  (${note})` : ''}`);
+  };
+
+  const pool = createPool({ threads: 2 });
+  const floorPool = createWorkerPool({ threads: 2, registry: new URL('./topk-floor.ts', import.meta.url) });
+  const sums = new Float64Array(new SharedArrayBuffer(rows * 8));
+  let ours: TopkResult;
+  try {
+    // Start the workers (and compile their modules) before anything is timed.
+    await floorPool.runRows('bench.readReduce', { scores, sums, s }, 0, 2);
+    await pool.topk({ data: scores.subarray(0, 2 * s), shape: [1, 2, s] }, k);
+    add('floor read', 1, await time(() => (readReduce({ scores, sums, s }, 0, rows), sums[0])));
+    add('floor read', 2, await time(async () => (await floorPool.runRows('bench.readReduce', { scores, sums, s }, 0, rows), sums[1])));
+    ours = topk(tensor, k);
+    add('topk', 1, await time(() => topk(tensor, k).values.data[0]));
+    const pooled = await pool.topk(tensor, k);
+    if (!pooled.indices.data.every((j, i) => j === ours.indices.data[i])) throw new Error('pool topk differs from topk');
+    add('topk', 2, await time(async () => (await pool.topk(tensor, k)).values.data[1]));
+    add('topk unsorted', 1, await time(() => topk(tensor, k, { sorted: false }).values.data[0]));
+    add('topk unsorted', 2, await time(async () => (await pool.topk(tensor, k, { sorted: false })).values.data[1]));
+  } finally {
+    await pool.close();
+    await floorPool.close();
+  }
+
+  if (!flag('--no-peers')) {
+    const session = await ort.InferenceSession.create(topkModel(), { intraOpNumThreads: 2, interOpNumThreads: 1 });
+    // onnxruntime-node takes no SharedArrayBuffer views: a plain copy, made once.
+    const feeds = { scores: new ort.Tensor('float32', Float32Array.from(scores), [rows, s]) };
+    let last: ort.InferenceSession.OnnxValueMapType | undefined;
+    add('onnxruntime-node', 2, await time(async () => {
+      last = await session.run(feeds);
+      return (last.values.data as Float32Array)[0];
+    }));
+    const ortTies = checkPeer('onnxruntime-node', scores, ours, last!.values.data as Float32Array, last!.indices.data as BigInt64Array);
+    results[results.length - 1].note = `TopK node, checked${ortTies ? `, ${ortTies} rows differ by ties` : ''}`;
+    last = undefined;
+    await session.release();
+
+    await quietly(() => tf.setBackend('wasm'));
+    const x = tf.tensor2d(scores, [rows, s]);
+    let tfValues: Float32Array | undefined, tfIndices: Int32Array | undefined;
+    add('tfjs-wasm', 1, await time(() => {
+      const r = tf.topk(x, k, true);
+      tfValues = r.values.dataSync() as Float32Array;
+      tfIndices = r.indices.dataSync() as Int32Array;
+      r.values.dispose();
+      r.indices.dispose();
+      return tfValues[0];
+    }));
+    const tfTies = checkPeer('tfjs-wasm', scores, ours, tfValues!, tfIndices!);
+    results[results.length - 1].note = `tf.topk, checked${tfTies ? `, ${tfTies} rows differ by ties` : ''}`;
+    x.dispose();
+  }
+
+  const find = (name: string, threads: number) => results.find((r) => r.name === name && r.threads === threads);
+  const topk2 = find('topk', 2)!;
+  const lines = [`| contender | threads | median ms | / floor (same threads) | / topk 2t | note |`, `|---|---:|---:|---:|---:|---|`];
+  for (const r of results) {
+    const floor = find('floor read', Math.min(r.threads, 2));
+    lines.push(`| ${r.name} | ${r.threads} | ${f(r.ms)} | ${floor ? f(r.ms / floor.ms) : ''} | ${f(r.ms / topk2.ms)} | ${r.note ?? ''} |`);
+  }
+  const summary: string[] = [];
+  const floor2 = find('floor read', 2), onnx = find('onnxruntime-node', 2), tfjs = find('tfjs-wasm', 1);
+  if (floor2) summary.push(`topk 2t / read floor 2t: ${f(topk2.ms / floor2.ms)}x (target <= 3x)`);
+  if (onnx) summary.push(`onnxruntime-node TopK 2t / topk 2t: ${f(onnx.ms / topk2.ms, 1)}x (target >= 2x)`);
+  if (tfjs) summary.push(`tfjs-wasm topk / topk 2t: ${f(tfjs.ms / topk2.ms, 1)}x (target >= 3x)`);
+  console.log('\n' + lines.join('\n') + '\n\n' + summary.map((x) => `- ${x}`).join('\n'));
+
+  if (!smoke) {
+    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    const json = {
+      date: new Date().toISOString(),
+      machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}`,
+      shape: { b, t, s, k },
+      reps,
+      results,
+      summary,
+      table: lines.join('\n'),
+      sink,
+    };
+    writeFileSync(new URL('./results/topk.json', import.meta.url), JSON.stringify(json, null, 2) + '\n');
+  }
+}
+
+await main();
