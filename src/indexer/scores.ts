@@ -6,7 +6,7 @@ import { allocLocal, type Alloc, type Tensor } from '../tensor.js';
 import type { Plan } from '../plan.js';
 import { runPlan } from '../plan.js';
 import { checkBytes, checkFinite, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkTensor } from '../validate.js';
-import { simdSupported } from '../simd/index.js';
+import { simdModule } from '../simd/index.js';
 
 export interface IndexerScoresOptions {
   /**
@@ -66,8 +66,11 @@ export function planIndexerScores(
   if (opts.simd !== undefined && typeof opts.simd !== 'boolean') {
     throw new TypeError(`simd: expected a boolean, got ${typeof opts.simd}`);
   }
-  if (opts.simd === true && !simdSupported()) {
-    throw new RangeError('simd: true needs WebAssembly SIMD, which this engine lacks; leave simd unset to fall back');
+  // Decided on the calling thread: where its module cannot load (no SIMD, or
+  // a browser main thread before initSimd()), the TypeScript kernels run.
+  const simdReady = opts.simd === false ? false : simdModule() !== null;
+  if (opts.simd === true && !simdReady) {
+    throw new RangeError('simd: true needs the WebAssembly SIMD module, which this engine cannot load (no SIMD, or call initSimd() first); leave simd unset to fall back');
   }
   const [rowStart, rowEnd] = checkRows(opts.rows, b * t);
   const nRows = rowEnd - rowStart;
@@ -79,7 +82,7 @@ export function planIndexerScores(
     checkBytes(`indexerScores output [${nRows}, ${s}] float32`, length * 4, opts.maxBytes, 'score query blocks with rows: [start, end)');
     out = alloc(Float32Array, length);
   }
-  const useSimd = opts.simd ?? simdSupported();
+  const useSimd = simdReady;
   const kernel = `indexer.scores${precision === 'int8' ? 'Int8' : ''}${useSimd ? 'Wasm' : 'Ts'}`;
   const nTiles = nRows * Math.ceil(s / KEY_BLOCK);
   return {

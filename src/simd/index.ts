@@ -101,10 +101,18 @@ function wrap(inst: WebAssembly.Instance): SimdModule {
   };
 }
 
-/** This thread's SIMD module, or null where WebAssembly SIMD is unavailable. */
+/**
+ * This thread's SIMD module, or null where WebAssembly SIMD is unavailable
+ * or a synchronous compile is refused (a browser main thread before
+ * `initSimd()`); callers then use their TypeScript path.
+ */
 export function simdModule(): SimdModule | null {
   if (instance === undefined) {
-    instance = simdSupported() ? wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()), {})) : null;
+    try {
+      instance = simdSupported() ? wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()), {})) : null;
+    } catch {
+      return null; // not cached: initSimd() may still succeed
+    }
   }
   return instance;
 }
