@@ -11,7 +11,7 @@
 // Inputs are seeded; every run is verified (check must print ok). JSON goes to
 // bench/results/cli.json (cli.smoke.tmp for --smoke).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,7 +157,9 @@ print(sorted(ts)[len(ts) // 2] * 1000)`));
 
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   const file = join(root, 'bench/results', smoke ? 'cli.smoke.tmp' : 'cli.json');
-  writeFileSync(file, JSON.stringify({ ...results, sink }, null, 2));
+  // Sections skipped this run keep their last measured values.
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  writeFileSync(file, JSON.stringify({ ...previous, ...results, sink }, null, 2));
   console.log(`saved ${file}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -65,25 +65,31 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   }
   const rowsPerBlock = blockRows(width * 8 + k * 8);
   const ctor = form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array;
-  const actual = new ctor(Math.min(rowsPerBlock, t) * width);
-  const expected = new ctor(actual.length);
-  // Dense forms: a block of the dropped value to compare whole blocks against.
-  const dropped = form === 'bits' ? null : new ctor(actual.length).fill(form === 'additive' ? DEFAULT_MASK_VALUE : 0);
-  const seen = new Int32Array(form === 'bits' ? 0 : s);
+  const maxRows = Math.min(rowsPerBlock, t);
+  const actual = new ctor(maxRows * width);
+  const indexScratch = new Int32Array(maxRows * k);
+  let expected: MaskData | null = null;
+  // Dense forms: one row of the dropped value to compare each row against.
+  const droppedRow = form === 'additive' ? new Float32Array(width).fill(DEFAULT_MASK_VALUE) : form === 'bool' ? new Uint8Array(width) : null;
+  const seen = new Int32Array(form === 'bits' ? 0 : s).fill(-1);
   for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
     const n = t1 - t0;
-    const block = readIndexRows(indices, row, n, k);
-    if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
+    const block = readIndexRows(indices, row, n, k, indexScratch);
     const offset = flags.causalOffset === undefined ? Infinity : flags.causalOffset + t0;
     let got = mask.read(row * width, n * width, actual) as MaskData;
     const bytes = n * width * ctor.BYTES_PER_ELEMENT;
-    if (dropped !== null && claimKept(got as Float32Array | Uint8Array, block, n, k, s, offset, seen, row + 1) &&
-        Buffer.from(got.buffer, got.byteOffset, bytes).equals(Buffer.from(dropped.buffer, 0, bytes))) {
-      continue;
+    if (droppedRow !== null) {
+      const claimed = got instanceof Float32Array
+        ? claimKeptAdditive(new Uint32Array(got.buffer, got.byteOffset, n * width), block, n, k, s, offset, seen, row)
+        : claimKeptBool(got as Uint8Array, block, n, k, s, offset, seen, row);
+      if (claimed === MATCHES && allRowsEqual(got, droppedRow, n)) continue;
+      if (claimed === OUT_OF_RANGE && flags.outOfRange === 'skip' && allRowsEqual(got, droppedRow, n)) continue;
+      got = mask.read(row * width, n * width, actual) as MaskData; // claim* overwrote it
     }
+    if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
     // The slow path (bits, or a block that differs): build the block by the
     // library's definition and find the first differing position in order.
-    if (dropped !== null) got = mask.read(row * width, n * width, actual) as MaskData;
+    expected ??= new ctor(actual.length);
     const want = generateMask({ data: block, shape: [1, n, k] }, s, {
       form,
       outOfRange: flags.outOfRange,
@@ -106,30 +112,68 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   return true;
 }
 
+const MATCHES = 0;
+const DIFFERS = 1;
+const OUT_OF_RANGE = 2;
+
 /**
- * The fast path for additive and bool masks, O(k) per row plus one memcmp
- * per block instead of building the expected block: every key the indices
- * keep must hold the kept value (0 additive, 1 bool) and is then set to the
+ * The fast path for additive and bool masks, O(k) per row plus a memcmp per
+ * row instead of building the expected block: every key the indices keep
+ * must hold the kept value (0 additive, 1 bool) and is then set to the
  * dropped value, so the block matches iff it is afterwards all dropped.
- * `seen` (s stamps) skips duplicate indices. Returns false on a kept key
- * that does not hold the kept value. `got` is overwritten.
+ * `seen[j] === row` skips duplicate indices. Returns DIFFERS on a kept key
+ * without the kept value, OUT_OF_RANGE if some index is >= s (skipped), or
+ * MATCHES. `cells` is overwritten. Two copies, so each stays monomorphic.
  */
-function claimKept(got: Float32Array | Uint8Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, stamp: number): boolean {
-  const additive = got instanceof Float32Array;
-  // Compare bit patterns: -0 is not 0.
-  const cells = additive ? new Uint32Array(got.buffer, got.byteOffset, got.length) : got;
-  const kept = additive ? 0 : 1;
-  const droppedValue = additive ? new Uint32Array(new Float32Array([DEFAULT_MASK_VALUE]).buffer)[0] : 0;
+function claimKeptAdditive(cells: Uint32Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, row0: number): number {
+  const dropped = new Uint32Array(new Float32Array([DEFAULT_MASK_VALUE]).buffer)[0];
+  let status = MATCHES;
   for (let r = 0; r < n; r++) {
     const limit = Math.min(s - 1, r + offset);
-    const rowStamp = stamp + r;
+    const row = row0 + r;
+    const base = r * s;
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
-      if (j < 0 || j > limit || seen[j] === rowStamp) continue;
-      seen[j] = rowStamp;
-      if (cells[r * s + j] !== kept) return false;
-      cells[r * s + j] = droppedValue;
+      if (j < 0 || j > limit) {
+        if (j >= s) status = OUT_OF_RANGE;
+        continue;
+      }
+      if (seen[j] === row) continue;
+      seen[j] = row;
+      // Bit patterns: -0 is not 0.
+      if (cells[base + j] !== 0) return DIFFERS;
+      cells[base + j] = dropped;
     }
+  }
+  return status;
+}
+
+function claimKeptBool(cells: Uint8Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, row0: number): number {
+  let status = MATCHES;
+  for (let r = 0; r < n; r++) {
+    const limit = Math.min(s - 1, r + offset);
+    const row = row0 + r;
+    const base = r * s;
+    for (let i = r * k, end = i + k; i < end; i++) {
+      const j = indices[i];
+      if (j < 0 || j > limit) {
+        if (j >= s) status = OUT_OF_RANGE;
+        continue;
+      }
+      if (seen[j] === row) continue;
+      seen[j] = row;
+      if (cells[base + j] !== 1) return DIFFERS;
+      cells[base + j] = 0;
+    }
+  }
+  return status;
+}
+
+/** Whether each of the first n rows of `block` equals `row` byte for byte. */
+function allRowsEqual(block: MaskData, row: Float32Array | Uint8Array, n: number): boolean {
+  const rowBytes = Buffer.from(row.buffer, row.byteOffset, row.byteLength);
+  for (let r = 0; r < n; r++) {
+    if (!Buffer.from(block.buffer, block.byteOffset + r * row.byteLength, row.byteLength).equals(rowBytes)) return false;
   }
   return true;
 }

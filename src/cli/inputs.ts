@@ -36,10 +36,10 @@ export function openInput(flag: string, path: string, dtypes: readonly NpyDtype[
   return reader;
 }
 
-/** Reads rows [row, row + n) of an int32/int64 `[.., k]` file as Int32Array (int64 range-checked). */
-export function readIndexRows(reader: NpyReader, row: number, n: number, k: number): Int32Array {
+/** Reads rows [row, row + n) of an int32/int64 `[.., k]` file as Int32Array (int64 range-checked; int32 into `scratch` when given). */
+export function readIndexRows(reader: NpyReader, row: number, n: number, k: number, scratch?: Int32Array): Int32Array {
+  if (reader.dtype === 'int32') return reader.read(row * k, n * k, scratch).subarray(0, n * k) as Int32Array;
   const block = reader.read(row * k, n * k);
-  if (block instanceof Int32Array) return block;
   try {
     return int64ToInt32('indices', block as BigInt64Array);
   } catch (err) {

@@ -36,12 +36,12 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
         fc.record({
           b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
           form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
-          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(),
         }),
-        async ({ b, t, s, k, form, causal, seed, flips }) => {
+        async ({ b, t, s, k, form, causal, seed, flips, skip }) => {
           let x = seed;
           const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
-          const idx = Int32Array.from({ length: b * t * k }, () => next(s + 1) - 1); // -1 padding, duplicates
+          const idx = Int32Array.from({ length: b * t * k }, () => next(s + (skip ? 3 : 1)) - 1); // -1 padding, duplicates, >= s with skip
           const kept = definition(idx, b, t, k, s, causal ?? Infinity);
           const corrupt = kept.slice();
           for (let f = 0; f < flips; f++) corrupt[next(corrupt.length)] ^= 1;
@@ -51,6 +51,7 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
           writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
           const args = ['check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('i.npy'), '--seq-len', String(s)];
           if (causal !== undefined) args.push('--causal-offset', String(causal));
+          if (skip) args.push('--out-of-range', 'skip');
           const r = await dsa(...args);
           const first = corrupt.findIndex((v, i) => v !== kept[i]);
           if (first < 0) {
