@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { numpy, scratch } from '../helpers/numpy.js';
 import { dsa, dsaProcess } from './run.js';
 
@@ -201,4 +202,13 @@ test('the executable exits with the program\'s code and prints to the right stre
   assert.deepEqual(bad, { code: 2, stdout: '', stderr: 'dsa mask: --indices: no such file missing.npy\n' });
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: dsa \[options\] \[command\]/);
+});
+
+const built = existsSync(fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url)));
+
+test('bin/dsa.js runs the built CLI', { skip: built ? false : 'dist/ not built (npm run build)' }, async () => {
+  const [help, bad] = await Promise.all([dsaProcess('bin', 'mask', '--help'), dsaProcess('bin', 'check', '--mask', 'missing.npy', '--indices', 'missing.npy')]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: dsa mask \[options\]/);
+  assert.deepEqual(bad, { code: 2, stdout: '', stderr: 'dsa check: --mask: no such file missing.npy\n' });
 });
