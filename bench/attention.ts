@@ -3,7 +3,7 @@
 // (t = 64 queries, hq = 16, hkv = 1, dqk = 576, dV = 512, k = 2048) over
 // s in {8192, 32768, 131072}.
 //
-//   npx tsx bench/attention.ts [--smoke] [--s 8192,32768] [--reps 9] [--dense-rows 4]
+//   npx tsx bench/attention.ts [--smoke] [--s 8192,32768] [--reps 15] [--dense-rows 8]
 //
 // Seeded data, a warm-up, repetitions, medians and a sink. Our dense path runs
 // on the first `--dense-rows` query rows only and is extrapolated to t rows
@@ -28,8 +28,8 @@ const smoke = flag('smoke');
 const shape = smoke ? { t: 8, hq: 4, hkv: 1, dqk: 64, dV: 48, k: 32 } : { t: 64, hq: 16, hkv: 1, dqk: 576, dV: 512, k: 2048 };
 const sizes = option('s', smoke ? '128,512' : '8192,32768,131072').split(',').map(Number);
 // Sparse runs are short: more repetitions; dense and the peer are long: fewer.
-const reps = Number(option('reps', smoke ? '2' : '9'));
-const denseRows = Number(option('dense-rows', smoke ? '8' : '4'));
+const reps = Number(option('reps', smoke ? '2' : '15'));
+const denseRows = Number(option('dense-rows', '8'));
 const ortBlock = smoke ? 4 : 16;
 const { t, hq, hkv, dqk, dV, k } = shape;
 const smScale = 1 / Math.sqrt(dqk);
@@ -126,6 +126,8 @@ function bitIdentical(label: string, a: Float32Array, b: Float32Array): void {
 
 interface Row {
   s: number; method: string; threads: number; rowsRun: number; medianMs: number; timesMs: number[]; rssMiB: number; relErr?: number;
+  /** The fastest repetition, scaled like medianMs (dense: extrapolated). */
+  minMs?: number;
   /** Sparse attention (same threads) timed right after each repetition of this method: the ratio's denominator. */
   pairedSparseMs?: number[];
 }
@@ -136,7 +138,7 @@ let peakRssSparseMiB = 0;
 const results: Row[] = [];
 const mib = (b: number) => Math.round(b / 2 ** 20);
 const record = (row: Omit<Row, 'rssMiB'>) => {
-  const r = { ...row, rssMiB: mib(process.memoryUsage().rss) };
+  const r = { ...row, minMs: (Math.min(...row.timesMs) * row.medianMs) / median(row.timesMs), rssMiB: mib(process.memoryUsage().rss) };
   results.push(r);
   console.error(`  s=${r.s} ${r.method} x${r.threads}: ${r.medianMs.toFixed(1)} ms (rows run ${r.rowsRun}), rss ${r.rssMiB} MiB`);
 };
@@ -182,7 +184,7 @@ try {
 
     // Ours, dense: the first denseRows rows, extrapolated to t (one warm-up row).
     const rows: [number, number] = [0, denseRows];
-    const denseRep = Math.max(1, Math.min(reps, smoke ? reps : 2));
+    const denseRep = Math.max(1, Math.min(reps, 3));
     const dense = denseAttention(q, kv, mask, { ...opts, rows: [0, 1] });
     check('dense warm-up', dense.out.data, sparse.out.data, hq * dV, 1e-4);
     const sparse1 = () => sparseAttention(q, kv, indices, opts).out.data;
@@ -226,7 +228,7 @@ try {
       return ortOut;
     };
     sink += (await runOrt())[0];
-    const ort2 = await paired(runOrt, sparse2, Math.max(1, Math.min(reps, 3)));
+    const ort2 = await paired(runOrt, sparse2, Math.max(1, Math.min(reps, 5)));
     const ortErr = check('onnxruntime-node', ortOut, sparse.out.data, ortOut.length, 1e-4);
     record({ s, method: 'onnxruntime-node dense', threads: 2, rowsRun: t, medianMs: median(ort2.peerMs), timesMs: ort2.peerMs, relErr: ortErr, pairedSparseMs: ort2.sparseMs });
     await session.release();
@@ -255,7 +257,7 @@ const table = [
 const peakRssMiB = mib(process.resourceUsage().maxRSS * 1024);
 const inputMiB = mib(sizes.reduce((a, s) => a + s * hkv * dqk * 4, 0) + t * hq * dqk * 4 + sizes.length * t * hkv * k * 4);
 console.log(
-  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of 2 and 3, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added)\n\n${table}`,
+  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of ${Math.min(reps, 3)} and ${Math.min(reps, 5)}, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added)\n\n${table}`,
 );
 console.log(`(sink ${sink.toFixed(3)})`);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });

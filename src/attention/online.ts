@@ -6,8 +6,9 @@
  * then each head rescales its accumulator only when its running max grows
  * (FlashAttention's online softmax), so nothing of size [s] per head is kept.
  *
- * Accumulators are float64: JS arithmetic is float64 anyway, and the sums
- * over thousands of keys then carry no float32 rounding.
+ * The softmax bookkeeping is float64 on both paths. The TypeScript path
+ * also accumulates p.v in float64 (JS arithmetic is float64 anyway); the
+ * WebAssembly SIMD path accumulates it in float32 lanes (f32x4).
  */
 
 import type { SimdModule } from '../simd/index.js';
