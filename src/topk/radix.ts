@@ -69,8 +69,9 @@ interface Scratch {
   digitHist: Int32Array;
   sample: Float32Array;
   topList: Float32Array;
-  /** The OR of (key ^ first key) over the row's candidates: which key bits vary (set by keysOf). */
-  keyDiff: number;
+  /** The smallest and largest candidate key of the current row (set by keysOf). */
+  keyMin: number;
+  keyMax: number;
 }
 
 // Grown on demand and reused by every later call on this thread (one per
@@ -96,7 +97,8 @@ function scratchFor(s: number, k: number): Scratch {
     digitHist: new Int32Array(256),
     sample: new Float32Array(SAMPLE),
     topList: new Float32Array(TOP_LIST),
-    keyDiff: 0,
+    keyMin: 0,
+    keyMax: 0,
   };
   return scratch;
 }
@@ -260,8 +262,8 @@ function keysOf(a: TopkKernelArgs, sc: Scratch, c: number): number {
   const { candIdx, candKeys, candVals } = sc;
   const nanLowest = a.nanLowest;
   let finite = 0;
-  let diff = 0;
-  let first = 0;
+  let min = 0x7fffffff; // keys compared as unsigned: key ^ 0x80000000 as signed
+  let max = -0x80000000;
   for (let i = 0; i < c; i++) {
     let key = 0;
     if (candVals[i] !== candVals[i]) {
@@ -272,39 +274,48 @@ function keysOf(a: TopkKernelArgs, sc: Scratch, c: number): number {
       key = (((b & 0x7fffffff) ^ sign) - sign) ^ 0x80000000;
       finite++;
     }
-    if (i === 0) first = key;
-    diff |= key ^ first;
+    const rank = key ^ 0x80000000;
+    if (rank < min) min = rank;
+    if (rank > max) max = rank;
     candKeys[i] = key;
   }
-  sc.keyDiff = diff;
+  sc.keyMin = min ^ 0x80000000;
+  sc.keyMax = max ^ 0x80000000;
   return finite;
+}
+
+/** Bits needed for key offsets from `min` up to `max` (keys as unsigned). */
+function rangeBits(min: number, max: number): number {
+  return 32 - Math.clz32((max - min) | 0);
 }
 
 /**
  * Radix select: moves the top `need` of the c candidates to the winners.
- * Digits of at most 11 bits are taken below the prefix all candidates share
- * (a row's candidates sit in a narrow band above the threshold, so the first
- * digit already splits them finely). Returns the winner count.
+ * Digits are the top (at most) 11 bits of the key's offset from the
+ * smallest candidate key: a row's candidates sit in a narrow band above the
+ * threshold, so the first digit already splits them finely. Returns the
+ * winner count.
  */
 function selectWinners(sc: Scratch, c: number, need: number): number {
   const { candKeys, candIdx, winKeys, winIdx, hist } = sc;
   let w = 0;
   let n = c;
-  let top = 32 - Math.clz32(sc.keyDiff);
+  let base = sc.keyMin;
+  let top = rangeBits(base, sc.keyMax);
   while (need < n && top > 0) {
     const shift = Math.max(0, top - 11);
     const digits = 1 << (top - shift);
     const last = digits - 1;
     top = shift;
     hist.fill(0, 0, digits);
-    for (let i = 0; i < n; i++) hist[(candKeys[i] >>> shift) & last]++;
+    for (let i = 0; i < n; i++) hist[((candKeys[i] - base) >>> shift) & last]++;
     let bucket = last;
     let above = 0;
     while (above + hist[bucket] < need) above += hist[bucket--];
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const key = candKeys[i];
-      const d = (key >>> shift) & last;
+      const d = ((key - base) >>> shift) & last;
       if (d > bucket) {
         winKeys[w] = key;
         winIdx[w++] = candIdx[i];
@@ -315,6 +326,7 @@ function selectWinners(sc: Scratch, c: number, need: number): number {
     }
     need -= above;
     n = kept;
+    base = (base + bucket * 2 ** shift) | 0;
   }
   // Every remaining candidate now has the k-th key (or all are taken):
   // the first ones by key index win the ties.
@@ -328,19 +340,25 @@ function selectWinners(sc: Scratch, c: number, need: number): number {
 /**
  * Sorts the w winners by descending key into the sort buffers, stably, so
  * equal keys keep the ascending index order they arrive in. One counting
- * pass on the 11 bits below the winners' common prefix spreads them over
- * up to 2048 buckets, mostly of one or two keys; each bucket is then
+ * pass spreads them over up to 2048 buckets (the top bits of the offset
+ * from the smallest key), mostly of one or two keys; each bucket is then
  * finished by insertion sort, or (when large) by LSD radix on its low bits.
  */
 function sortWinners(sc: Scratch, w: number): void {
   const { winKeys, winIdx, sortKeys, sortIdx, hist } = sc;
-  let diff = 0;
-  for (let i = 1; i < w; i++) diff |= winKeys[i] ^ winKeys[0];
-  const top = 32 - Math.clz32(diff);
+  let min = 0x7fffffff;
+  let max = -0x80000000;
+  for (let i = 0; i < w; i++) {
+    const rank = winKeys[i] ^ 0x80000000;
+    if (rank < min) min = rank;
+    if (rank > max) max = rank;
+  }
+  const base = min ^ 0x80000000;
+  const top = rangeBits(base, max ^ 0x80000000);
   const shift = Math.max(0, top - 11);
   const last = (1 << (top - shift)) - 1;
   hist.fill(0, 0, last + 1);
-  for (let i = 0; i < w; i++) hist[(winKeys[i] >>> shift) & last]++;
+  for (let i = 0; i < w; i++) hist[((winKeys[i] - base) >>> shift) & last]++;
   for (let d = last, sum = 0; d >= 0; d--) {
     const count = hist[d];
     hist[d] = sum;
@@ -348,7 +366,7 @@ function sortWinners(sc: Scratch, w: number): void {
   }
   for (let i = 0; i < w; i++) {
     const key = winKeys[i];
-    const pos = hist[(key >>> shift) & last]++;
+    const pos = hist[((key - base) >>> shift) & last]++;
     sortKeys[pos] = key;
     sortIdx[pos] = winIdx[i];
   }
@@ -356,7 +374,7 @@ function sortWinners(sc: Scratch, w: number): void {
   // hist[d] is now the end of bucket d; buckets run from the top digit down.
   for (let d = last, from = 0; d >= 0; d--) {
     const to = hist[d];
-    if (to - from > 24) sortRange(sc, from, to, shift);
+    if (to - from > 24) sortRange(sc, from, to, base, shift);
     else if (to - from > 1) insertionSort(sortKeys, sortIdx, from, to);
     from = to;
   }
@@ -379,20 +397,24 @@ function insertionSort(keys: Int32Array, idx: Int32Array, from: number, to: numb
   }
 }
 
-/** Stable LSD radix sort of sort buffers [from, to) by descending key bits [0, bits), through the winner buffers. */
-function sortRange(sc: Scratch, from: number, to: number, bits: number): void {
+/**
+ * Stable LSD radix sort of sort buffers [from, to), whose keys' offsets from
+ * `base` agree above bit `bits`, by descending offset, through the winner
+ * buffers.
+ */
+function sortRange(sc: Scratch, from: number, to: number, base: number, bits: number): void {
   const hist = sc.digitHist;
   let srcKeys = sc.sortKeys, srcIdx = sc.sortIdx, dstKeys = sc.winKeys, dstIdx = sc.winIdx;
   for (let shift = 0; shift < bits; shift += 8) {
     hist.fill(0, 0, 256);
-    for (let i = from; i < to; i++) hist[(~srcKeys[i] >>> shift) & 255]++;
+    for (let i = from; i < to; i++) hist[(~(srcKeys[i] - base) >>> shift) & 255]++;
     for (let d = 0, sum = from; d < 256; d++) {
       const count = hist[d];
       hist[d] = sum;
       sum += count;
     }
     for (let i = from; i < to; i++) {
-      const pos = hist[(~srcKeys[i] >>> shift) & 255]++;
+      const pos = hist[(~(srcKeys[i] - base) >>> shift) & 255]++;
       dstKeys[pos] = srcKeys[i];
       dstIdx[pos] = srcIdx[i];
     }
