@@ -10,6 +10,7 @@
 // (its cost per row is the same for every row; the table says so). Every
 // peer result is checked against sparse attention on the same rows.
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { sparseAttention } from '../src/attention/sparse.js';
 import { denseAttention } from '../src/attention/dense.js';
@@ -132,6 +133,7 @@ interface Row {
   pairedSparseMs?: number[];
 }
 
+const loadBefore = loadavg()[0];
 const pool = createPool({ threads: 2 });
 // Peak RSS after the sparse runs (every s's inputs already allocated) and at the end (after onnxruntime).
 let peakRssSparseMiB = 0;
@@ -255,14 +257,16 @@ const table = [
   }),
 ].join('\n');
 const peakRssMiB = mib(process.resourceUsage().maxRSS * 1024);
+// The machine is shared: the 1-minute load average before and after says how quiet the run was.
+const load = [loadBefore, loadavg()[0]].map((x) => x.toFixed(2));
 const inputMiB = mib(sizes.reduce((a, s) => a + s * hkv * dqk * 4, 0) + t * hq * dqk * 4 + sizes.length * t * hkv * k * 4);
 console.log(
-  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of ${Math.min(reps, 3)} and ${Math.min(reps, 5)}, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added)\n\n${table}`,
+  `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of ${Math.min(reps, 3)} and ${Math.min(reps, 5)}, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added); load average ${load[0]} before, ${load[1]} after\n\n${table}`,
 );
 console.log(`(sink ${sink.toFixed(3)})`);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const file = new URL(smoke ? './results/attention.smoke.tmp' : './results/attention.json', import.meta.url);
 writeFileSync(
   file,
-  JSON.stringify({ date: new Date().toISOString(), node: process.version, shape, sizes, reps, denseRows, ortBlock, inputMiB, peakRssSparseMiB, peakRssMiB, results }, null, 1),
+  JSON.stringify({ date: new Date().toISOString(), node: process.version, shape, sizes, reps, denseRows, ortBlock, inputMiB, peakRssSparseMiB, peakRssMiB, loadAverage: load, results }, null, 1),
 );
