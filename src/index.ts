@@ -19,3 +19,5 @@ export type { IndexerScoresOptions } from './indexer/scores.js';
 export { simdSupported, initSimd } from './simd/index.js';
 export { lightningIndexer } from './indexer/module.js';
 export type { IndexerWeights, IndexerInputs, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
+export { quantizeKeys } from './indexer/quantized-keys.js';
+export type { QuantizedKeys } from './indexer/quantized-keys.js';

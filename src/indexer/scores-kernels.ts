@@ -9,6 +9,7 @@
  * bit-identical scores.
  *
  * Args: q [b,t,h,d], k [b,s,d], w [b,t,h] (Float32Array), out [nRows, s];
+ * for int8 the keys may instead come quantized: kq [b,s,d], kScales [b,s,nb];
  * t, s, h, d, rowStart, nRows, keyBlock, weightScale, causal, offset.
  * Ineligible keys (causal: j > ti + offset) get -Infinity and cost nothing.
  */
@@ -18,7 +19,11 @@ import { QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
 
 interface ScoreArgs {
   q: Float32Array;
+  /** float32 keys, or null when the keys come quantized (kq, kScales). */
   k: Float32Array;
+  /** Quantized keys [b, s, d] and their scales [b, s, nb] (quantizeKeys), or null. */
+  kq: Int8Array | null;
+  kScales: Float32Array | null;
   w: Float32Array;
   out: Float32Array;
   t: number;
@@ -96,7 +101,7 @@ export function scoresTs(args: KernelArgs, tileStart: number, tileEnd: number): 
 const up = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /** Copies rows [n, d] at src[at..] into a [n, dp] view with zero padding. */
-function copyRows(dst: Float32Array, src: Float32Array, at: number, n: number, d: number, dp: number): void {
+function copyRows<T extends Float32Array | Int8Array>(dst: T, src: T, at: number, n: number, d: number, dp: number): void {
   if (d === dp) {
     dst.set(src.subarray(at, at + n * d));
     return;
@@ -137,18 +142,27 @@ export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: num
   const { q, k, w, out, s, h, d, keyBlock, weightScale } = a;
   const m = simdModule()!;
   const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
+  const { kq, kScales } = a;
+  // With quantized keys the float region holds their int8 bytes instead.
   const [pkf, pk, pks, pqf, pq, pqs, pw, po] = m.layout(
     kbp * dp * 4, kbp * dp * 2, nb * kbp * 4, hp * dp * 4, hp * dp * 2, nb * hp * 4, hp * 4, kbp * 4,
   );
-  const keysF = m.f32(pkf, kbp * dp), qf = m.f32(pqf, hp * dp), wv = m.f32(pw, hp), ov = m.f32(po, kbp);
+  const keysF = m.f32(pkf, kbp * dp), keys8 = m.i8(pkf, kbp * dp), ks = m.f32(pks, nb * kbp);
+  const qf = m.f32(pqf, hp * dp), wv = m.f32(pw, hp), ov = m.f32(po, kbp);
   qf.fill(0);
   wv.fill(0);
   let loaded = -1;
   forTiles(a, tileStart, tileEnd, (row, bi, j0, end, outRow) => {
     if (loaded !== bi * s + j0) {
       const n = keyBlockEnd(a, j0) - j0;
-      copyRows(keysF, k, (bi * s + j0) * d, n, d, dp);
-      m.exports.quantizeRows(pkf, pk, pks, kbp, up(n, 4), dp);
+      if (kq && kScales) {
+        copyRows(keys8, kq, (bi * s + j0) * d, n, d, dp);
+        m.exports.widenI8(pkf, pk, n * dp);
+        for (let j = 0; j < n; j++) for (let b = 0; b < nb; b++) ks[b * kbp + j] = kScales[(bi * s + j0 + j) * nb + b];
+      } else {
+        copyRows(keysF, k, (bi * s + j0) * d, n, d, dp);
+        m.exports.quantizeRows(pkf, pk, pks, kbp, up(n, 4), dp);
+      }
       loaded = bi * s + j0;
     }
     copyRows(qf, q, row * h * d, h, d, dp);
@@ -178,7 +192,13 @@ export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: numbe
   let loaded = -1;
   forTiles(a, tileStart, tileEnd, (row, bi, j0, end, outRow) => {
     if (loaded !== bi * s + j0) {
-      quantizeRowsRef(k, (bi * s + j0) * d, keyBlockEnd(a, j0) - j0, d, kv, ks, keyBlock);
+      const n = keyBlockEnd(a, j0) - j0;
+      if (a.kq && a.kScales) {
+        kv.set(a.kq.subarray((bi * s + j0) * d, (bi * s + j0 + n) * d));
+        for (let j = 0; j < n; j++) for (let b = 0; b < nb; b++) ks[b * keyBlock + j] = a.kScales[(bi * s + j0 + j) * nb + b];
+      } else {
+        quantizeRowsRef(k, (bi * s + j0) * d, n, d, kv, ks, keyBlock);
+      }
       loaded = bi * s + j0;
     }
     quantizeRowsRef(q, row * h * d, h, d, qv, qs, h);

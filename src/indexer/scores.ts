@@ -7,6 +7,7 @@ import type { Plan } from '../plan.js';
 import { runPlan } from '../plan.js';
 import { checkBytes, checkFinite, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
+import { checkQuantizedKeys, isQuantizedKeys, type QuantizedKeys } from './quantized-keys.js';
 
 export interface IndexerScoresOptions {
   /**
@@ -46,13 +47,14 @@ export const KEY_BLOCK = 512;
 /** Builds the plan of `indexerScores` (validates everything first). */
 export function planIndexerScores(
   q: Tensor<Float32Array>,
-  k: Tensor<Float32Array>,
+  k: Tensor<Float32Array> | QuantizedKeys,
   w: Tensor<Float32Array>,
   opts: IndexerScoresOptions,
   alloc: Alloc,
 ): Plan<Tensor<Float32Array>> {
   const [b, t, h, d] = checkTensor('q', q, Float32Array, ['b', 't', 'h', 'd']);
-  const [bk, s, dk] = checkTensor('k', k, Float32Array, ['b', 's', 'd']);
+  const quantized = isQuantizedKeys(k);
+  const [bk, s, dk] = quantized ? checkQuantizedKeys(k) : checkTensor('k', k, Float32Array, ['b', 's', 'd']);
   const [bw, tw, hw] = checkTensor('w', w, Float32Array, ['b', 't', 'h']);
   checkSame('indexerScores', bk, 'k.shape[0] (b)', b, 'q.shape[0] (b)');
   checkSame('indexerScores', dk, 'k.shape[2] (d)', d, 'q.shape[3] (d)');
@@ -61,6 +63,9 @@ export function planIndexerScores(
   checkSame('indexerScores', hw, 'w.shape[2] (h)', h, 'q.shape[2] (h)');
   const weightScale = opts.weightScale === undefined ? 1 : checkFinite('weightScale', opts.weightScale);
   const precision = opts.precision === undefined ? 'float32' : checkOneOf('precision', opts.precision, ['float32', 'int8'] as const);
+  if (quantized && precision !== 'int8') {
+    throw new RangeError(`k: quantized keys (quantizeKeys) need precision 'int8', got precision '${precision}'`);
+  }
   const causal = opts.causalOffset !== undefined;
   const offset = causal ? checkInteger('causalOffset', opts.causalOffset) : 0;
   if (opts.simd !== undefined && typeof opts.simd !== 'boolean') {
@@ -89,7 +94,15 @@ export function planIndexerScores(
     steps: [
       {
         kernel,
-        args: { q: q.data, k: k.data, w: w.data, out, t, s, h, d, rowStart, nRows, keyBlock: KEY_BLOCK, weightScale, causal, offset },
+        args: {
+          q: q.data,
+          k: quantized ? null : k.data,
+          kq: quantized ? k.values.data : null,
+          kScales: quantized ? k.scales.data : null,
+          w: w.data,
+          out,
+          t, s, h, d, rowStart, nRows, keyBlock: KEY_BLOCK, weightScale, causal, offset,
+        },
         rows: [0, nTiles],
         writes: ['out'],
       },
@@ -102,7 +115,8 @@ export function planIndexerScores(
  * The lightning indexer's scores.
  *
  * - q [b, t, h, d] Float32Array: indexer queries;
- * - k [b, s, d] Float32Array: indexer keys (one head, shared by all h);
+ * - k [b, s, d] Float32Array: indexer keys (one head, shared by all h); for
+ *   int8, also keys quantized once by `quantizeKeys` (bit-identical scores);
  * - w [b, t, h] Float32Array: per-query head weights.
  *
  * Returns I [b, t, s] Float32Array (or [end-start, s] with `rows`),
@@ -111,7 +125,7 @@ export function planIndexerScores(
  */
 export function indexerScores(
   q: Tensor<Float32Array>,
-  k: Tensor<Float32Array>,
+  k: Tensor<Float32Array> | QuantizedKeys,
   w: Tensor<Float32Array>,
   opts: IndexerScoresOptions = {},
 ): Tensor<Float32Array> {

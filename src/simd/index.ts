@@ -30,6 +30,8 @@ export interface SimdExports {
   /** indexerBlockF32 / indexerBlockI8 specialised for dp = 128. */
   indexerBlockF32D128(q: number, w: number, keys: number, n: number, h: number, out: number): void;
   indexerBlockI8D128(q: number, qs: number, w: number, keys: number, ks: number, n: number, h: number, out: number): void;
+  /** dst[i] = src[i], int8 -> int16, n a multiple of 16 */
+  widenI8(src: number, dst: number, n: number): void;
   quantizeRows(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   indexerBlockI8(q: number, qs: number, w: number, keys: number, ks: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
   [name: string]: unknown;
@@ -44,6 +46,7 @@ export interface SimdModule {
   f32(ptr: number, length: number): Float32Array;
   i32(ptr: number, length: number): Int32Array;
   i16(ptr: number, length: number): Int16Array;
+  i8(ptr: number, length: number): Int8Array;
 }
 
 // (func (result v128) v128.const 0): valid only where WebAssembly SIMD is.
@@ -98,6 +101,7 @@ function wrap(inst: WebAssembly.Instance): SimdModule {
     f32: (ptr, length) => new Float32Array(memory.buffer, ptr, length),
     i32: (ptr, length) => new Int32Array(memory.buffer, ptr, length),
     i16: (ptr, length) => new Int16Array(memory.buffer, ptr, length),
+    i8: (ptr, length) => new Int8Array(memory.buffer, ptr, length),
   };
 }
 

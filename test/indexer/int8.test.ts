@@ -123,3 +123,29 @@ test('int8 top-k overlap with float32 top-k >= 0.95 at k=2048 (q[1,2,64,128] s=8
     assert.ok(common / k >= 0.95, `row ${row}: recall ${common / k}`);
   }
 });
+
+test('quantizeKeys: keys quantized once give bit-identical int8 scores (SIMD, fallback, pool, causal, rows)', async () => {
+  const { quantizeKeys } = await import('../../src/indexer/quantized-keys.js');
+  const { createPool } = await import('../../src/parallel.js');
+  for (const [b, t, h, d, s] of [[2, 3, 4, 128, 1100], [1, 2, 3, 200, 37], [1, 1, 2, 20, 9]] as const) {
+    const { q, k, w } = inputs(b, t, h, d, s, d + s);
+    const kq = quantizeKeys(k);
+    assert.deepEqual(kq.values.shape, [b, s, d]);
+    assert.deepEqual(kq.scales.shape, [b, s, Math.ceil(d / 128)]);
+    for (const opts of [{ precision: 'int8' as const }, { precision: 'int8' as const, simd: false }, { precision: 'int8' as const, causalOffset: 1, rows: [1, b * t] as [number, number] }]) {
+      assert.deepEqual(indexerScores(q, kq, w, opts).data, indexerScores(q, k, w, opts).data, `q[${b},${t},${h},${d}] s=${s} ${JSON.stringify(opts)}`);
+    }
+  }
+  const { q, k, w } = inputs(1, 2, 3, 130, 600, 1);
+  const kq = quantizeKeys(k);
+  const pool = createPool({ threads: 2 });
+  try {
+    assert.deepEqual((await pool.indexerScores(q, kq, w, { precision: 'int8' })).data, indexerScores(q, k, w, { precision: 'int8' }).data);
+  } finally {
+    await pool.close();
+  }
+  assert.throws(() => indexerScores(q, kq, w), { name: 'RangeError', message: /k: quantized keys \(quantizeKeys\) need precision 'int8', got precision 'float32'/ });
+  assert.throws(() => indexerScores(q, { values: kq.values, scales: { data: new Float32Array(600), shape: [1, 600, 1] } }, w, { precision: 'int8' }), {
+    name: 'RangeError', message: /k\.scales\.shape: expected \[1, 600, 2\] for k\.values \[1, 600, 130\], got \[1, 600, 1\]/,
+  });
+});

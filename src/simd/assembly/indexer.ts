@@ -94,6 +94,15 @@ export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride:
   }
 }
 
+/** dst[i] = src[i] for i < n (a multiple of 16): int8 values widened to int16 lanes. */
+export function widenI8(src: usize, dst: usize, n: i32): void {
+  for (let i: usize = 0; i < <usize>n; i += 16) {
+    const v = v128.load(src + i);
+    v128.store(dst + (i << 1), i16x8.extend_low_i8x16_s(v));
+    v128.store(dst + (i << 1), i16x8.extend_high_i8x16_s(v), 16);
+  }
+}
+
 /**
  * int8 (in int16 lanes): q [h, dp] with scales qs[b * h + hh], keys [n, dp]
  * with scales ks[b * ksStride + j], w [h], out [n]. Per head and key:
