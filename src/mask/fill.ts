@@ -2,8 +2,8 @@
  * Row fills for the mask kernels. On a plain buffer this is
  * TypedArray.prototype.fill, a memset. On a SharedArrayBuffer (the worker
  * pool's memory) V8's fill stores one element at a time, so that no store
- * tears for another thread: measured here 1.7x slower than a plain fill for
- * float32 and over 5x for bytes. There the fill instead stores 8 bytes at a
+ * tears for another thread: measured here 1.5 to 3x slower than a plain fill
+ * for float32 and about 30x for bytes. There the fill instead stores 8 bytes at a
  * time through a Float64Array view of the same memory, holding the value's
  * bit pattern repeated: still V8's fill, but half (float32) or an eighth
  * (bytes) as many stores. A pattern that is a NaN as float64 could be
