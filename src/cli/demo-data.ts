@@ -2,7 +2,7 @@
  * Seeded synthetic inputs for `dsa demo`. Pure noise would make the
  * selected-keys picture look like static, so the keys carry two planted
  * structures along one shared direction u that every query also leans on:
- * a few "sink" keys (the first 4 and every 4096th) that every query picks,
+ * "sink" spans of 64 keys (at 0 and every 4096 keys) that every query picks,
  * and a recency bias that grows with the key's position. The causal edge
  * (query block at the end of the cache) shows as the triangle at the right.
  */
@@ -48,9 +48,9 @@ export interface IndexerInputs {
   w: Float32Array;
 }
 
-/** Whether key j is one of the planted sinks. */
+/** Whether key j is in one of the planted sink spans. */
 export function isSink(j: number): boolean {
-  return j < 4 || j % 4096 === 0;
+  return j % 4096 < 64;
 }
 
 export function indexerInputs({ b, t, s, h, d }: DemoShape, seed: number): IndexerInputs {

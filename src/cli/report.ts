@@ -20,7 +20,7 @@ export async function toSvg(spec: TopLevelSpec): Promise<string> {
 function timeAgainstS(result: DemoResult): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Time per query row against s', subtitle: `k = ${result.config.k}, ${result.config.sweepRows} queries per run; log-log` },
+    title: { text: 'Time per query row against s', subtitle: `k = ${result.config.k}, ${result.config.sweepRows} queries per run, one thread, median of repeats; log-log` },
     width: 560,
     height: 340,
     data: { values: result.sweep.map((p) => ({ ...p, msPerRow: Math.max(p.msPerRow, 1e-4) })) },
@@ -91,6 +91,7 @@ function causalEdge(result: DemoResult): TopLevelSpec {
         type: 'nominal',
         title: null,
         scale: { domain: ['selected', 'not selected', 'after the query (causal)'], range: ['#2166ac', '#e8eef5', '#bdbdbd'] },
+        legend: { labelLimit: 300 },
       },
     },
   };
@@ -126,7 +127,7 @@ code { background: #f4f4f4; padding: 0 3px; }
 <h1>DeepSeek Sparse Attention: demo report</h1>
 <p>b = ${c.b}, t = ${c.t}, s = ${c.s}, h = ${c.h}, d = ${c.d}, k = ${c.k}; attention hq = ${c.hq}, dqk = ${c.dqk}, dV = ${c.dV};
 ${c.causal ? `causal, offset s - t = ${c.s - c.t}` : 'not causal'}; seed ${c.seed}; ${c.threads > 1 ? `${c.threads} worker threads` : 'one thread'}; total ${formatMs(result.totalMs)}.
-Inputs are synthetic: Gaussian noise plus planted "sink" keys (the first 4 and every 4096th) and a recency bias, so the indexer's choices are visible.</p>
+Inputs are synthetic: Gaussian noise plus planted "sink" spans (64 keys at 0 and every 4096 keys) and a recency bias, so the indexer's choices are visible.</p>
 <table>
 <thead><tr><th>stage</th><th>strategy</th><th>time</th><th>memory</th><th>matches the reference</th><th>notes</th></tr></thead>
 <tbody>
@@ -136,7 +137,7 @@ ${rows}
 <p>Masks are compared byte for byte with the broadcast reference (the definition); sparse attention with dense masked attention,
 within |a - e| &le; 1e-5 + 1e-4 |e|. Memory is the bytes of each result.</p>
 <figure>${time}<figcaption>Broadcast grows with k*s per query, scatter and threshold with s, sparse attention not at all (k is fixed); dense attention grows with s.</figcaption></figure>
-<figure>${selected}<figcaption>The sinks are picked by every query; the recency bias makes later keys likelier.</figcaption></figure>
+<figure>${selected}<figcaption>The sink spans are picked by every query (the columns); the recency bias makes later keys likelier.</figcaption></figure>
 <figure>${edge}<figcaption>Query t sees keys up to t + ${c.causal ? c.s - c.t : 's'}; nothing past that edge is selected.</figcaption></figure>
 </body>
 </html>
