@@ -170,9 +170,9 @@ export function indexerBlockF32D128(q: usize, w: usize, keys: usize, n: i32, h: 
       const qh = q + (<usize>hh << 9);
       let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
       let b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-      for (let o: usize = 0; o < 512; o += 16) {
+      for (let o: usize = 0; o < 512; o += 32) {
         const qp = qh + o, kp = kj + o;
-        const x = v128.load(qp), y = v128.load(qp, 512);
+        let x = v128.load(qp), y = v128.load(qp, 512);
         let v = v128.load(kp);
         a0 = f32x4.add(a0, f32x4.mul(x, v));
         b0 = f32x4.add(b0, f32x4.mul(y, v));
@@ -183,6 +183,19 @@ export function indexerBlockF32D128(q: usize, w: usize, keys: usize, n: i32, h: 
         a2 = f32x4.add(a2, f32x4.mul(x, v));
         b2 = f32x4.add(b2, f32x4.mul(y, v));
         v = v128.load(kp, 1536);
+        a3 = f32x4.add(a3, f32x4.mul(x, v));
+        b3 = f32x4.add(b3, f32x4.mul(y, v));
+        x = v128.load(qp, 16); y = v128.load(qp, 528);
+        v = v128.load(kp, 16);
+        a0 = f32x4.add(a0, f32x4.mul(x, v));
+        b0 = f32x4.add(b0, f32x4.mul(y, v));
+        v = v128.load(kp, 528);
+        a1 = f32x4.add(a1, f32x4.mul(x, v));
+        b1 = f32x4.add(b1, f32x4.mul(y, v));
+        v = v128.load(kp, 1040);
+        a2 = f32x4.add(a2, f32x4.mul(x, v));
+        b2 = f32x4.add(b2, f32x4.mul(y, v));
+        v = v128.load(kp, 1552);
         a3 = f32x4.add(a3, f32x4.mul(x, v));
         b3 = f32x4.add(b3, f32x4.mul(y, v));
       }
@@ -206,9 +219,9 @@ export function indexerBlockI8D128(q: usize, qs: usize, w: usize, keys: usize, k
       const qh = q + (<usize>hh << 8);
       let a0 = izero, a1 = izero, a2 = izero, a3 = izero;
       let b0 = izero, b1 = izero, b2 = izero, b3 = izero;
-      for (let o: usize = 0; o < 256; o += 16) {
+      for (let o: usize = 0; o < 256; o += 32) {
         const qp = qh + o, kp = kj + o;
-        const x = v128.load(qp), y = v128.load(qp, 256);
+        let x = v128.load(qp), y = v128.load(qp, 256);
         let v = v128.load(kp);
         a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v));
         b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v));
@@ -219,6 +232,19 @@ export function indexerBlockI8D128(q: usize, qs: usize, w: usize, keys: usize, k
         a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v));
         b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v));
         v = v128.load(kp, 768);
+        a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v));
+        b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v));
+        x = v128.load(qp, 16); y = v128.load(qp, 272);
+        v = v128.load(kp, 16);
+        a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v));
+        b0 = i32x4.add(b0, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 272);
+        a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v));
+        b1 = i32x4.add(b1, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 528);
+        a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v));
+        b2 = i32x4.add(b2, i32x4.dot_i16x8_s(y, v));
+        v = v128.load(kp, 784);
         a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v));
         b3 = i32x4.add(b3, i32x4.dot_i16x8_s(y, v));
       }
