@@ -190,6 +190,7 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     'floor fill/2': async () => (await floorPool.runRows('bench.fill', { out: float, s }, 0, rows), float[0]),
     'floor wide fill/2': async () => (await floorPool.runRows('bench.fill.wide', { out: float, s }, 0, rows), float[2]),
     'scatter additive/2': async () => (await pool.generateMask(indices, s, { out: float })).data[data[1]],
+    'scatter additive, no index check/2': async () => (await pool.generateMask(indices, s, { out: float, outOfRange: 'skip' })).data[data[4]],
     'floor fill, plain buffer/1': () => (plain.fill(DEFAULT_MASK_VALUE), plain[3]),
     'scatter additive, plain buffer/1': () => generateMask(indices, s, { out: plain }).data[data[3]],
     'scatter bool/1': () => generateMask(indices, s, { form: 'bool', out: bool }).data[0],
@@ -198,9 +199,15 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     'scatter bits/2': async () => (await pool.generateMask(indices, s, { form: 'bits', out: bits })).data[1],
   });
   pairedRatios[`${s}/${k}`] = medianOf(stats['scatter additive/2'].times.map((x, i) => x / stats['floor wide fill/2'].times[i]));
+  const notes: Record<string, string> = {
+    'floor fill': 'Float32Array.fill, shared buffer',
+    'floor wide fill': "the kernels' 8-byte fill alone",
+    'scatter additive, no index check': "outOfRange 'skip': no check step",
+    'floor fill, plain buffer': 'Float32Array.fill, plain buffer (memset)',
+  };
   for (const [key, r] of Object.entries(stats)) {
     const [name, threads] = key.split('/');
-    add(name, Number(threads), r, name.includes('bits') ? bits.byteLength : name.includes('bool') ? bool.byteLength : float.byteLength);
+    add(name, Number(threads), r, name.includes('bits') ? bits.byteLength : name.includes('bool') ? bool.byteLength : float.byteLength, notes[name]);
   }
   if (hash(float) !== expected || hash(plain) !== expected) throw new Error(`s=${s}: a float mask differs after timing`);
   const floatBytes = float.byteLength;
