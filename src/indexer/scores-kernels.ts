@@ -19,8 +19,8 @@ import { QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
 
 interface ScoreArgs {
   q: Float32Array;
-  /** float32 keys, or null when the keys come quantized (kq, kScales). */
-  k: Float32Array;
+  /** float32 keys, or null when the keys come quantized (kq, kScales; int8 only). */
+  k: Float32Array | null;
   /** Quantized keys [b, s, d] and their scales [b, s, nb] (quantizeKeys), or null. */
   kq: Int8Array | null;
   kScales: Float32Array | null;
@@ -71,7 +71,8 @@ function keyBlockEnd(a: ScoreArgs, j0: number): number {
  */
 export function scoresTs(args: KernelArgs, tileStart: number, tileEnd: number): void {
   const a = args as unknown as ScoreArgs;
-  const { q, k, w, out, s, h, d, weightScale } = a;
+  const { q, w, out, s, h, d, weightScale } = a;
+  const k = a.k!; // float32 scores always get float32 keys
   forTiles(a, tileStart, tileEnd, (row, bi, j0, end, outRow) => {
     const qRow = row * h * d;
     for (let j = j0; j < end; j++) {
@@ -115,7 +116,8 @@ function copyRows<T extends Float32Array | Int8Array>(dst: T, src: T, at: number
 /** float32 on WebAssembly SIMD (src/simd/assembly/indexer.ts, indexerBlockF32). */
 export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number): void {
   const a = args as unknown as ScoreArgs;
-  const { q, k, w, out, s, h, d, keyBlock, weightScale } = a;
+  const { q, w, out, s, h, d, keyBlock, weightScale } = a;
+  const k = a.k!; // float32 scores always get float32 keys
   const m = simdModule()!;
   const dp = up(d, 8), hp = up(h, 2), kbp = up(keyBlock, 4);
   const [pk, pq, pw, po] = m.layout(kbp * dp * 4, hp * dp * 4, hp * 4, kbp * 4);
@@ -160,7 +162,7 @@ export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: num
         m.exports.widenI8(pkf, pk, n * dp);
         for (let j = 0; j < n; j++) for (let b = 0; b < nb; b++) ks[b * kbp + j] = kScales[(bi * s + j0 + j) * nb + b];
       } else {
-        copyRows(keysF, k, (bi * s + j0) * d, n, d, dp);
+        copyRows(keysF, k!, (bi * s + j0) * d, n, d, dp);
         m.exports.quantizeRows(pkf, pk, pks, kbp, up(n, 4), dp);
       }
       loaded = bi * s + j0;
@@ -197,7 +199,7 @@ export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: numbe
         kv.set(a.kq.subarray((bi * s + j0) * d, (bi * s + j0 + n) * d));
         for (let j = 0; j < n; j++) for (let b = 0; b < nb; b++) ks[b * keyBlock + j] = a.kScales[(bi * s + j0 + j) * nb + b];
       } else {
-        quantizeRowsRef(k, (bi * s + j0) * d, n, d, kv, ks, keyBlock);
+        quantizeRowsRef(k!, (bi * s + j0) * d, n, d, kv, ks, keyBlock);
       }
       loaded = bi * s + j0;
     }
