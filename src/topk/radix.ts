@@ -23,6 +23,7 @@
  * whether the row is read once or twice.
  */
 import type { KernelArgs } from '../plan.js';
+import { simdModule, type SimdModule } from '../simd/index.js';
 
 /** The arguments of `topkRadix` and `topkSortReference` (all rows absolute, `row = bi * t + ti`). */
 export interface TopkKernelArgs {
@@ -46,6 +47,8 @@ export interface TopkKernelArgs {
   /** Eligibility [b, t, s] (additive, bool) or [b, t, ceil(s/32)] (bits); null: every key. */
   mask: Float32Array | Uint8Array | Uint32Array | null;
   maskForm: 'additive' | 'bool' | 'bits' | null;
+  /** Run the streaming pass of unmasked rows on the WebAssembly SIMD module where this thread has it. */
+  simd: boolean;
 }
 
 const SAMPLE_BLOCKS = 64;
@@ -188,14 +191,48 @@ function selectDescending(sample: Float32Array, n: number, rank: number): number
   }
 }
 
+/** The SIMD streaming pass: the module, a chunk buffer and the candidate lists in its memory. */
+interface SimdPass {
+  module: SimdModule;
+  collect: (x: number, n: number, threshold: number, first: number, idxOut: number, valOut: number, count: number) => number;
+  chunk: Float32Array;
+  chunkPtr: number;
+  idxPtr: number;
+  valPtr: number;
+}
+
+// Scores a chunk copied into the module's memory: 128 KiB, well inside L2.
+const CHUNK = 32768;
+
+/** Lays out the SIMD pass for rows of s keys, with the candidate lists of `sc` moved into the module's memory. */
+function simdPass(s: number, sc: Scratch): { pass: SimdPass; sc: Scratch } | null {
+  const module = simdModule();
+  const collect = module?.exports.topkCollect as SimdPass['collect'] | undefined;
+  if (!module || !collect) return null;
+  const [chunkPtr, idxPtr, valPtr] = module.layout(CHUNK * 4, s * 4, s * 4);
+  const candVals = module.f32(valPtr, s);
+  return {
+    pass: { module, collect, chunk: module.f32(chunkPtr, CHUNK), chunkPtr, idxPtr, valPtr },
+    sc: { ...sc, candIdx: module.i32(idxPtr, s), candKeys: module.i32(valPtr, s), candVals },
+  };
+}
+
 /**
  * Appends every eligible key j < n with `!(score < threshold)` (so every
  * NaN too) to the candidates, in ascending order, with its score.
  */
-function collect(a: TopkKernelArgs, sc: Scratch, base: number, n: number, mbase: number, threshold: number): number {
+function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: number, n: number, mbase: number, threshold: number): number {
   const scores = a.scores;
   const { candIdx, candVals } = sc;
   let c = 0;
+  if (simd !== null && a.maskForm === null) {
+    for (let from = 0; from < n; from += CHUNK) {
+      const length = Math.min(CHUNK, n - from);
+      simd.chunk.set(scores.subarray(base + from, base + from + length));
+      c = simd.collect(simd.chunkPtr, length, threshold, from, simd.idxPtr, simd.valPtr, c);
+    }
+    return c;
+  }
   switch (a.maskForm) {
     case null: {
       // Four scores a test: almost every block is below the threshold, and
@@ -432,7 +469,12 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
   const { scores, t, s, k, row0, values, indices, nanAt, sorted, causalOffset, maskForm } = a;
   const scoreBits = new Int32Array(scores.buffer, scores.byteOffset, scores.length);
   const valueBits = new Int32Array(values.buffer, values.byteOffset, values.length);
-  const sc = scratchFor(s, k);
+  let sc = scratchFor(s, k);
+  let simd: SimdPass | null = null;
+  if (a.simd && maskForm === null) {
+    const laid = simdPass(s, sc);
+    if (laid) ({ pass: simd, sc } = laid);
+  }
   const maskWidth = maskForm === 'bits' ? (s + 31) >>> 5 : s;
   for (let row = rowStart; row < rowEnd; row++) {
     const base = row * s;
@@ -442,10 +484,10 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
     nanAt[row - row0] = -1;
 
     const threshold = estimateThreshold(a, sc, base, n, mbase);
-    let c = collect(a, sc, base, n, mbase, threshold);
+    let c = collect(a, sc, simd, base, n, mbase, threshold);
     let finite = keysOf(a, sc, c);
     if (finite >= 0 && finite < k && threshold !== -Infinity) {
-      c = collect(a, sc, base, n, mbase, -Infinity);
+      c = collect(a, sc, simd, base, n, mbase, -Infinity);
       finite = keysOf(a, sc, c);
     }
     if (finite < 0) {

@@ -25,6 +25,8 @@ export interface TopkOptions {
   maxBytes?: number;
   /** The kernel to run: 'radix' (default) or 'sort', the O(s log s) reference. Same results. */
   kernel?: 'radix' | 'sort';
+  /** Stream unmasked rows through the WebAssembly SIMD module where this engine has it (default true; false: TypeScript only). Same results. */
+  simd?: boolean;
 }
 
 export interface TopkResult {
@@ -43,6 +45,8 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   const nan = checkOneOf('nan', opts.nan ?? 'error', ['error', 'lowest'] as const);
   const causalOffset = opts.causalOffset === undefined ? null : checkInteger('causalOffset', opts.causalOffset);
   const kernel = checkOneOf('kernel', opts.kernel ?? 'radix', ['radix', 'sort'] as const);
+  const simd = opts.simd ?? true;
+  if (typeof simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(simd)}`);
   let mask: MaskData | null = null;
   let maskForm: TopkKernelArgs['maskForm'] = null;
   if (opts.mask !== undefined) {
@@ -66,7 +70,7 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   const values = alloc(Float32Array, rows * k);
   const indices = alloc(Int32Array, rows * k);
   const nanAt = alloc(Int32Array, rows);
-  const args: TopkKernelArgs = { scores: scores.data, t, s, k, row0: start, values, indices, nanAt, nanLowest: nan === 'lowest', sorted, causalOffset, mask, maskForm };
+  const args: TopkKernelArgs = { scores: scores.data, t, s, k, row0: start, values, indices, nanAt, nanLowest: nan === 'lowest', sorted, causalOffset, mask, maskForm, simd };
   const shape = opts.rows !== undefined ? [rows, k] : [b, t, k];
   return {
     steps: [{ kernel: kernel === 'radix' ? 'topkRadix' : 'topkSortReference', args: args as never, rows: [start, end], writes: ['values', 'indices', 'nanAt'] }],

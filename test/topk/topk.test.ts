@@ -37,11 +37,14 @@ function normalScores(b: number, t: number, s: number, seed: number): Scores {
   return { data, shape: [b, t, s] };
 }
 
+/** The radix kernel, with the SIMD streaming pass and without, equals the sort reference. */
 function assertSame(scores: Scores, k: number, opts: TopkOptions, label: string): void {
-  const fast = topk(scores, k, opts);
   const ref = topk(scores, k, { ...opts, kernel: 'sort' });
-  assert.deepEqual(fast.indices, ref.indices, `${label}: indices`);
-  assert.deepEqual(fast.values, ref.values, `${label}: values`);
+  for (const simd of [true, false]) {
+    const fast = topk(scores, k, { ...opts, simd });
+    assert.deepEqual(fast.indices, ref.indices, `${label} simd=${simd}: indices`);
+    assert.deepEqual(fast.values, ref.values, `${label} simd=${simd}: values`);
+  }
 }
 
 /** Rows of `indices` as sorted sets, for comparing selections whose slot order may differ. */
@@ -70,7 +73,7 @@ test('matches the sort reference on a grid of shapes with ties, infinities and -
   }
 });
 
-test('property: equals the sort reference for any scores, k, causal offset and nan mode', () => {
+test('property: equals the sort reference for any scores, k, causal offset, nan mode, with and without SIMD', () => {
   const value = fc.oneof(
     { weight: 8, arbitrary: fc.integer({ min: -4, max: 4 }).map((v) => v) },
     { weight: 1, arbitrary: fc.constantFrom(-Infinity, Infinity, -0, Number.NaN, 3.4e38, -1e-45) },
@@ -83,15 +86,16 @@ test('property: equals the sort reference for any scores, k, causal offset and n
       fc.integer({ min: 1, max: 2000 }),
       fc.option(fc.integer({ min: -5, max: 1600 })),
       fc.boolean(),
+      fc.boolean(),
       fc.integer(),
-      (b, t, s, k, causalOffset, sorted, seed) => {
+      (b, t, s, k, causalOffset, sorted, simd, seed) => {
         const rand = rng(seed);
         const data = new Float32Array(b * t * s);
         const samples = fc.sample(value, { numRuns: 64, seed });
         for (let i = 0; i < data.length; i++) data[i] = samples[Math.floor(rand() * samples.length)];
         const scores = { data, shape: [b, t, s] };
         const opts: TopkOptions = { nan: 'lowest', sorted, ...(causalOffset === null ? {} : { causalOffset }) };
-        const fast = topk(scores, k, opts);
+        const fast = topk(scores, k, { ...opts, simd });
         const ref = topk(scores, k, { ...opts, sorted: true, kernel: 'sort' });
         if (sorted) {
           assert.deepEqual(fast.indices, ref.indices);
@@ -150,7 +154,9 @@ test('NaN is a RangeError naming batch, query and key; nan: lowest ranks it belo
   data[(1 * 3 + 2) * 50 + 17] = Number.NaN;
   data[(1 * 3 + 2) * 50 + 40] = Number.NaN;
   const scores = { data, shape: [2, 3, 50] };
-  assert.throws(() => topk(scores, 4), (e: unknown) => e instanceof RangeError && /NaN at \[1, 2, 17\]/.test(e.message) && /nan: 'lowest'/.test(e.message));
+  for (const simd of [true, false]) {
+    assert.throws(() => topk(scores, 4, { simd }), (e: unknown) => e instanceof RangeError && /NaN at \[1, 2, 17\]/.test(e.message) && /nan: 'lowest'/.test(e.message));
+  }
   // A NaN in a row not asked for, or at a key that is not eligible, is never read.
   assert.doesNotThrow(() => topk(scores, 4, { rows: [0, 5] }));
   assert.doesNotThrow(() => topk(scores, 4, { causalOffset: 14 }));

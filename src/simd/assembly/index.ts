@@ -5,3 +5,4 @@
 export * from './linalg';
 export * from './indexer';
 export * from './attention';
+export * from './topk';
