@@ -4,10 +4,11 @@
  * block of the file is compared byte for byte with the block generateMask
  * builds in the same form, and the first differing position is printed.
  * Additive masks must hold exactly 0 and DEFAULT_MASK_VALUE (MaxText's
- * value); a mask that uses -inf or another fill differs at its first
- * dropped key, and the message says which value it found.
+ * value), or the value given by --dropped-value (DeepSeek's PyTorch
+ * reference fills with -inf); any other value differs, and the message
+ * says which value it found.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { CliContext } from './program.js';
 import type { NpyReader } from '../io/npy-file.js';
 import { generateMask } from '../mask/masks.js';
@@ -15,6 +16,7 @@ import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type MaskForm } from '.
 import { CliError, blockRows, checkIndicesBelow, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
 interface CheckFlags {
+  droppedValue: number;
   mask: string;
   indices: string;
   seqLen?: number;
@@ -30,9 +32,17 @@ export function checkCommand(ctx: CliContext): Command {
     .option('--seq-len <s>', 'number of keys s (default: the mask\'s last dimension; for bits, 32 per word)', parsePositive)
     .option('--causal-offset <n>', 'the mask also drops keys j > t + n', parseInteger)
     .addOption(new Option('--out-of-range <mode>', 'an index >= s: error, or skip (keeps nothing)').choices(['error', 'skip']).default('error'))
+    .option('--dropped-value <v>', "what an additive mask holds at dropped keys: 'default' (DEFAULT_MASK_VALUE, -0.7 * float32 max), '-inf', or a number", parseDropped, DEFAULT_MASK_VALUE)
     .action((flags: CheckFlags) => {
       ctx.setExitCode(runCheck(flags, ctx) ? 0 : 1);
     });
+}
+
+function parseDropped(value: string): number {
+  if (value === 'default') return DEFAULT_MASK_VALUE;
+  const v = value === '-inf' ? -Infinity : value === 'inf' ? Infinity : Number(value);
+  if (value.trim() === '' || Number.isNaN(v) || v === 0) throw new InvalidArgumentError(`expected 'default', '-inf' or a non-zero number, got '${value}'`);
+  return Math.fround(v);
 }
 
 const FORM_OF_DTYPE: Record<string, MaskForm> = { float32: 'additive', bool: 'bool', uint8: 'bool', uint32: 'bits' };
@@ -70,7 +80,7 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   const indexScratch = new Int32Array(maxRows * k);
   let expected: MaskData | null = null;
   // Dense forms: one row of the dropped value to compare each row against.
-  const droppedRow = form === 'additive' ? new Float32Array(width).fill(DEFAULT_MASK_VALUE) : form === 'bool' ? new Uint8Array(width) : null;
+  const droppedRow = form === 'additive' ? new Float32Array(width).fill(flags.droppedValue) : form === 'bool' ? new Uint8Array(width) : null;
   const seen = new Int32Array(form === 'bits' ? 0 : s).fill(-1);
   for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
     const n = t1 - t0;
@@ -80,7 +90,7 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
     const bytes = n * width * ctor.BYTES_PER_ELEMENT;
     if (droppedRow !== null) {
       const claimed = got instanceof Float32Array
-        ? claimKeptAdditive(new Uint32Array(got.buffer, got.byteOffset, n * width), block, n, k, s, offset, seen, row)
+        ? claimKeptAdditive(new Uint32Array(got.buffer, got.byteOffset, n * width), block, n, k, s, offset, seen, row, flags.droppedValue)
         : claimKeptBool(got as Uint8Array, block, n, k, s, offset, seen, row);
       if (claimed === MATCHES && allRowsEqual(got, droppedRow, n)) continue;
       if (claimed === OUT_OF_RANGE && flags.outOfRange === 'skip' && allRowsEqual(got, droppedRow, n)) continue;
@@ -96,6 +106,9 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
       causalOffset: flags.causalOffset === undefined ? undefined : offset,
       out: expected.subarray(0, n * width),
     }).data;
+    if (form === 'additive' && flags.droppedValue !== DEFAULT_MASK_VALUE) {
+      for (let i = 0; i < n * width; i++) if (want[i] !== 0) want[i] = flags.droppedValue;
+    }
     const gotBytes = Buffer.from(got.buffer, got.byteOffset, bytes);
     const wantBytes = Buffer.from(want.buffer, want.byteOffset, bytes);
     if (!gotBytes.equals(wantBytes)) {
@@ -103,7 +116,7 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
       const r = row + Math.floor(i / width);
       const at = `batch ${Math.floor(r / t)}, query ${r % t}`;
       const rowIndices = block.subarray((r - row) * k, (r - row + 1) * k);
-      ctx.io.out(`mismatch: ${describeDifference(form, got, want, i, width, at, rowIndices)}\n`);
+      ctx.io.out(`mismatch: ${describeDifference(form, got, want, i, width, at, rowIndices, flags.droppedValue)}\n`);
       return false;
     }
   }
@@ -125,8 +138,8 @@ const OUT_OF_RANGE = 2;
  * without the kept value, OUT_OF_RANGE if some index is >= s (skipped), or
  * MATCHES. `cells` is overwritten. Two copies, so each stays monomorphic.
  */
-function claimKeptAdditive(cells: Uint32Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, row0: number): number {
-  const dropped = new Uint32Array(new Float32Array([DEFAULT_MASK_VALUE]).buffer)[0];
+function claimKeptAdditive(cells: Uint32Array, indices: Int32Array, n: number, k: number, s: number, offset: number, seen: Int32Array, row0: number, droppedValue: number): number {
+  const dropped = new Uint32Array(new Float32Array([droppedValue]).buffer)[0];
   let status = MATCHES;
   for (let r = 0; r < n; r++) {
     const limit = Math.min(s - 1, r + offset);
@@ -186,7 +199,7 @@ function firstDifference(a: MaskData, b: MaskData, n: number): number {
   return -1;
 }
 
-function describeDifference(form: MaskForm, got: MaskData, want: MaskData, i: number, width: number, at: string, rowIndices: Int32Array): string {
+function describeDifference(form: MaskForm, got: MaskData, want: MaskData, i: number, width: number, at: string, rowIndices: Int32Array, dropped: number): string {
   const col = i % width;
   if (form === 'bits') {
     const diff = got[i] ^ want[i];
@@ -198,7 +211,7 @@ function describeDifference(form: MaskForm, got: MaskData, want: MaskData, i: nu
   const keptByIndices = form === 'additive' ? want[i] === 0 : want[i] === 1;
   const value = form === 'additive' ? formatFloat(got[i]) : String(got[i]);
   const meaning = form === 'additive'
-    ? got[i] === 0 && !Object.is(got[i], -0) ? 'kept' : got[i] === DEFAULT_MASK_VALUE ? 'dropped' : `neither 0 nor DEFAULT_MASK_VALUE ${formatFloat(DEFAULT_MASK_VALUE)}`
+    ? got[i] === 0 && !Object.is(got[i], -0) ? 'kept' : got[i] === dropped ? 'dropped' : `neither 0 nor ${dropped === DEFAULT_MASK_VALUE ? `DEFAULT_MASK_VALUE ${formatFloat(dropped)}` : `the dropped value ${formatFloat(dropped)}`}${dropped === DEFAULT_MASK_VALUE && got[i] === -Infinity ? '; pass --dropped-value -inf for masks filled with -inf' : ''}`
     : got[i] === 1 ? 'kept' : got[i] === 0 ? 'dropped' : 'neither 0 nor 1';
   return `${at}, key ${col}: the mask holds ${value} (${meaning}), the indices ${keptByIndices ? `keep it (slot ${rowIndices.indexOf(col)})` : 'drop it'}`;
 }

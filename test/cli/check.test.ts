@@ -18,16 +18,16 @@ function definition(idx: Int32Array, b: number, t: number, k: number, s: number,
   return kept;
 }
 
-function encode(kept: Uint8Array, rows: number, s: number, form: MaskForm): Float32Array | Uint8Array | Uint32Array {
+function encode(kept: Uint8Array, rows: number, s: number, form: MaskForm, dropped = DEFAULT_MASK_VALUE): Float32Array | Uint8Array | Uint32Array {
   if (form === 'bool') return kept.slice();
-  if (form === 'additive') return Float32Array.from(kept, (x) => (x ? 0 : DEFAULT_MASK_VALUE));
+  if (form === 'additive') return Float32Array.from(kept, (x) => (x ? 0 : dropped));
   const words = wordsPerRow(s);
   const out = new Uint32Array(rows * words);
   for (let r = 0; r < rows; r++) for (let j = 0; j < s; j++) if (kept[r * s + j]) out[r * words + (j >>> 5)] |= 1 << (j & 31);
   return out;
 }
 
-test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets and block edges; it names the first difference', async () => {
+test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets, block edges, -inf fills; it names the first difference', async () => {
   const tmp = scratch();
   process.env.DSA_BLOCK_BYTES = '2048'; // a few rows per block
   try {
@@ -36,22 +36,23 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
         fc.record({
           b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
           form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
-          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(), inf: fc.boolean(),
         }),
-        async ({ b, t, s, k, form, causal, seed, flips, skip }) => {
+        async ({ b, t, s, k, form, causal, seed, flips, skip, inf }) => {
           let x = seed;
           const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
           const idx = Int32Array.from({ length: b * t * k }, () => next(s + (skip ? 3 : 1)) - 1); // -1 padding, duplicates, >= s with skip
           const kept = definition(idx, b, t, k, s, causal ?? Infinity);
           const corrupt = kept.slice();
           for (let f = 0; f < flips; f++) corrupt[next(corrupt.length)] ^= 1;
-          const data = encode(corrupt, b * t, s, form);
+          const data = encode(corrupt, b * t, s, form, inf ? -Infinity : DEFAULT_MASK_VALUE);
           const width = form === 'bits' ? wordsPerRow(s) : s;
           writeNpy(tmp.file('m.npy'), { data, shape: [b, t, width] });
           writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
           const args = ['check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('i.npy'), '--seq-len', String(s)];
           if (causal !== undefined) args.push('--causal-offset', String(causal));
           if (skip) args.push('--out-of-range', 'skip');
+          if (inf) args.push('--dropped-value', '-inf');
           const r = await dsa(...args);
           const first = corrupt.findIndex((v, i) => v !== kept[i]);
           if (first < 0) {

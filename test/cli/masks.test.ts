@@ -99,7 +99,14 @@ print('kept' if keep[0, 2, 36] else 'dropped')`).trim().split('\n');
         : 'mismatch: batch 0, query 7, key 55: the mask holds 0 (kept), the indices drop it\n',
     );
     assert.equal(inf.code, 1);
-    assert.match(inf.stdout, /^mismatch: batch 0, query 0, key \d+: the mask holds -Infinity \(neither 0 nor DEFAULT_MASK_VALUE -2.381976e\+38\), the indices drop it\n$/);
+    assert.match(inf.stdout, /^mismatch: batch 0, query 0, key \d+: the mask holds -Infinity \(neither 0 nor DEFAULT_MASK_VALUE -2.381976e\+38; pass --dropped-value -inf for masks filled with -inf\), the indices drop it\n$/);
+    const [infOk, infBad] = await Promise.all([
+      dsa('check', '--mask', f('inf.npy'), '--indices', f('idx.npy'), '--dropped-value', '-inf'),
+      dsa('check', '--mask', f('add.npy'), '--indices', f('idx.npy'), '--dropped-value', '-inf'),
+    ]);
+    assert.deepEqual([infOk.code, infOk.stdout], [0, 'ok: additive mask [1, 20, 100] matches the mask of indices [1, 20, 16] with s = 100\n']);
+    assert.equal(infBad.code, 1);
+    assert.match(infBad.stdout, /the mask holds -2.381976e\+38 \(neither 0 nor the dropped value -Infinity\), the indices drop it\n$/);
     assert.equal(badBool.code, 1);
     assert.match(badBool.stdout, /^mismatch: batch 0, query 19, key 99: the mask holds [01] /);
     assert.equal(badBits.code, 1);
