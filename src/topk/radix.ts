@@ -7,19 +7,22 @@
  * ranks below -Infinity (NaNs among themselves by index).
  *
  * The fast kernel, per row of s keys:
- *  1. estimate a threshold from a strided sample of 1024 eligible scores, set
- *     a little low so that (almost always) at least k keys score >= it;
- *  2. one streaming pass collects the keys with `!(x < threshold)` (which
- *     also catches every NaN) into a candidate list, in ascending key order;
- *     if fewer than k non-NaN keys came, collect every eligible key instead;
- *  3. map candidates to order-preserving uint32 keys and radix-select the
- *     k-th largest over digits of up to 11 bits (below the candidates'
- *     common prefix), moving keys above the k-th's digit to the winners at
- *     each level and keeping only its bucket;
- *  4. sort only the (at most k) winners: one stable counting pass on 11
- *     bits below their common prefix, then tiny buckets by insertion sort
- *     (equal keys keep ascending index order).
- * Work is O(s + k) per row whatever the data; the sample only decides
+ *  1. estimate a threshold from a sample of 1024 eligible scores (64 blocks
+ *     of 16), set a little low so that (almost always) at least k keys
+ *     score >= it;
+ *  2. one streaming pass (WebAssembly SIMD for unmasked rows where the
+ *     engine has it) collects the keys with `!(x < threshold)` (which also
+ *     catches every NaN) into a candidate list, in ascending key order; if
+ *     fewer than k non-NaN keys came, collect every eligible key instead;
+ *  3. map candidates to order-preserving uint32 keys;
+ *  4. unsorted: radix-select the k-th largest over digits of up to 11 bits
+ *     of the offset from the smallest key, moving keys above the k-th's
+ *     digit to the winners at each level and keeping only its bucket;
+ *     sorted: one stable counting pass of the candidates on such a digit,
+ *     then only the buckets down to the k-th key are finished (insertion
+ *     sort of one or two keys, mostly), so equal keys keep index order.
+ * Work is O(s + k) per row whatever the data (large buckets fall back to
+ * radix passes, never to a comparison sort); the sample only decides
  * whether the row is read once or twice.
  */
 import type { KernelArgs } from '../plan.js';
@@ -92,10 +95,10 @@ function scratchFor(s: number, k: number): Scratch {
     candIdx: new Int32Array(S),
     candKeys,
     candVals: new Float32Array(candKeys.buffer),
-    winKeys: new Int32Array(K),
-    winIdx: new Int32Array(K),
-    sortKeys: new Int32Array(K),
-    sortIdx: new Int32Array(K),
+    winKeys: new Int32Array(S),
+    winIdx: new Int32Array(S),
+    sortKeys: new Int32Array(S),
+    sortIdx: new Int32Array(S),
     hist: new Int32Array(2048),
     digitHist: new Int32Array(256),
     sample: new Float32Array(SAMPLE),
@@ -375,41 +378,46 @@ function selectWinners(sc: Scratch, c: number, need: number): number {
 }
 
 /**
- * Sorts the w winners by descending key into the sort buffers, stably, so
- * equal keys keep the ascending index order they arrive in. One counting
- * pass spreads them over up to 2048 buckets (the top bits of the offset
- * from the smallest key), mostly of one or two keys; each bucket is then
- * finished by insertion sort, or (when large) by LSD radix on its low bits.
+ * Selection and sort in one (for `sorted`): a stable counting sort of all c
+ * candidates into up to 2048 buckets (the top bits of the key's offset from
+ * the smallest candidate key), in descending digit order, into the sort
+ * buffers; then only the buckets up to the one holding rank `need` are
+ * finished, by insertion sort (mostly one or two keys each) or, when large,
+ * LSD radix on their low bits. The first `need` slots are then the top keys,
+ * ties in ascending index order.
  */
-function sortWinners(sc: Scratch, w: number): void {
-  const { winKeys, winIdx, sortKeys, sortIdx, hist } = sc;
-  let min = 0x7fffffff;
-  let max = -0x80000000;
-  for (let i = 0; i < w; i++) {
-    const rank = winKeys[i] ^ 0x80000000;
-    if (rank < min) min = rank;
-    if (rank > max) max = rank;
+function selectSorted(sc: Scratch, c: number, need: number): void {
+  const { candKeys, candIdx, sortKeys, sortIdx, hist } = sc;
+  const base = sc.keyMin;
+  const top = rangeBits(base, sc.keyMax);
+  if (top === 0) {
+    // One key value: the first `need` by index.
+    for (let i = 0; i < need; i++) {
+      sortKeys[i] = candKeys[i];
+      sortIdx[i] = candIdx[i];
+    }
+    return;
   }
-  const base = min ^ 0x80000000;
-  const top = rangeBits(base, max ^ 0x80000000);
   const shift = Math.max(0, top - 11);
   const last = (1 << (top - shift)) - 1;
   hist.fill(0, 0, last + 1);
-  for (let i = 0; i < w; i++) hist[((winKeys[i] - base) >>> shift) & last]++;
+  for (let i = 0; i < c; i++) hist[((candKeys[i] - base) >>> shift) & last]++;
+  let boundary = -1;
   for (let d = last, sum = 0; d >= 0; d--) {
     const count = hist[d];
     hist[d] = sum;
     sum += count;
+    if (boundary < 0 && sum >= need) boundary = d;
   }
-  for (let i = 0; i < w; i++) {
-    const key = winKeys[i];
+  for (let i = 0; i < c; i++) {
+    const key = candKeys[i];
     const pos = hist[((key - base) >>> shift) & last]++;
     sortKeys[pos] = key;
-    sortIdx[pos] = winIdx[i];
+    sortIdx[pos] = candIdx[i];
   }
-  if (shift === 0) return;
+  if (shift === 0) return; // every bucket holds one key value, in index order
   // hist[d] is now the end of bucket d; buckets run from the top digit down.
-  for (let d = last, from = 0; d >= 0; d--) {
+  for (let d = last, from = 0; d >= boundary; d--) {
     const to = hist[d];
     if (to - from > 24) sortRange(sc, from, to, base, shift);
     else if (to - from > 1) insertionSort(sortKeys, sortIdx, from, to);
@@ -497,8 +505,9 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
       continue;
     }
 
-    const w = selectWinners(sc, c, Math.min(k, c));
-    if (sorted) sortWinners(sc, w);
+    const w = Math.min(k, c);
+    if (sorted) selectSorted(sc, c, w);
+    else selectWinners(sc, c, w);
     const winIdx = sorted ? sc.sortIdx : sc.winIdx;
     const winKeys = sorted ? sc.sortKeys : sc.winKeys;
     for (let i = 0; i < w; i++) {

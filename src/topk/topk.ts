@@ -63,9 +63,9 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   }
   const [start, end] = checkRows(opts.rows, b * t);
   const rows = end - start;
-  // The outputs, plus the per-thread scratch the kernel keeps (keys and
-  // indices of up to s candidates).
-  checkBytes(`topk of ${rows} rows, k = ${k}`, rows * k * 8 + rows * 4 + s * 8, opts.maxBytes, 'stream query blocks with rows: [start, end) or lower k');
+  // The outputs, plus the per-thread scratch the kernel keeps (six lists of
+  // up to s candidate keys and indices).
+  checkBytes(`topk of ${rows} rows, k = ${k}`, rows * k * 8 + rows * 4 + s * 24, opts.maxBytes, 'stream query blocks with rows: [start, end) or lower k');
 
   const values = alloc(Float32Array, rows * k);
   const indices = alloc(Int32Array, rows * k);
