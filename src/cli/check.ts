@@ -1,8 +1,10 @@
 /**
  * `dsa check`: verifies a mask made elsewhere (JAX, PyTorch, NumPy) against
- * the definition of the mask of its top-k indices, block by block: each
- * block of the file is compared byte for byte with the block generateMask
- * builds in the same form, and the first differing position is printed.
+ * the definition of the mask of its top-k indices, block by block. Additive
+ * and bool blocks take a fast path (O(k) per row and a memcmp, see
+ * claimKeptAdditive); bit masks, and any block that fails it, are compared
+ * byte for byte with the block generateMask builds in the same form, so the
+ * first differing position in row-major order is printed.
  * Additive masks must hold exactly 0 and DEFAULT_MASK_VALUE (MaxText's
  * value), or the value given by --dropped-value (DeepSeek's PyTorch
  * reference fills with -inf); any other value differs, and the message

@@ -1,8 +1,12 @@
 /**
  * `dsa mask`: a mask from a top-k indices file ([b, t, k] int32 or int64),
- * written in query blocks through generateMask's row option, so the output
- * may be far bigger than memory (t = s = 131072 is 64 GiB as float32; the
- * bits form is 2 GiB on disk and a few MiB in memory).
+ * written in query blocks, so the output may be far bigger than memory
+ * (t = s = 131072 is 64 GiB as float32; the bits form is 2 GiB on disk and a
+ * few MiB in memory). Each block of indices is read from the file and given
+ * to generateMask as its own [1, n, k] tensor with the causal offset moved
+ * by the block's first query, rather than the whole tensor with `rows`:
+ * the indices need not fit in memory either (1 GiB as int32, 2 GiB as int64
+ * at that size).
  */
 import { Command, Option } from 'commander';
 import type { CliContext } from './program.js';
