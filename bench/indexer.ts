@@ -8,7 +8,8 @@
 //
 //   npx tsx bench/indexer.ts [--smoke] [--reps 5] [--fallback-rows 8]
 //
-// Seeded data, a warm-up, repetitions, medians and a sink. The fallback is
+// Seeded data, a warm-up, repetitions (interleaved across methods, round by
+// round, against load from elsewhere on a shared machine), medians, a sink. The fallback is
 // slow, so at the prefill shape it runs the first `--fallback-rows` query
 // rows and its GFLOP/s counts those rows (every row costs the same). Every
 // result is checked: the pool bit-identical to one thread, the fallback and
@@ -58,17 +59,6 @@ function sharedFloats(shape: number[], seed: number): Tensor<Float32Array> {
 
 let sink = 0;
 
-async function measure(fn: () => Promise<ArrayLike<number>> | ArrayLike<number>, repetitions: number, warmup = 1): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) sink += (await fn())[0];
-  const times: number[] = [];
-  for (let i = 0; i < repetitions; i++) {
-    const t0 = performance.now();
-    const out = await fn();
-    times.push(performance.now() - t0);
-    sink += out[0];
-  }
-  return times;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -156,72 +146,76 @@ try {
       results.push(r);
       console.error(`  ${method} x${threads}: ${medianMs.toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s (rows ${rowsRun})`);
     };
-    const ours = async (opts: IndexerScoresOptions, threads: number, keys: Parameters<typeof indexerScores>[1] = k) => {
-      let out: Float32Array = new Float32Array(0);
-      const times = await measure(async () => (out = threads === 1 ? indexerScores(q, keys, w, opts).data : (await pool.indexerScores(q, keys, w, opts)).data), reps);
-      return { out, times };
-    };
-
-    const f32 = await ours({}, 1);
-    record('float32 SIMD', 1, t, f32.times);
-    const f32p = await ours({}, 2);
-    bitIdentical('float32 SIMD pool', f32p.out, f32.out);
-    record('float32 SIMD', 2, t, f32p.times);
-
-    const i8 = await ours({ precision: 'int8' }, 1);
-    const int8Recall = recall(f32.out, i8.out, t, s);
-    record('int8 SIMD', 1, t, i8.times, { recall: int8Recall });
-    const i8p = await ours({ precision: 'int8' }, 2);
-    bitIdentical('int8 SIMD pool', i8p.out, i8.out);
-    record('int8 SIMD', 2, t, i8p.times, { recall: int8Recall });
-
-    // Keys quantized once (a cached int8 key store, as DeepSeek caches FP8 keys): same scores.
     const kq = quantizeKeys(k);
-    for (const threads of [1, 2]) {
-      const r = await ours({ precision: 'int8' }, threads, kq);
-      bitIdentical(`int8 cached keys x${threads}`, r.out, i8.out);
-      record('int8 SIMD, keys quantized once', threads, t, r.times, { recall: int8Recall });
-    }
-
     const fbRows = Math.min(t, fallbackRows);
-    const fbOpts: IndexerScoresOptions = { simd: false, rows: [0, fbRows] };
-    const fbReps = Math.max(1, Math.min(reps, 3));
-    let fbOut: Float32Array = new Float32Array(0);
-    const fb1 = await measure(() => (fbOut = indexerScores(q, k, w, fbOpts).data), fbReps, 0);
-    const fbErr = check('fallback', fbOut, f32.out, fbRows * s, 1e-5);
-    record('TS fallback', 1, fbRows, fb1, { relErr: fbErr });
-    const fb2 = await measure(async () => (fbOut = (await pool.indexerScores(q, k, w, fbOpts)).data), fbReps, 0);
-    check('fallback pool', fbOut, f32.out, fbRows * s, 1e-5);
-    record('TS fallback', 2, fbRows, fb2);
 
+    // onnxruntime-node sessions (1 and 2 intra-op threads) over blocks of n query rows.
+    // It takes only ArrayBuffer-backed arrays: plain copies, made before the timing.
+    const n = Math.min(ortBlock, t);
+    const kTensor = new ort.Tensor('float32', Float32Array.from(k.data), [s, d]);
+    const feeds: Record<string, ort.Tensor>[] = [];
+    for (let r = 0; r < t; r += n) {
+      feeds.push({
+        q: new ort.Tensor('float32', q.data.slice(r * h * d, (r + n) * h * d), [n, h, d]),
+        k: kTensor,
+        w: new ort.Tensor('float32', w.data.slice(r * h, (r + n) * h), [n, 1, h]),
+      });
+    }
+    const sessions = new Map<number, ort.InferenceSession>();
     for (const threads of [1, 2]) {
-      const n = Math.min(ortBlock, t);
-      const session = await ort.InferenceSession.create(scoresModel(n, s), {
+      sessions.set(threads, await ort.InferenceSession.create(scoresModel(n, s), {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
-      });
-      // onnxruntime-node takes only ArrayBuffer-backed arrays: plain copies, made before the timing.
-      const kTensor = new ort.Tensor('float32', Float32Array.from(k.data), [s, d]);
-      const feeds: Record<string, ort.Tensor>[] = [];
-      for (let r = 0; r < t; r += n) {
-        feeds.push({
-          q: new ort.Tensor('float32', q.data.slice(r * h * d, (r + n) * h * d), [n, h, d]),
-          k: kTensor,
-          w: new ort.Tensor('float32', w.data.slice(r * h, (r + n) * h), [n, 1, h]),
-        });
-      }
-      const ortOut = new Float32Array(t * s);
-      const runOrt = async () => {
-        for (let r = 0; r < t; r += n) ortOut.set((await session.run(feeds[r / n])).scores.data as Float32Array, r * s);
-        return ortOut;
-      };
-      const times = await measure(runOrt, reps);
-      const relErr = check('onnxruntime-node', ortOut, f32.out, t * s, 1e-5);
-      record('onnxruntime-node', threads, t, times, { relErr });
-      await session.release();
+      }));
     }
+    const runOrt = (threads: number) => async () => {
+      const out = new Float32Array(t * s);
+      for (let r = 0; r < t; r += n) out.set((await sessions.get(threads)!.run(feeds[r / n])).scores.data as Float32Array, r * s);
+      return out;
+    };
+    const ours = (opts: IndexerScoresOptions, threads: number, keys: Parameters<typeof indexerScores>[1] = k) =>
+      threads === 1 ? async () => indexerScores(q, keys, w, opts).data : async () => (await pool.indexerScores(q, keys, w, opts)).data;
+
+    interface Contestant { method: string; threads: number; rows: number; reps: number; run: () => Promise<Float32Array>; out?: Float32Array; times: number[] }
+    const fbOpts: IndexerScoresOptions = { simd: false, rows: [0, fbRows] };
+    const fbReps = Math.max(1, Math.min(reps, 3));
+    const contestants: Contestant[] = [];
+    for (const threads of [1, 2]) {
+      contestants.push(
+        { method: 'float32 SIMD', threads, rows: t, reps, run: ours({}, threads), times: [] },
+        { method: 'int8 SIMD', threads, rows: t, reps, run: ours({ precision: 'int8' }, threads), times: [] },
+        { method: 'int8 SIMD, keys quantized once', threads, rows: t, reps, run: ours({ precision: 'int8' }, threads, kq), times: [] },
+        { method: 'TS fallback', threads, rows: fbRows, reps: fbReps, run: ours(fbOpts, threads), times: [] },
+        { method: 'onnxruntime-node', threads, rows: t, reps, run: runOrt(threads), times: [] },
+      );
+    }
+    // One warm-up each (its output is what gets checked), then the repetitions
+    // interleaved round by round, so a burst of load from elsewhere on this
+    // shared machine hits every method alike.
+    for (const c of contestants) c.out = await c.run();
+    for (let round = 0; round < reps; round++) {
+      for (const c of contestants) {
+        if (round >= c.reps) continue;
+        const t0 = performance.now();
+        const out = await c.run();
+        c.times.push(performance.now() - t0);
+        sink += out[0];
+      }
+    }
+    const find = (method: string, threads: number) => contestants.find((c) => c.method === method && c.threads === threads)!;
+    const f32 = find('float32 SIMD', 1).out!;
+    const int8 = find('int8 SIMD', 1).out!;
+    const int8Recall = recall(f32, int8, t, s);
+    for (const c of contestants) {
+      const extra: Partial<Row> = {};
+      if (c.method.startsWith('float32') || c.method.startsWith('int8')) bitIdentical(`${c.method} x${c.threads}`, c.out!, c.method.startsWith('int8') ? int8 : f32);
+      if (c.method.startsWith('int8')) extra.recall = int8Recall;
+      if (c.method === 'TS fallback' || c.method === 'onnxruntime-node') extra.relErr = check(`${c.method} x${c.threads}`, c.out!, f32, c.rows * s, 1e-5);
+      record(c.method, c.threads, c.rows, c.times, extra);
+    }
+    for (const session of sessions.values()) await session.release();
   }
 } finally {
   await pool.close();
