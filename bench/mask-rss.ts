@@ -52,4 +52,20 @@ if (contender === 'scatter-1t') {
 } else if (contender !== 'baseline') {
   throw new Error(`unknown contender ${contender}`);
 }
-process.stdout.write(JSON.stringify({ contender, maxRssBytes: process.resourceUsage().maxRSS * 1024, sink }) + '\n');
+/**
+ * The peak RSS of this process image: VmHWM from /proc (Linux). Not
+ * getrusage's maxRSS: Linux carries the parent's RSS at fork into a child's
+ * maxRSS across exec, which would charge the benchmark's own buffers here.
+ */
+async function peakRss(): Promise<number> {
+  try {
+    const { readFileSync } = await import('node:fs');
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+process.stdout.write(JSON.stringify({ contender, maxRssBytes: await peakRss(), sink }) + '\n');
