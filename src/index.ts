@@ -18,6 +18,6 @@ export { indexerScores } from './indexer/scores.js';
 export type { IndexerScoresOptions } from './indexer/scores.js';
 export { simdSupported, initSimd } from './simd/index.js';
 export { lightningIndexer } from './indexer/module.js';
-export type { IndexerWeights, IndexerInputs, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
+export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
 export { quantizeKeys } from './indexer/quantized-keys.js';
 export type { QuantizedKeys } from './indexer/quantized-keys.js';

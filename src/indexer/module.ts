@@ -20,6 +20,7 @@ import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Ten
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
+import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, type QuantizedKeys } from './quantized-keys.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
@@ -36,13 +37,20 @@ export interface IndexerWeights {
   weightsProj: Tensor<Float32Array>;
 }
 
-export interface IndexerInputs {
+/** The key cache's form: float32 keys or `quantizeKeys` output. */
+export type KeyCache = Tensor<Float32Array> | QuantizedKeys;
+
+export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   /** Hidden states of the t new tokens, [b, t, dim]. */
   x: Tensor<Float32Array>;
   /** Low-rank queries (MLA's q_norm(wq_a(x))), [b, t, qRank]. */
   qr: Tensor<Float32Array>;
-  /** Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier call returned them. */
-  kCache?: Tensor<Float32Array>;
+  /**
+   * Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier
+   * call returned them: float32, or quantized (`quantizeKeys`, int8 only; the
+   * new keys are then quantized and appended, and scores are bit-identical).
+   */
+  kCache?: K;
 }
 
 export interface LightningIndexerOptions {
@@ -72,15 +80,15 @@ export interface LightningIndexerOptions {
   maxBytes?: number;
 }
 
-export interface LightningIndexerResult {
+export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array>> {
   /** [b, t, s] scores; ineligible (causal) keys hold -Infinity. */
   scores: Tensor<Float32Array>;
   /** [b, t, k'] top-k scores, descending; -Infinity in empty slots. */
   values: Tensor<Float32Array>;
   /** [b, t, k'] key indices, ties by lower index; -1 in empty slots. k' = min(topK, s). */
   indices: Tensor<Int32Array>;
-  /** [b, s, d] the keys (kCache followed by the new ones): the next call's kCache. */
-  keys: Tensor<Float32Array>;
+  /** [b, s, d] the keys (kCache followed by the new ones), in kCache's form: the next call's kCache. */
+  keys: K;
   /** [b, t, s] (or bits [b, t, ceil(s/32)]) when `maskForm` is given. */
   mask?: Tensor<MaskData>;
 }
@@ -143,7 +151,7 @@ function hadamard(v: Float32Array, at: number, d: number): void {
 
 interface Prepared {
   q: Tensor<Float32Array>;
-  keys: Tensor<Float32Array>;
+  keys: Tensor<Float32Array> | QuantizedKeys;
   w: Tensor<Float32Array>;
   s: number;
   k: number;
@@ -154,7 +162,7 @@ interface Prepared {
 }
 
 /** Validates everything and runs the projections, LayerNorm, RoPE and Hadamard: what precedes the scores. */
-export function prepareLightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions, alloc: Alloc): Prepared {
+export function prepareLightningIndexer(weights: IndexerWeights, inputs: IndexerInputs<KeyCache>, opts: LightningIndexerOptions, alloc: Alloc): Prepared {
   const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
   const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
   checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
@@ -169,8 +177,14 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
   checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
   let sPast = 0;
+  const cacheQuantized = isQuantizedKeys(inputs.kCache);
+  if (cacheQuantized && opts.precision !== 'int8') {
+    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8', got precision '${opts.precision ?? 'float32'}'`);
+  }
   if (inputs.kCache !== undefined) {
-    const [bc, sc, dc] = checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd']);
+    const [bc, sc, dc] = isQuantizedKeys(inputs.kCache)
+      ? checkQuantizedKeys(inputs.kCache)
+      : checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd']);
     checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
     checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
     sPast = sc;
@@ -224,10 +238,27 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     rope(kNew, r * d, ropeDim, position, freqs);
     if (opts.hadamard) hadamard(kNew, r * d, d);
   }
-  const keys = alloc(Float32Array, b * s * d);
-  for (let bi = 0; bi < b; bi++) {
-    if (sPast > 0) keys.set(inputs.kCache!.data.subarray(bi * sPast * d, (bi + 1) * sPast * d), bi * s * d);
-    keys.set(kNew.subarray(bi * t * d, (bi + 1) * t * d), (bi * s + sPast) * d);
+  let keys: Tensor<Float32Array> | QuantizedKeys;
+  if (isQuantizedKeys(inputs.kCache)) {
+    // A quantized cache: quantize the new keys (per row, exactly as scoring would) and append.
+    const fresh = quantizeKeys({ data: kNew, shape: [b, t, d] });
+    const nb = fresh.scales.shape[2];
+    const values = alloc(Int8Array, b * s * d), scales = alloc(Float32Array, b * s * nb);
+    const cache = inputs.kCache;
+    for (let bi = 0; bi < b; bi++) {
+      values.set(cache.values.data.subarray(bi * sPast * d, (bi + 1) * sPast * d), bi * s * d);
+      values.set(fresh.values.data.subarray(bi * t * d, (bi + 1) * t * d), (bi * s + sPast) * d);
+      scales.set(cache.scales.data.subarray(bi * sPast * nb, (bi + 1) * sPast * nb), bi * s * nb);
+      scales.set(fresh.scales.data.subarray(bi * t * nb, (bi + 1) * t * nb), (bi * s + sPast) * nb);
+    }
+    keys = { values: { data: values, shape: [b, s, d] }, scales: { data: scales, shape: [b, s, nb] } };
+  } else {
+    const data = alloc(Float32Array, b * s * d);
+    for (let bi = 0; bi < b; bi++) {
+      if (sPast > 0) data.set(inputs.kCache!.data.subarray(bi * sPast * d, (bi + 1) * sPast * d), bi * s * d);
+      data.set(kNew.subarray(bi * t * d, (bi + 1) * t * d), (bi * s + sPast) * d);
+    }
+    keys = { data, shape: [b, s, d] };
   }
   // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
   const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd, alloc); // [b*t, h]
@@ -241,7 +272,7 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   if (opts.mask !== undefined) topkOpts.mask = opts.mask;
   return {
     q: { data: q, shape: [b, t, h, d] },
-    keys: { data: keys, shape: [b, s, d] },
+    keys,
     w: { data: w, shape: [b, t, h] },
     s, k, scoreOpts, topkOpts, maskForm, maxBytes: opts.maxBytes,
   };
@@ -254,11 +285,15 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
  * the top-k values and indices [b, t, min(topK, s)], the keys [b, s, d] and,
  * with `maskForm`, the top-k mask.
  */
-export function lightningIndexer(weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions = {}): LightningIndexerResult {
+export function lightningIndexer<K extends KeyCache = Tensor<Float32Array>>(
+  weights: IndexerWeights,
+  inputs: IndexerInputs<K>,
+  opts: LightningIndexerOptions = {},
+): LightningIndexerResult<K> {
   const p = prepareLightningIndexer(weights, inputs, opts, allocLocal);
   const scores = indexerScores(p.q, p.keys, p.w, p.scoreOpts);
   const selected = topk(scores, p.k, p.topkOpts);
-  const result: LightningIndexerResult = { scores, values: selected.values, indices: selected.indices, keys: p.keys };
+  const result: LightningIndexerResult<K> = { scores, values: selected.values, indices: selected.indices, keys: p.keys as K };
   if (p.maskForm !== undefined) result.mask = generateMask(selected.indices, p.s, { form: p.maskForm, maxBytes: p.maxBytes });
   return result;
 }

@@ -2,7 +2,7 @@ import type { PlanRunner } from '../parallel.js';
 import { allocShared, type Tensor } from '../tensor.js';
 import { planIndexerScores, type IndexerScoresOptions } from './scores.js';
 import type { QuantizedKeys } from './quantized-keys.js';
-import { prepareLightningIndexer, type IndexerInputs, type IndexerWeights, type LightningIndexerOptions, type LightningIndexerResult } from './module.js';
+import { prepareLightningIndexer, type KeyCache, type IndexerInputs, type IndexerWeights, type LightningIndexerOptions, type LightningIndexerResult } from './module.js';
 import { planTopk } from '../topk/topk.js';
 import { planGenerateMask } from '../mask/masks.js';
 
@@ -16,11 +16,15 @@ export function indexerPoolApi(run: PlanRunner) {
      * `lightningIndexer` with the scores, top-k and mask on the pool (the
      * projections run on this thread); bit-identical to the synchronous call.
      */
-    lightningIndexer: async (weights: IndexerWeights, inputs: IndexerInputs, opts: LightningIndexerOptions = {}): Promise<LightningIndexerResult> => {
+    lightningIndexer: async <K extends KeyCache = Tensor<Float32Array>>(
+      weights: IndexerWeights,
+      inputs: IndexerInputs<K>,
+      opts: LightningIndexerOptions = {},
+    ): Promise<LightningIndexerResult<K>> => {
       const p = prepareLightningIndexer(weights, inputs, opts, allocShared);
       const scores = await run(planIndexerScores(p.q, p.keys, p.w, p.scoreOpts, allocShared));
       const selected = await run(planTopk(scores, p.k, p.topkOpts, allocShared));
-      const result: LightningIndexerResult = { scores, values: selected.values, indices: selected.indices, keys: p.keys };
+      const result: LightningIndexerResult<K> = { scores, values: selected.values, indices: selected.indices, keys: p.keys as K };
       if (p.maskForm !== undefined) result.mask = await run(planGenerateMask(selected.indices, p.s, { form: p.maskForm, maxBytes: p.maxBytes }, allocShared));
       return result;
     },
