@@ -55,19 +55,6 @@ function normalScores(seed: number): Float32Array {
 
 let sink = 0;
 
-/** Median and min of `reps` timed calls after `warm` untimed ones; each call's result feeds the sink. */
-async function time(run: () => number | Promise<number>, warm = 1, n = reps): Promise<{ median: number; min: number }> {
-  for (let i = 0; i < warm; i++) sink += await run();
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = performance.now();
-    sink += await run();
-    times.push(performance.now() - start);
-  }
-  times.sort((x, y) => x - y);
-  return { median: times[Math.floor(times.length / 2)], min: times[0] };
-}
-
 /**
  * A peer's top-k against ours: the same value in every slot, and each peer
  * index holding that value in the scores. Returns the rows whose index sets
@@ -124,63 +111,106 @@ async function main(): Promise<void> {
   console.log(`topk benchmark: scores [${b}, ${t}, ${s}] k=${k} reps=${reps}${smoke ? ' (smoke)' : ''}`);
   const scores = normalScores(20260 + s + k);
   const tensor = { data: scores, shape: [b, t, s] };
-  const results: Row[] = [];
-  const add = (name: string, threads: number, r: { median: number; min: number }, note?: string) => {
-    results.push({ name, threads, ms: r.median, minMs: r.min, note });
-    console.log(`  ${name.padEnd(18)} ${threads}t ${f(r.median).padStart(10)} ms${note ? `  (${note})` : ''}`);
-  };
 
   const pool = createPool({ threads: 2 });
   const floorPool = createWorkerPool({ threads: 2, registry: new URL('./topk-floor.ts', import.meta.url) });
   const sums = new Float64Array(new SharedArrayBuffer(rows * 8));
-  let ours: TopkResult;
-  try {
-    // Start the workers (and compile their modules) before anything is timed.
-    await floorPool.runRows('bench.readReduce', { scores, sums, s }, 0, 2);
-    await pool.topk({ data: scores.subarray(0, 2 * s), shape: [1, 2, s] }, k);
-    add('floor read', 1, await time(() => (readReduce({ scores, sums, s }, 0, rows), sums[0])));
-    add('floor read', 2, await time(async () => (await floorPool.runRows('bench.readReduce', { scores, sums, s }, 0, rows), sums[1])));
-    ours = topk(tensor, k);
-    add('topk', 1, await time(() => topk(tensor, k).values.data[0]));
-    const pooled = await pool.topk(tensor, k);
-    if (!pooled.indices.data.every((j, i) => j === ours.indices.data[i])) throw new Error('pool topk differs from topk');
-    add('topk', 2, await time(async () => (await pool.topk(tensor, k)).values.data[1]));
-    add('topk unsorted', 1, await time(() => topk(tensor, k, { sorted: false }).values.data[0]));
-    add('topk unsorted', 2, await time(async () => (await pool.topk(tensor, k, { sorted: false })).values.data[1]));
-  } finally {
-    await pool.close();
-    await floorPool.close();
+  const ours = topk(tensor, k);
+  const peers = !flag('--no-peers');
+
+  // onnxruntime-node takes no SharedArrayBuffer views: a plain copy, made once.
+  const session = peers ? await ort.InferenceSession.create(topkModel(), { intraOpNumThreads: 2, interOpNumThreads: 1 }) : null;
+  const feeds = peers ? { scores: new ort.Tensor('float32', Float32Array.from(scores), [rows, s]) } : null;
+  if (peers) await quietly(() => tf.setBackend('wasm'));
+  const x = peers ? tf.tensor2d(scores, [rows, s]) : null;
+
+  interface Contender {
+    name: string;
+    threads: number;
+    /** Runs once; returns a number for the sink. */
+    run: () => number | Promise<number>;
+    /** Checks the last result; returns a note. */
+    check?: () => string;
+    times: number[];
+  }
+  let ortOut: ort.InferenceSession.OnnxValueMapType | undefined;
+  let tfOut: { values: Float32Array; indices: Int32Array } | undefined;
+  let pooled: TopkResult | undefined;
+  const contenders: Contender[] = [
+    { name: 'floor read', threads: 1, run: () => (readReduce({ scores, sums, s }, 0, rows), sums[0]), times: [] },
+    { name: 'floor read', threads: 2, run: async () => (await floorPool.runRows('bench.readReduce', { scores, sums, s }, 0, rows), sums[1]), times: [] },
+    { name: 'topk', threads: 1, run: () => topk(tensor, k).values.data[0], times: [] },
+    {
+      name: 'topk',
+      threads: 2,
+      run: async () => (pooled = await pool.topk(tensor, k)).values.data[1],
+      check: () => {
+        if (!pooled!.indices.data.every((j, i) => j === ours.indices.data[i])) throw new Error('pool topk differs from topk');
+        return 'bit-identical to 1 thread';
+      },
+      times: [],
+    },
+    { name: 'topk unsorted', threads: 1, run: () => topk(tensor, k, { sorted: false }).values.data[0], times: [] },
+    { name: 'topk unsorted', threads: 2, run: async () => (await pool.topk(tensor, k, { sorted: false })).values.data[1], times: [] },
+  ];
+  if (peers) {
+    contenders.push(
+      {
+        name: 'onnxruntime-node',
+        threads: 2,
+        run: async () => ((ortOut = await session!.run(feeds!)).values.data as Float32Array)[0],
+        check: () => {
+          const ties = checkPeer('onnxruntime-node', scores, ours, ortOut!.values.data as Float32Array, ortOut!.indices.data as BigInt64Array);
+          ortOut = undefined;
+          return `TopK node, checked${ties ? `, ${ties} rows differ by ties` : ''}`;
+        },
+        times: [],
+      },
+      {
+        name: 'tfjs-wasm',
+        threads: 1,
+        run: () => {
+          const r = tf.topk(x!, k, true);
+          tfOut = { values: r.values.dataSync() as Float32Array, indices: r.indices.dataSync() as Int32Array };
+          r.values.dispose();
+          r.indices.dispose();
+          return tfOut.values[0];
+        },
+        check: () => {
+          const ties = checkPeer('tfjs-wasm', scores, ours, tfOut!.values, tfOut!.indices);
+          tfOut = undefined;
+          return `tf.topk, checked${ties ? `, ${ties} rows differ by ties` : ''}`;
+        },
+        times: [],
+      },
+    );
   }
 
-  if (!flag('--no-peers')) {
-    const session = await ort.InferenceSession.create(topkModel(), { intraOpNumThreads: 2, interOpNumThreads: 1 });
-    // onnxruntime-node takes no SharedArrayBuffer views: a plain copy, made once.
-    const feeds = { scores: new ort.Tensor('float32', Float32Array.from(scores), [rows, s]) };
-    let last: ort.InferenceSession.OnnxValueMapType | undefined;
-    add('onnxruntime-node', 2, await time(async () => {
-      last = await session.run(feeds);
-      return (last.values.data as Float32Array)[0];
-    }));
-    const ortTies = checkPeer('onnxruntime-node', scores, ours, last!.values.data as Float32Array, last!.indices.data as BigInt64Array);
-    results[results.length - 1].note = `TopK node, checked${ortTies ? `, ${ortTies} rows differ by ties` : ''}`;
-    last = undefined;
-    await session.release();
-
-    await quietly(() => tf.setBackend('wasm'));
-    const x = tf.tensor2d(scores, [rows, s]);
-    let tfValues: Float32Array | undefined, tfIndices: Int32Array | undefined;
-    add('tfjs-wasm', 1, await time(() => {
-      const r = tf.topk(x, k, true);
-      tfValues = r.values.dataSync() as Float32Array;
-      tfIndices = r.indices.dataSync() as Int32Array;
-      r.values.dispose();
-      r.indices.dispose();
-      return tfValues[0];
-    }));
-    const tfTies = checkPeer('tfjs-wasm', scores, ours, tfValues!, tfIndices!);
-    results[results.length - 1].note = `tf.topk, checked${tfTies ? `, ${tfTies} rows differ by ties` : ''}`;
-    x.dispose();
+  // Warm-up (starts the workers, compiles everything) and the checks, then
+  // rounds in which every contender runs once, so load from other work on
+  // the machine falls on all of them alike.
+  const notes = new Map<Contender, string>();
+  for (const c of contenders) {
+    sink += await c.run();
+    if (c.check) notes.set(c, c.check());
   }
+  for (let round = 0; round < reps; round++) {
+    for (const c of contenders) {
+      const start = performance.now();
+      sink += await c.run();
+      c.times.push(performance.now() - start);
+    }
+  }
+  await pool.close();
+  await floorPool.close();
+  await session?.release();
+  x?.dispose();
+
+  const results: Row[] = contenders.map((c) => {
+    const sorted = [...c.times].sort((p, q) => p - q);
+    return { name: c.name, threads: c.threads, ms: sorted[Math.floor(sorted.length / 2)], minMs: sorted[0], note: notes.get(c) };
+  });
+  for (const r of results) console.log(`  ${r.name.padEnd(18)} ${r.threads}t ${f(r.ms).padStart(10)} ms${r.note ? `  (${r.note})` : ''}`);
 
   const find = (name: string, threads: number) => results.find((r) => r.name === name && r.threads === threads);
   const topk2 = find('topk', 2)!;
