@@ -95,20 +95,28 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
 
 /**
  * y[r, o] = x[r, :] . W[o, :] for rows r < n: x [n, in], W [out, in].
- * On WebAssembly SIMD, W is copied into the module's memory once and each
- * row runs dotRows over it.
+ * On WebAssembly SIMD, blocks of W rows (about 256 KiB, L2-sized) are copied
+ * into the module's memory and every x row of a chunk passes over a block
+ * before the next: W streams from memory once per chunk of x rows, not once
+ * per row. Each dot is the same `dot` whatever the blocking.
  */
 function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean, alloc: Alloc): Float32Array {
   const y = alloc(Float32Array, n * outDim);
   const m = useSimd ? simdModule() : null;
   if (m) {
-    const [pw, px, py] = m.layout(W.length * 4, inDim * 4, outDim * 4);
-    m.f32(pw, W.length).set(W);
-    const xv = m.f32(px, inDim), yv = m.f32(py, outDim);
-    for (let r = 0; r < n; r++) {
-      xv.set(x.subarray(r * inDim, (r + 1) * inDim));
-      m.exports.dotRows(px, pw, outDim, inDim, inDim, py);
-      y.set(yv, r * outDim);
+    const block = Math.max(1, Math.min(outDim, Math.floor(65536 / inDim)));
+    const chunk = Math.max(1, Math.min(n, Math.floor((8 << 20) / (4 * inDim))));
+    const [pw, px, py] = m.layout(block * inDim * 4, chunk * inDim * 4, chunk * block * 4);
+    const wv = m.f32(pw, block * inDim), xv = m.f32(px, chunk * inDim), yv = m.f32(py, chunk * block);
+    for (let r0 = 0; r0 < n; r0 += chunk) {
+      const r1 = Math.min(n, r0 + chunk);
+      xv.set(x.subarray(r0 * inDim, r1 * inDim));
+      for (let o0 = 0; o0 < outDim; o0 += block) {
+        const o1 = Math.min(outDim, o0 + block);
+        wv.set(W.subarray(o0 * inDim, o1 * inDim));
+        for (let r = r0; r < r1; r++) m.exports.dotRows(px + (r - r0) * inDim * 4, pw, o1 - o0, inDim, inDim, py + (r - r0) * block * 4);
+        for (let r = r0; r < r1; r++) y.set(yv.subarray((r - r0) * block, (r - r0) * block + (o1 - o0)), r * outDim + o0);
+      }
     }
     return y;
   }
