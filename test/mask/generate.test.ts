@@ -99,3 +99,22 @@ test('rows [a, a) give an empty block; out is filled in place and returned', () 
   assert.equal(m.data, out);
   assert.deepEqual([...out], [0, 1, 0, 0, 0, 0, 1, 0]);
 });
+
+test('the first index >= s in row order is the one named, wherever it sits in the row', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 40 }), fc.nat(), fc.nat(), (t, k, s, p1, p2) => {
+      const data = Int32Array.from({ length: 2 * t * k }, (_, i) => (i * 7) % s);
+      const first = p1 % data.length, second = first + (p2 % (data.length - first));
+      data[second] = s + 5;
+      data[first] = s;
+      const r = Math.floor(first / k);
+      const out = new Float32Array(2 * t * s).fill(3);
+      assert.throws(() => generateMask({ data, shape: [2, t, k] }, s, { out }), {
+        name: 'RangeError',
+        message: new RegExp(`value ${s} at batch ${Math.floor(r / t)}, query ${r % t}, slot ${first - r * k} must be < s = ${s}`),
+      });
+      assert.ok(out.every((x) => x === 3));
+    }),
+    { numRuns: 200 },
+  );
+});
