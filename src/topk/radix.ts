@@ -11,7 +11,7 @@
  *     of 16), set a little low so that (almost always) at least k keys
  *     score >= it;
  *  2. one streaming pass (WebAssembly SIMD for unmasked rows where the
- *     engine has it) collects the keys with `!(x < threshold)` (which also
+ *     engine has it; steps 3 and 4 then run there too) collects the keys with `!(x < threshold)` (which also
  *     catches every NaN) into a candidate list, in ascending key order; if
  *     fewer than k non-NaN keys came, collect every eligible key instead;
  *  3. map candidates to order-preserving uint32 keys;
@@ -194,29 +194,49 @@ function selectDescending(sample: Float32Array, n: number, rank: number): number
   }
 }
 
-/** The SIMD streaming pass: the module, a chunk buffer and the candidate lists in its memory. */
+/**
+ * The SIMD path (src/simd/assembly/topk.ts): the module, a chunk buffer, the
+ * candidate lists and the sort buffers in its memory, and its kernels: the
+ * streaming pass, the keys, and the sorted selection (the same steps as
+ * `keysOf` and `selectSorted` here, without a JIT's bounds checks).
+ */
 interface SimdPass {
-  module: SimdModule;
   collect: (x: number, n: number, threshold: number, first: number, idxOut: number, valOut: number, count: number) => number;
+  keys: (idx: number, vals: number, c: number, nanLowest: number, stats: number) => number;
+  selectSorted: (
+    keys: number, idx: number, c: number, need: number, keyMin: number, keyMax: number,
+    sortKeys: number, sortIdx: number, tmpKeys: number, tmpIdx: number, hist: number, digitHist: number,
+  ) => void;
   chunk: Float32Array;
-  chunkPtr: number;
-  idxPtr: number;
-  valPtr: number;
+  stats: Uint32Array;
+  sortKeys: Int32Array;
+  sortIdx: Int32Array;
+  ptr: { chunk: number; idx: number; val: number; stats: number; hist: number; digitHist: number; sortKeys: number; sortIdx: number; tmpKeys: number; tmpIdx: number };
 }
 
 // Scores a chunk copied into the module's memory: 128 KiB, well inside L2.
 const CHUNK = 32768;
 
-/** Lays out the SIMD pass for rows of s keys, with the candidate lists of `sc` moved into the module's memory. */
+/** Lays out the SIMD path for rows of s keys, with the candidate lists of `sc` moved into the module's memory. */
 function simdPass(s: number, sc: Scratch): { pass: SimdPass; sc: Scratch } | null {
   const module = simdModule();
-  const collect = module?.exports.topkCollect as SimdPass['collect'] | undefined;
-  if (!module || !collect) return null;
-  const [chunkPtr, idxPtr, valPtr] = module.layout(CHUNK * 4, s * 4, s * 4);
-  const candVals = module.f32(valPtr, s);
+  const ex = module?.exports;
+  if (!module || !ex?.topkCollect || !ex.topkKeys || !ex.topkSelectSorted) return null;
+  const [chunk, idx, val, stats, hist, digitHist, sortKeys, sortIdx, tmpKeys, tmpIdx] = module.layout(
+    CHUNK * 4, s * 4, s * 4, 8, 2048 * 4, 256 * 4, s * 4, s * 4, s * 4, s * 4,
+  );
   return {
-    pass: { module, collect, chunk: module.f32(chunkPtr, CHUNK), chunkPtr, idxPtr, valPtr },
-    sc: { ...sc, candIdx: module.i32(idxPtr, s), candKeys: module.i32(valPtr, s), candVals },
+    pass: {
+      collect: ex.topkCollect as SimdPass['collect'],
+      keys: ex.topkKeys as SimdPass['keys'],
+      selectSorted: ex.topkSelectSorted as SimdPass['selectSorted'],
+      chunk: module.f32(chunk, CHUNK),
+      stats: new Uint32Array(module.exports.memory.buffer, stats, 2),
+      sortKeys: module.i32(sortKeys, s),
+      sortIdx: module.i32(sortIdx, s),
+      ptr: { chunk, idx, val, stats, hist, digitHist, sortKeys, sortIdx, tmpKeys, tmpIdx },
+    },
+    sc: { ...sc, candIdx: module.i32(idx, s), candKeys: module.i32(val, s), candVals: module.f32(val, s) },
   };
 }
 
@@ -232,7 +252,7 @@ function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: nu
     for (let from = 0; from < n; from += CHUNK) {
       const length = Math.min(CHUNK, n - from);
       simd.chunk.set(scores.subarray(base + from, base + from + length));
-      c = simd.collect(simd.chunkPtr, length, threshold, from, simd.idxPtr, simd.valPtr, c);
+      c = simd.collect(simd.ptr.chunk, length, threshold, from, simd.ptr.idx, simd.ptr.val, c);
     }
     return c;
   }
@@ -298,7 +318,13 @@ function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: nu
  * the number of non-NaN candidates, or -1 - j for the first NaN, at key j,
  * when NaN is an error.
  */
-function keysOf(a: TopkKernelArgs, sc: Scratch, c: number): number {
+function keysOf(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, c: number): number {
+  if (simd !== null) {
+    const finite = simd.keys(simd.ptr.idx, simd.ptr.val, c, a.nanLowest ? 1 : 0, simd.ptr.stats);
+    sc.keyMin = simd.stats[0] | 0;
+    sc.keyMax = simd.stats[1] | 0;
+    return finite;
+  }
   const { candIdx, candKeys, candVals } = sc;
   const nanLowest = a.nanLowest;
   let finite = 0;
@@ -479,7 +505,7 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
   const valueBits = new Int32Array(values.buffer, values.byteOffset, values.length);
   let sc = scratchFor(s, k);
   let simd: SimdPass | null = null;
-  if (a.simd && maskForm === null) {
+  if (a.simd) {
     const laid = simdPass(s, sc);
     if (laid) ({ pass: simd, sc } = laid);
   }
@@ -493,10 +519,10 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
 
     const threshold = estimateThreshold(a, sc, base, n, mbase);
     let c = collect(a, sc, simd, base, n, mbase, threshold);
-    let finite = keysOf(a, sc, c);
+    let finite = keysOf(a, sc, simd, c);
     if (finite >= 0 && finite < k && threshold !== -Infinity) {
       c = collect(a, sc, simd, base, n, mbase, -Infinity);
-      finite = keysOf(a, sc, c);
+      finite = keysOf(a, sc, simd, c);
     }
     if (finite < 0) {
       nanAt[row - row0] = -1 - finite;
@@ -505,11 +531,24 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
       continue;
     }
 
+    // With SIMD the sorted selection is as cheap as the unsorted one, and
+    // a sorted answer is a valid unsorted one.
     const w = Math.min(k, c);
-    if (sorted) selectSorted(sc, c, w);
-    else selectWinners(sc, c, w);
-    const winIdx = sorted ? sc.sortIdx : sc.winIdx;
-    const winKeys = sorted ? sc.sortKeys : sc.winKeys;
+    let winIdx: Int32Array, winKeys: Int32Array;
+    if (simd !== null) {
+      const p = simd.ptr;
+      simd.selectSorted(p.val, p.idx, c, w, sc.keyMin >>> 0, sc.keyMax >>> 0, p.sortKeys, p.sortIdx, p.tmpKeys, p.tmpIdx, p.hist, p.digitHist);
+      winIdx = simd.sortIdx;
+      winKeys = simd.sortKeys;
+    } else if (sorted) {
+      selectSorted(sc, c, w);
+      winIdx = sc.sortIdx;
+      winKeys = sc.sortKeys;
+    } else {
+      selectWinners(sc, c, w);
+      winIdx = sc.winIdx;
+      winKeys = sc.winKeys;
+    }
     for (let i = 0; i < w; i++) {
       const j = winIdx[i];
       indices[out + i] = j;
