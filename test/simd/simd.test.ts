@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { simdModule, simdSupported } from '../../src/simd/index.js';
+import { initSimd, simdModule, simdSupported } from '../../src/simd/index.js';
 
 // The generic primitives against plain float64 loops; the SIMD sums run in
 // float32 with 4 accumulators, so they agree to float32 rounding of |x|.|y|.
@@ -19,9 +19,11 @@ function near(actual: number, expected: number, scale: number, what: string): vo
   assert.ok(Math.abs(actual - expected) <= 1e-5 * scale + 1e-30, `${what}: ${actual} vs ${expected} (scale ${scale})`);
 }
 
-test('this Node has WebAssembly SIMD and the module loads', () => {
+test('this Node has WebAssembly SIMD and the module loads (sync, and initSimd for browser main threads)', async () => {
   assert.equal(simdSupported(), true);
   assert.ok(simdModule());
+  assert.equal(await initSimd(), true);
+  assert.equal(simdModule(), simdModule(), 'one instance per thread');
 });
 
 test('dot, dotRows, dotRowsGather match a float64 loop for any d', () => {
