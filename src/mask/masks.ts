@@ -1,8 +1,8 @@
 /**
  * The public edge of the mask area: every argument is checked here, once,
- * and every data-dependent check (indices >= s, NaN thresholds) scans the
- * input before anything is written, so after an error a caller's `out` is
- * untouched. Each function builds a plan of row-range kernel steps; the
+ * and every data-dependent check is done before anything is written (NaN
+ * thresholds here; indices >= s as the plan's first step, so the pool
+ * shares that scan), so after an error a caller's `out` is untouched. Each function builds a plan of row-range kernel steps; the
  * synchronous versions run it here, the pool versions (pooled.ts) on workers.
  */
 import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
