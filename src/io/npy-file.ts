@@ -5,7 +5,7 @@
  * file beside the target and renames it into place only when every element
  * has been written, so a failure never leaves a partial output file.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { product, type Tensor, type TypedArray } from '../tensor.js';
 import { NPY_DTYPES, NPY_PREAMBLE_BYTES, encodeNpyHeader, npyDtypeOf, npyHeaderLength, npyItemSize, parseNpyHeader, type NpyDtype, type NpyHeader } from './npy.js';
@@ -92,6 +92,37 @@ export class NpyReader {
     const got = readFully(this.fd, bytes, this.dataOffset + start * itemSize);
     if (got !== bytes.length) throw new RangeError(`${this.name}: file shrank while reading (truncated at element ${start + got / itemSize})`);
     return target;
+  }
+
+  /**
+   * `read` on libuv's thread pool: the copy from the file runs off this
+   * thread, so a caller can read the next block while it works on this one.
+   * `out` must not be touched until the promise settles.
+   */
+  readAsync(start: number, count: number, out: TypedArray): Promise<TypedArray> {
+    if (this.fd === null) return Promise.reject(new Error(`${this.name}: reader is closed`));
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.size) {
+      return Promise.reject(new RangeError(`${this.name}: element range [${start}, ${start + count}) is outside [0, ${this.size}]`));
+    }
+    const ctor = NPY_DTYPES[this.dtype].ctor;
+    if (!(out instanceof ctor) || out.length < count) {
+      return Promise.reject(new TypeError(`${this.name}: out must be a ${ctor.name} of at least ${count} elements`));
+    }
+    const fd = this.fd;
+    const itemSize = npyItemSize(this.dtype);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, count * itemSize);
+    const position = this.dataOffset + start * itemSize;
+    return new Promise((resolve, reject) => {
+      const step = (done: number): void => {
+        if (done === bytes.length) return resolve(out);
+        read(fd, bytes, done, Math.min(IO_CHUNK, bytes.length - done), position + done, (err, n) => {
+          if (err) reject(err);
+          else if (n === 0) reject(new RangeError(`${this.name}: file shrank while reading (truncated at element ${start + done / itemSize})`));
+          else step(done + n);
+        });
+      };
+      step(0);
+    });
   }
 
   close(): void {
