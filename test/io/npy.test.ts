@@ -82,7 +82,7 @@ test('header and data round-trip for any shape and dtype', () => {
   );
 });
 
-test('reads element ranges without loading the file', () => {
+test('reads element ranges without loading the file, on this thread or the thread pool', async () => {
   const tmp = scratch();
   try {
     const path = tmp.file('rows.npy');
@@ -97,6 +97,10 @@ test('reads element ranges without loading the file', () => {
       reader.read(5997, 3, into);
       assert.deepEqual([...into], [5997, 5998, 5999]);
       assert.throws(() => reader.read(5999, 2), /element range \[5999, 6001\) is outside \[0, 6000\]/);
+      const [a, b] = await Promise.all([reader.readAsync(1000, 1500, new Float32Array(1500)), reader.readAsync(4000, 3, new Float32Array(4))]);
+      assert.deepEqual([a[0], a[1499], b[0], b[2], b[3]], [1000, 2499, 4000, 4002, 0]);
+      await assert.rejects(reader.readAsync(5999, 2, new Float32Array(2)), /is outside \[0, 6000\]/);
+      await assert.rejects(reader.readAsync(0, 2, new Int32Array(2)), /out must be a Float32Array of at least 2 elements/);
     } finally {
       reader.close();
     }
