@@ -146,7 +146,7 @@ try {
       results.push(r);
       console.error(`  ${method} x${threads}: ${medianMs.toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s (rows ${rowsRun})`);
     };
-    const kq = quantizeKeys(k);
+    const kq = quantizeKeys(k, { shared: true });
     const fbRows = Math.min(t, fallbackRows);
 
     // onnxruntime-node sessions (1 and 2 intra-op threads) over blocks of n query rows.

@@ -20,4 +20,4 @@ export { simdSupported, initSimd } from './simd/index.js';
 export { lightningIndexer } from './indexer/module.js';
 export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
 export { quantizeKeys } from './indexer/quantized-keys.js';
-export type { QuantizedKeys } from './indexer/quantized-keys.js';
+export type { QuantizedKeys, QuantizeKeysOptions } from './indexer/quantized-keys.js';

@@ -4,7 +4,7 @@
  * (decode steps over a growing cache) neither re-quantizes the keys nor
  * copies float32 keys.
  */
-import type { Tensor } from '../tensor.js';
+import { allocLocal, allocShared, type Tensor } from '../tensor.js';
 import { checkTensor } from '../validate.js';
 import { QUANT_BLOCK, quantizeRowsRef } from './quantize.js';
 
@@ -15,18 +15,27 @@ export interface QuantizedKeys {
   scales: Tensor<Float32Array>;
 }
 
+export interface QuantizeKeysOptions {
+  /**
+   * Back the result with SharedArrayBuffer (default false), so pool calls
+   * use it in place instead of copying it into shared memory on every call.
+   */
+  shared?: boolean;
+}
+
 /**
  * Quantizes keys k [b, s, d] (finite float32) exactly as
  * `indexerScores(..., { precision: 'int8' })` does: the result passed as
  * its `k` gives bit-identical scores.
  */
-export function quantizeKeys(k: Tensor<Float32Array>): QuantizedKeys {
+export function quantizeKeys(k: Tensor<Float32Array>, opts: QuantizeKeysOptions = {}): QuantizedKeys {
   const [b, s, d] = checkTensor('k', k, Float32Array, ['b', 's', 'd']);
+  const alloc = opts.shared ? allocShared : allocLocal;
   const nb = Math.ceil(d / QUANT_BLOCK);
-  const values = new Int8Array(b * s * d);
+  const values = alloc(Int8Array, b * s * d);
   const blockMajor = new Float32Array(nb * b * s);
   quantizeRowsRef(k.data, 0, b * s, d, values, blockMajor, b * s);
-  const scales = new Float32Array(b * s * nb);
+  const scales = alloc(Float32Array, b * s * nb);
   for (let r = 0; r < b * s; r++) for (let blk = 0; blk < nb; blk++) scales[r * nb + blk] = blockMajor[blk * b * s + r];
   return { values: { data: values, shape: [b, s, d] }, scales: { data: scales, shape: [b, s, nb] } };
 }

@@ -138,9 +138,14 @@ test('quantizeKeys: keys quantized once give bit-identical int8 scores (SIMD, fa
   }
   const { q, k, w } = inputs(1, 2, 3, 130, 600, 1);
   const kq = quantizeKeys(k);
+  const shared = quantizeKeys(k, { shared: true });
+  assert.ok(shared.values.data.buffer instanceof SharedArrayBuffer && shared.scales.data.buffer instanceof SharedArrayBuffer);
+  assert.deepEqual(Array.from(shared.values.data), Array.from(kq.values.data));
+  assert.deepEqual(Array.from(shared.scales.data), Array.from(kq.scales.data));
   const pool = createPool({ threads: 2 });
   try {
     assert.deepEqual((await pool.indexerScores(q, kq, w, { precision: 'int8' })).data, indexerScores(q, k, w, { precision: 'int8' }).data);
+    assert.deepEqual((await pool.indexerScores(q, shared, w, { precision: 'int8' })).data, indexerScores(q, k, w, { precision: 'int8' }).data);
   } finally {
     await pool.close();
   }
