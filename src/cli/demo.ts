@@ -15,13 +15,14 @@ import { topk } from '../topk/topk.js';
 import { generateMask, maskFromThreshold, combineMasks, causalMask } from '../mask/masks.js';
 import { denseAttention } from '../attention/dense.js';
 import { sparseAttention } from '../attention/sparse.js';
+import { lightningIndexer } from '../indexer/module.js';
 import { createPool } from '../parallel.js';
 import { initSimd } from '../simd/index.js';
 import { formatBytes } from '../validate.js';
 import type { MaskData, Tensor } from '../tensor.js';
 import type { CliContext } from './program.js';
 import { CliError, parsePositive } from './inputs.js';
-import { attentionInputs, indexerInputs, type DemoShape } from './demo-data.js';
+import { attentionInputs, indexerInputs, normals, rng, type DemoShape } from './demo-data.js';
 import { renderReport } from './report.js';
 
 export interface DemoConfig extends DemoShape {
@@ -33,6 +34,10 @@ export interface DemoConfig extends DemoShape {
   /** 1: everything on this thread; more: the worker pool. */
   threads: number;
   causal: boolean;
+  /** Also run the full lightningIndexer module (projections, LayerNorm, RoPE) on seeded random weights of model width `dim`, low-rank `qRank`. */
+  module: boolean;
+  dim: number;
+  qRank: number;
   /** Key counts for the time-against-s sweep (each run on `sweepRows` queries). */
   sweep: number[];
   sweepRows: number;
@@ -40,7 +45,7 @@ export interface DemoConfig extends DemoShape {
 
 export const DEMO_DEFAULTS: DemoConfig = {
   b: 1, t: 256, s: 16384, h: 64, d: 128, k: 2048, hq: 8, dqk: 128, dV: 128, seed: 1,
-  threads: Math.min(availableParallelism(), 8), causal: true, sweep: [2048, 4096, 8192, 16384], sweepRows: 16,
+  threads: Math.min(availableParallelism(), 8), causal: true, module: false, dim: 7168, qRank: 1536, sweep: [2048, 4096, 8192, 16384], sweepRows: 16,
 };
 
 export interface StrategyRow {
@@ -80,6 +85,7 @@ interface Api {
   causalMask: (...a: Parameters<typeof causalMask>) => Promise<Tensor<MaskData>>;
   denseAttention: (...a: Parameters<typeof denseAttention>) => Promise<ReturnType<typeof denseAttention>>;
   sparseAttention: (...a: Parameters<typeof sparseAttention>) => Promise<ReturnType<typeof sparseAttention>>;
+  lightningIndexer: (...a: Parameters<typeof lightningIndexer>) => Promise<ReturnType<typeof lightningIndexer>>;
   close(): Promise<void>;
 }
 
@@ -93,6 +99,7 @@ function localApi(): Api {
     causalMask: async (...a) => causalMask(...a),
     denseAttention: async (...a) => denseAttention(...a),
     sparseAttention: async (...a) => sparseAttention(...a),
+    lightningIndexer: async (...a) => lightningIndexer(...a),
     close: async () => {},
   };
 }
@@ -237,6 +244,38 @@ async function runPipeline(api: Api, c: DemoConfig, shape: DemoShape & { k: numb
   return { rows, keptFirstBatch: kept };
 }
 
+/**
+ * The full indexer module on seeded random weights (DeepSeek-V3.2 shapes by
+ * default): the t new tokens' hidden states and low-rank queries, the s - t
+ * earlier keys as the cache. Checked against top-k of its own scores.
+ */
+async function runModule(api: Api, c: DemoConfig): Promise<StrategyRow> {
+  const { t, s, h, d, k, dim, qRank } = c;
+  const random = rng(c.seed ^ 0x2545f491);
+  const weights = {
+    wqB: { data: normals(random, h * d * qRank, 1 / Math.sqrt(qRank)), shape: [h * d, qRank] },
+    wk: { data: normals(random, d * dim, 1 / Math.sqrt(dim)), shape: [d, dim] },
+    kNormWeight: { data: new Float32Array(d).fill(1), shape: [d] },
+    kNormBias: { data: new Float32Array(d), shape: [d] },
+    weightsProj: { data: normals(random, h * dim, 1 / Math.sqrt(dim)), shape: [h, dim] },
+  };
+  const x = { data: normals(random, t * dim), shape: [1, t, dim] };
+  const qr = { data: normals(random, t * qRank), shape: [1, t, qRank] };
+  const sPast = s - t;
+  const kCache = sPast > 0 ? { data: normals(random, sPast * d), shape: [1, sPast, d] } : undefined;
+  const start = performance.now();
+  const result = await api.lightningIndexer(weights, { x, qr, kCache }, { topK: k, causal: c.causal, ropeDim: Math.min(64, d & ~1) });
+  const ms = performance.now() - start;
+  const own = topk(result.scores, result.indices.shape[2], c.causal ? { causalOffset: sPast } : {});
+  const ok = sameBytes(own.indices.data, result.indices.data) && sameBytes(own.values.data, result.values.data);
+  return {
+    stage: 'indexer', strategy: 'lightningIndexer module', ms,
+    bytes: result.scores.data.byteLength + result.indices.data.byteLength + result.values.data.byteLength,
+    match: ok ? 'bit-exact' : 'MISMATCH',
+    detail: `projections (dim = ${dim}, q rank = ${qRank}), LayerNorm, RoPE, scores, top-k on seeded random weights; against top-k of its own scores`,
+  };
+}
+
 function sweepShapes(c: DemoConfig): number[] {
   return [...new Set(c.sweep.filter((s) => s >= 1).sort((x, y) => x - y))];
 }
@@ -253,6 +292,10 @@ export async function runDemo(c: DemoConfig, onStage: (name: string, done: numbe
   const api = c.threads > 1 ? (createPool({ threads: c.threads }) as unknown as Api) : localApi();
   try {
     const main = await runPipeline(api, c, c, tick(''));
+    if (c.module) {
+      onStage('indexer module', done, total);
+      main.rows.splice(1, 0, await runModule(api, c));
+    }
     const points: SweepPoint[] = [];
     // The sweep measures how each strategy scales, so it runs on this thread
     // (no dispatch overhead on small blocks), each timing repeated for ~100 ms after a warm-up run.
@@ -294,7 +337,7 @@ export function formatTable(result: DemoResult): string {
 
 interface DemoFlags {
   b: number; t: number; s: number; h: number; d: number; k: number; hq: number; dqk: number; dv?: number;
-  seed: number; threads: number; causal: boolean; sweep: string; sweepRows: number; report: string | false; json?: string;
+  seed: number; threads: number; causal: boolean; module: boolean; dim: number; qRank: number; sweep: string; sweepRows: number; report: string | false; json?: string;
 }
 
 function parseSweep(value: string): number[] {
@@ -318,6 +361,9 @@ export function demoCommand(ctx: CliContext): Command {
     .option('--seed <n>', 'seed of the synthetic inputs', parsePositive, D.seed)
     .option('--threads <n>', 'worker threads (1: run on this thread)', parsePositive, D.threads)
     .option('--no-causal', 'no causal mask (default: the query block sits at the end of the cache, offset s - t)')
+    .option('--module', 'also run the full lightningIndexer module (projections, LayerNorm, RoPE) on seeded random weights')
+    .option('--dim <n>', 'model width for --module', parsePositive, D.dim)
+    .option('--q-rank <n>', 'low-rank query width for --module', parsePositive, D.qRank)
     .option('--sweep <list>', "key counts s for the time-against-s plot, comma separated, or 'none'", D.sweep.join(','))
     .option('--sweep-rows <n>', 'queries per sweep run', parsePositive, D.sweepRows)
     .option('--report <file>', 'HTML report', 'dsa-report.html')
@@ -326,7 +372,8 @@ export function demoCommand(ctx: CliContext): Command {
     .action(async (flags: DemoFlags) => {
       const config: DemoConfig = {
         b: flags.b, t: flags.t, s: flags.s, h: flags.h, d: flags.d, k: flags.k, hq: flags.hq, dqk: flags.dqk, dV: flags.dv ?? flags.dqk,
-        seed: flags.seed, threads: flags.threads, causal: flags.causal, sweep: parseSweep(flags.sweep), sweepRows: flags.sweepRows,
+        seed: flags.seed, threads: flags.threads, causal: flags.causal, module: Boolean(flags.module), dim: flags.dim, qRank: flags.qRank,
+        sweep: parseSweep(flags.sweep), sweepRows: flags.sweepRows,
       };
       if (config.dV > config.dqk) throw new CliError(`--dv: expected at most --dqk = ${config.dqk}, got ${config.dV}`);
       const bar = ctx.io.isTTY ? new SingleBar({ format: 'dsa demo [{bar}] {percentage}% | {stage}', hideCursor: true, clearOnComplete: true, stream: process.stderr }) : null;

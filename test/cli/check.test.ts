@@ -27,7 +27,7 @@ function encode(kept: Uint8Array, rows: number, s: number, form: MaskForm, dropp
   return out;
 }
 
-test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets, block edges, -inf fills; it names the first difference', async () => {
+test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets, block edges, -inf fills, distinct top-k-like rows; it names the first difference', async () => {
   const tmp = scratch();
   process.env.DSA_BLOCK_BYTES = '2048'; // a few rows per block
   try {
@@ -36,12 +36,24 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
         fc.record({
           b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
           form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
-          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(), inf: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(), inf: fc.boolean(), unique: fc.boolean(),
         }),
-        async ({ b, t, s, k, form, causal, seed, flips, skip, inf }) => {
+        async ({ b, t, s, k, form, causal, seed, flips, skip, inf, unique }) => {
           let x = seed;
           const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
           const idx = Int32Array.from({ length: b * t * k }, () => next(s + (skip ? 3 : 1)) - 1); // -1 padding, duplicates, >= s with skip
+          if (unique) {
+            // What top-k gives: distinct keys (a shuffled prefix of 0..s-1), -1 past s.
+            const keys = Int32Array.from({ length: s }, (_, j) => j);
+            for (let r = 0; r < b * t; r++) {
+              for (let i = 0; i < k; i++) {
+                if (i >= s) { idx[r * k + i] = -1; continue; }
+                const pick = i + next(s - i);
+                [keys[i], keys[pick]] = [keys[pick], keys[i]];
+                idx[r * k + i] = keys[i];
+              }
+            }
+          }
           const kept = definition(idx, b, t, k, s, causal ?? Infinity);
           const corrupt = kept.slice();
           for (let f = 0; f < flips; f++) corrupt[next(corrupt.length)] ^= 1;

@@ -38,3 +38,10 @@ test('dsa demo rejects bad flags with one line', async () => {
   const r2 = await dsa('demo', '--s', 'lots');
   assert.deepEqual([r2.code, r2.stderr], [2, "error: option '--s <n>' argument 'lots' is invalid. expected a positive integer, got 'lots'\n"]);
 });
+
+test('dsa demo --module adds the full indexer module on seeded random weights, checked against top-k of its own scores (t=16 s=256 dim=64)', async () => {
+  const r = await dsa('demo', '--t', '16', '--s', '256', '--h', '4', '--d', '16', '--k', '32', '--hq', '2', '--dqk', '8', '--threads', '1',
+    '--module', '--dim', '64', '--q-rank', '32', '--sweep', 'none', '--no-report');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\n\s*indexer +lightningIndexer module +[0-9.]+ m?s +[0-9.]+ (B|KiB|MiB)  bit-exact\n/);
+});
