@@ -21,3 +21,5 @@ export { lightningIndexer } from './indexer/module.js';
 export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
 export { quantizeKeys } from './indexer/quantized-keys.js';
 export type { QuantizedKeys, QuantizeKeysOptions } from './indexer/quantized-keys.js';
+export { parseNpyHeader, encodeNpyHeader, encodeNpy, decodeNpy } from './io/npy.js';
+export type { NpyDtype, NpyHeader } from './io/npy.js';
