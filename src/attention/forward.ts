@@ -44,7 +44,7 @@ export interface DsaForwardResult {
   indexer: LightningIndexerResult;
 }
 
-function checkForwardInputs(inputs: IndexerInputs, attention: DsaAttentionInputs): { t: number; s: number; hkv: number } {
+export function checkForwardInputs(inputs: IndexerInputs, attention: DsaAttentionInputs): { t: number; s: number; hkv: number } {
   const [b, t] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
   if (b !== 1) throw new RangeError(`inputs.x: the forward runs one sequence, expected b = 1, got b = ${b}`);
   const sPast = inputs.kCache === undefined ? 0 : checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd'])[1];
@@ -56,7 +56,7 @@ function checkForwardInputs(inputs: IndexerInputs, attention: DsaAttentionInputs
 }
 
 /** Repeats rows [t, 1, width] into [t, hkv, width] (one copy per kv head). */
-function perKvHead<T extends Int32Array | MaskData>(data: T, t: number, hkv: number, width: number): T {
+export function perKvHead<T extends Int32Array | MaskData>(data: T, t: number, hkv: number, width: number): T {
   if (hkv === 1) return data;
   const ctor = data.constructor as new (n: number) => T;
   const out = new ctor(t * hkv * width);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createPool } from '../../src/pool/index.js';
 import { sparseAttention } from '../../src/attention/sparse.js';
 import { denseAttention } from '../../src/attention/dense.js';
+import { dsaForward, dsaForwardDense } from '../../src/attention/forward.js';
 import { allocShared } from '../../src/tensor.js';
 import { maskOfIndices, randomFloats, randomIndices } from './fixtures.js';
 
@@ -29,6 +30,34 @@ test('pool: sparse and dense attention are bit-identical to the single-threaded 
     }
     // A validation error rejects the promise.
     await assert.rejects(pool.sparseAttention(q, kv, indices, { dV: 99 }), /dV: expected at most dqk = 24, got 99/);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('pool: dsaForward and dsaForwardDense are bit-identical to the single-threaded calls', async () => {
+  const pool = createPool({ threads: 2 });
+  try {
+    const dim = 32, qRank = 24, h = 4, d = 16, t = 5, sPast = 30;
+    const weights = {
+      wqB: randomFloats([h * d, qRank], 1, 0.3),
+      wk: randomFloats([d, dim], 2, 0.3),
+      kNormWeight: randomFloats([d], 3),
+      kNormBias: randomFloats([d], 4, 0.1),
+      weightsProj: randomFloats([h, dim], 5),
+    };
+    const inputs = { x: randomFloats([1, t, dim], 6), qr: randomFloats([1, t, qRank], 7), kCache: randomFloats([1, sPast, d], 8) };
+    const attention = { q: randomFloats([t, 4, 16], 9), kv: randomFloats([sPast + t, 2, 16], 10) };
+    const opts = { indexer: { topK: 8, ropeDim: 8 }, dV: 12 };
+    const sparse = dsaForward(weights, inputs, attention, opts);
+    const gotSparse = await pool.dsaForward(weights, inputs, attention, opts);
+    assert.deepEqual(gotSparse.out.data, sparse.out.data);
+    assert.deepEqual(gotSparse.lse.data, sparse.lse.data);
+    assert.deepEqual(gotSparse.indexer.indices.data, sparse.indexer.indices.data);
+    const dense = dsaForwardDense(weights, inputs, attention, opts);
+    const gotDense = await pool.dsaForwardDense(weights, inputs, attention, opts);
+    assert.deepEqual(gotDense.out.data, dense.out.data);
+    assert.deepEqual(gotDense.mask.data, dense.mask.data);
   } finally {
     await pool.close();
   }
