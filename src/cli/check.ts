@@ -81,20 +81,27 @@ async function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, c
   const maxRows = Math.min(rowsPerBlock, t);
   // Two buffers: the next block is read on the thread pool while this one is checked.
   const buffers = [new ctor(maxRows * width), new ctor(maxRows * width)];
-  const indexScratch = new Int32Array(maxRows * k);
+  const indexBuffers = [new Int32Array(maxRows * k), new Int32Array(maxRows * k)];
   let expected: MaskData | null = null;
   // Dense forms: one row of the dropped value to compare each row against.
   const droppedRow = form === 'additive' ? new Float32Array(width).fill(flags.droppedValue) : form === 'bool' ? new Uint8Array(width) : null;
   const blocks = [...rowBlocks(b, t, rowsPerBlock)];
-  const readBlock = (i: number) => mask.readAsync(blocks[i].row * width, (blocks[i].t1 - blocks[i].t0) * width, buffers[i % 2]);
+  // int32 indices are prefetched with the mask block; int64 ones are read and range-checked here.
+  const readBlock = (i: number) => {
+    const { row, t0, t1 } = blocks[i];
+    const masked = mask.readAsync(row * width, (t1 - t0) * width, buffers[i % 2]);
+    if (indices.dtype !== 'int32') return masked;
+    return Promise.all([masked, indices.readAsync(row * k, (t1 - t0) * k, indexBuffers[i % 2])]);
+  };
   let next: Promise<unknown> = readBlock(0);
   try {
     for (let bi = 0; bi < blocks.length; bi++) {
       const { t0, t1, row } = blocks[bi];
       const n = t1 - t0;
-      let got = (await next) as MaskData;
+      await next;
+      let got = buffers[bi % 2].subarray(0, n * width) as MaskData;
+      const block = indices.dtype === 'int32' ? indexBuffers[bi % 2].subarray(0, n * k) : readIndexRows(indices, row, n, k, indexBuffers[bi % 2]);
       if (bi + 1 < blocks.length) next = readBlock(bi + 1);
-      const block = readIndexRows(indices, row, n, k, indexScratch);
       const offset = flags.causalOffset === undefined ? Infinity : flags.causalOffset + t0;
       const bytes = n * width * ctor.BYTES_PER_ELEMENT;
       if (droppedRow !== null && fastPath(got as Float32Array | Uint8Array, droppedRow, block, n, k, s, offset, flags)) continue;
