@@ -6,7 +6,8 @@
  * Each run of 128 elements along d (the last block may be shorter) gets one
  * float32 scale = amax / 127 and values nearest(x * (127 / amax)) in
  * [-127, 127], rounding halves to even (WebAssembly's `nearest`); a block of
- * zeros has scale 0 and values 0. All arithmetic is float32 (Math.fround).
+ * zeros has scale 0 and values 0; a block holding NaN or Infinity has scale
+ * NaN (its scores are NaN). All arithmetic is float32 (Math.fround).
  */
 
 export const QUANT_BLOCK = 128;
@@ -40,7 +41,8 @@ export function quantizeRowsRef(
       const e0 = b * QUANT_BLOCK;
       const e1 = Math.min(e0 + QUANT_BLOCK, d);
       let amax = 0;
-      for (let e = e0; e < e1; e++) amax = Math.max(amax, Math.abs(src[x + e]));
+      // Math.max keeps NaN once it is in, so one non-finite value makes the block's scale NaN.
+      for (let e = e0; e < e1; e++) amax = Number.isFinite(src[x + e]) ? Math.max(amax, Math.abs(src[x + e])) : NaN;
       const inv = amax > 0 ? Math.fround(127 / amax) : 0;
       scales[b * scaleStride + i] = Math.fround(amax / 127);
       for (let e = e0; e < e1; e++) dst[i * d + e] = roundHalfEven(Math.fround(src[x + e] * inv));

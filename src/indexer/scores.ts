@@ -19,7 +19,8 @@ export interface IndexerScoresOptions {
   /**
    * 'float32' (default), or 'int8': q and k quantized per 128-element block
    * (one float32 scale each, DeepSeek's block-128 scheme), integer dots,
-   * scales, ReLU and weights in float32. Needs finite inputs.
+   * scales, ReLU and weights in float32. A NaN or Infinity makes its
+   * block's scale NaN, so the scores using it are NaN.
    */
   precision?: 'float32' | 'int8';
   /**

@@ -154,3 +154,18 @@ test('quantizeKeys: keys quantized once give bit-identical int8 scores (SIMD, fa
     name: 'RangeError', message: /k\.scales\.shape: expected \[1, 600, 2\] for k\.values \[1, 600, 130\], got \[1, 600, 1\]/,
   });
 });
+
+test('int8: NaN or Infinity in a query row or a key gives NaN scores there, like float32 (SIMD and fallback)', () => {
+  for (const simd of [true, false]) {
+    for (const bad of [NaN, Infinity]) {
+      const { q, k, w } = inputs(1, 2, 3, 130, 9, 3);
+      q.data[3 * 130 + 5] = bad; // row 1, head 0, block 0
+      k.data[4 * 130 + 129] = bad; // key 4, block 1
+      const r = indexerScores(q, k, w, { precision: 'int8', simd }).data;
+      for (let j = 0; j < 9; j++) {
+        assert.equal(Number.isNaN(r[j]), j === 4, `simd=${simd} ${bad}: row 0 key ${j}: ${r[j]}`);
+        assert.ok(Number.isNaN(r[9 + j]), `simd=${simd} ${bad}: row 1 key ${j}`);
+      }
+    }
+  }
+});

@@ -72,9 +72,19 @@ export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride:
       const e0 = b << 7;
       const e1 = min(e0 + 128, dp);
       let m = f32x4.splat(0);
-      // pmax is one maxps (f32x4.max is a NaN-exact sequence in V8); inputs are finite here.
-      for (let e = e0; e < e1; e += 4) m = f32x4.pmax(m, f32x4.abs(v128.load(x + (<usize>e << 2))));
-      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      let nan = i32x4.splat(0);
+      // pmax is one maxps (f32x4.max is a NaN-exact sequence in V8) and
+      // drops NaN, so non-finite lanes (v - v is NaN) are tracked apart: a
+      // block holding NaN or Infinity gets amax (and so its scale) NaN, and
+      // every score using it is NaN.
+      for (let e = e0; e < e1; e += 4) {
+        const v = v128.load(x + (<usize>e << 2));
+        m = f32x4.pmax(m, f32x4.abs(v));
+        const z = f32x4.sub(v, v);
+        nan = v128.or(nan, f32x4.ne(z, z));
+      }
+      let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      if (v128.any_true(nan)) amax = NaN;
       const inv: f32 = amax > 0 ? <f32>127 / amax : 0;
       store<f32>(scales + ((<usize>b * <usize>scaleStride + <usize>i) << 2), amax / <f32>127);
       const iv = f32x4.splat(inv);
