@@ -94,17 +94,6 @@ async function paired(peer: () => Promise<ArrayLike<number>> | ArrayLike<number>
   return { peerMs, sparseMs };
 }
 
-async function measure(fn: () => Promise<ArrayLike<number>> | ArrayLike<number>, repetitions: number, warmup = 1): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) sink += (await fn())[0];
-  const times: number[] = [];
-  for (let i = 0; i < repetitions; i++) {
-    const t0 = performance.now();
-    const out = await fn();
-    times.push(performance.now() - t0);
-    sink += out[0];
-  }
-  return times;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
