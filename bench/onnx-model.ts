@@ -1,8 +1,8 @@
 // ONNX model bytes written in code (a few messages of the protobuf wire
 // format), so benchmarks ship no model files. Enough of onnx.proto for small
-// graphs: tensors, value infos, nodes with int/ints/tensor attributes.
+// graphs: tensors, value infos, nodes with int/ints/float/tensor attributes.
 
-/** Protobuf wire format writer: varint (0) and length-delimited (2) fields. */
+/** Protobuf wire format writer: varint (0), length-delimited (2) and fixed32 (5) fields. */
 export class ProtoWriter {
   private readonly bytes: number[] = [];
 
@@ -15,6 +15,14 @@ export class ProtoWriter {
   int(field: number, value: number | bigint): this {
     this.varint(field << 3);
     this.varint(value);
+    return this;
+  }
+
+  /** A float32, little-endian, as a fixed32 field. */
+  float(field: number, value: number): this {
+    this.varint((field << 3) | 5);
+    const b = new Uint8Array(new Float32Array([value]).buffer);
+    for (const byte of b) this.bytes.push(byte);
     return this;
   }
 
@@ -57,8 +65,9 @@ export function onnxValueInfo(name: string, elemType: number, dims: number[]): P
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, new ProtoWriter().int(1, elemType).message(2, shape)));
 }
 
-/** AttributeProto: name (1), i (3), t (5), ints (8), type (20: INT 2, TENSOR 4, INTS 7). */
+/** AttributeProto: name (1), f (2), i (3), t (5), ints (8), type (20: FLOAT 1, INT 2, TENSOR 4, INTS 7). */
 export const onnxAttr = {
+  float: (name: string, value: number) => new ProtoWriter().string(1, name).float(2, value).int(20, 1),
   int: (name: string, value: number) => new ProtoWriter().string(1, name).int(3, value).int(20, 2),
   ints: (name: string, values: number[]) => {
     const w = new ProtoWriter().string(1, name);
