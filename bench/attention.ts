@@ -9,7 +9,6 @@
 // on the first `--dense-rows` query rows only and is extrapolated to t rows
 // (its cost per row is the same for every row; the table says so). Every
 // peer result is checked against sparse attention on the same rows.
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { sparseAttention } from '../src/attention/sparse.js';
@@ -17,40 +16,17 @@ import { denseAttention } from '../src/attention/dense.js';
 import { createPool } from '../src/pool/index.js';
 import { DEFAULT_MASK_VALUE, allocShared, type Tensor } from '../src/tensor.js';
 import { denseAttentionModel } from './attention-onnx.js';
-
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
-};
+import { bitIdentical, checkClose, flag, median, mib, option, peakRssMiB as peakRss, rng, sharedFloats, writeResults } from './common.js';
 
 const smoke = flag('smoke');
 const shape = smoke ? { t: 8, hq: 4, hkv: 1, dqk: 64, dV: 48, k: 32 } : { t: 64, hq: 16, hkv: 1, dqk: 576, dV: 512, k: 2048 };
-const sizes = option('s', smoke ? '128,512' : '8192,32768,131072').split(',').map(Number);
+const sizes = (option('s') ?? (smoke ? '128,512' : '8192,32768,131072')).split(',').map(Number);
 // Sparse runs are short: more repetitions; dense and the peer are long: fewer.
-const reps = Number(option('reps', smoke ? '2' : '15'));
-const denseRows = Number(option('dense-rows', '8'));
+const reps = Number(option('reps') ?? (smoke ? '2' : '15'));
+const denseRows = Number(option('dense-rows') ?? '8');
 const ortBlock = smoke ? 4 : 16;
 const { t, hq, hkv, dqk, dV, k } = shape;
 const smScale = 1 / Math.sqrt(dqk);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function sharedFloats(shape: number[], seed: number): Tensor<Float32Array> {
-  const next = rng(seed);
-  const data = allocShared(Float32Array, shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; i++) data[i] = next() * 2 - 1;
-  return { data, shape };
-}
 
 /** k distinct keys per (row, kv head), as top-k would select. */
 function distinctIndices(s: number, seed: number): Tensor<Int32Array> {
@@ -94,25 +70,9 @@ async function paired(peer: () => Promise<ArrayLike<number>> | ArrayLike<number>
   return { peerMs, sparseMs };
 }
 
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /** Max abs difference over the first `n` values, relative to the largest reference value. */
-function check(label: string, got: ArrayLike<number>, want: ArrayLike<number>, n: number, tol: number): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < n; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  const rel = err / scale;
-  if (!(rel <= tol)) throw new Error(`${label}: result differs from sparse attention: max abs err ${err} (${rel} of max |out|)`);
-  return rel;
-}
-
-function bitIdentical(label: string, a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) throw new Error(`${label}: not bit-identical at ${i}: ${a[i]} vs ${b[i]}`);
-}
+const check = (label: string, got: ArrayLike<number>, want: ArrayLike<number>, n: number, tol: number) =>
+  checkClose(label, got, want, n, tol, 'result differs from sparse attention', 'out');
 
 interface Row {
   s: number; method: string; threads: number; rowsRun: number; medianMs: number; timesMs: number[]; rssMiB: number; relErr?: number;
@@ -127,7 +87,6 @@ const pool = createPool({ threads: 2 });
 // Peak RSS after the sparse runs (every s's inputs already allocated) and at the end (after onnxruntime).
 let peakRssSparseMiB = 0;
 const results: Row[] = [];
-const mib = (b: number) => Math.round(b / 2 ** 20);
 const record = (row: Omit<Row, 'rssMiB'>) => {
   const r = { ...row, minMs: (Math.min(...row.timesMs) * row.medianMs) / median(row.timesMs), rssMiB: mib(process.memoryUsage().rss) };
   results.push(r);
@@ -167,7 +126,7 @@ try {
       record({ s, method: 'sparse', threads, rowsRun: t, medianMs: median(times), timesMs: times });
     }
   }
-  peakRssSparseMiB = mib(process.resourceUsage().maxRSS * 1024);
+  peakRssSparseMiB = peakRss();
 
   for (const { s, kv, indices, sparse } of inputs) {
     console.error(`s = ${s}`);
@@ -245,7 +204,7 @@ const table = [
     return `| ${s} | ${f(a)} | ${f(b)} | ${f(c)} | ${f(d)} | ${f(e)} | ${ratio(s, 'dense', 1).toFixed(1)}x | ${ratio(s, 'dense', 2).toFixed(1)}x | ${ratio(s, 'onnxruntime-node dense', 2).toFixed(2)}x | ${(a / b).toFixed(2)}x | ${(a / get(s0, 'sparse', 1)).toFixed(2)}x / ${(b / get(s0, 'sparse', 2)).toFixed(2)}x |`;
   }),
 ].join('\n');
-const peakRssMiB = mib(process.resourceUsage().maxRSS * 1024);
+const peakRssMiB = peakRss();
 // The machine is shared: the 1-minute load average before and after says how quiet the run was.
 const load = [loadBefore, loadavg()[0]].map((x) => x.toFixed(2));
 const inputMiB = mib(sizes.reduce((a, s) => a + s * hkv * dqk * 4, 0) + t * hq * dqk * 4 + sizes.length * t * hkv * k * 4);
@@ -253,9 +212,7 @@ console.log(
   `attention: t=${t} hq=${hq} hkv=${hkv} dqk=${dqk} dV=${dV} k=${k}; sparse: medians of ${reps}, all s and threads interleaved; dense (*: ${denseRows} rows, extrapolated to ${t}) and onnxruntime: medians of ${Math.min(reps, 3)} and ${Math.min(reps, 5)}, each rep followed by a sparse run whose median is the ratio's denominator\npeak RSS: ${peakRssSparseMiB} MiB after the sparse runs (inputs of every s: ${inputMiB} MiB), ${peakRssMiB} MiB at the end (dense masks and onnxruntime-node added); load average ${load[0]} before, ${load[1]} after\n\n${table}`,
 );
 console.log(`(sink ${sink.toFixed(3)})`);
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-const file = new URL(smoke ? './results/attention.smoke.tmp' : './results/attention.json', import.meta.url);
-writeFileSync(
-  file,
+writeResults(
+  smoke ? 'attention.smoke.tmp' : 'attention.json',
   JSON.stringify({ date: new Date().toISOString(), node: process.version, shape, sizes, reps, denseRows, ortBlock, inputMiB, peakRssSparseMiB, peakRssMiB, loadAverage: load, results }, null, 1),
 );

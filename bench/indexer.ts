@@ -14,69 +14,29 @@
 // rows and its GFLOP/s counts those rows (every row costs the same). Every
 // result is checked: the pool bit-identical to one thread, the fallback and
 // onnxruntime-node against the SIMD scores.
-import { writeFileSync, mkdirSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { indexerScores, type IndexerScoresOptions } from '../src/indexer/scores.js';
 import { lightningIndexer } from '../src/indexer/module.js';
 import { quantizeKeys } from '../src/indexer/quantized-keys.js';
 import { topk } from '../src/topk/topk.js';
 import { createPool } from '../src/pool/index.js';
-import { allocShared, type Tensor } from '../src/tensor.js';
 import { OnnxType, onnxModel, onnxNode, onnxValueInfo, onnxAttr } from './onnx-model.js';
-
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
-};
+import { bitIdentical, checkClose, flag, median, option, peakRssMiB as peakRss, sharedFloats, writeResults } from './common.js';
 
 const smoke = flag('smoke');
 const h = smoke ? 8 : 64, d = smoke ? 32 : 128, topK = smoke ? 64 : 2048;
 const cases = smoke
   ? [{ name: 'prefill', t: 8, s: 700 }, { name: 'decode', t: 1, s: 3000 }]
   : [{ name: 'prefill', t: 256, s: 16384 }, { name: 'decode', t: 1, s: 131072 }];
-const reps = Number(option('reps', smoke ? '2' : '5'));
-const fallbackRows = Number(option('fallback-rows', smoke ? '2' : '8'));
+const reps = Number(option('reps') ?? (smoke ? '2' : '5'));
+const fallbackRows = Number(option('fallback-rows') ?? (smoke ? '2' : '8'));
 const ortBlock = smoke ? 4 : 32;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function sharedFloats(shape: number[], seed: number): Tensor<Float32Array> {
-  const next = rng(seed);
-  const data = allocShared(Float32Array, shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; i++) data[i] = next() * 2 - 1;
-  return { data, shape };
-}
 
 let sink = 0;
 
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /** Max abs difference over `n` values relative to the largest |reference|; throws over `tol`. */
-function check(label: string, got: ArrayLike<number>, want: ArrayLike<number>, n: number, tol: number): number {
-  let err = 0, scale = 0;
-  for (let i = 0; i < n; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  const rel = err / scale;
-  if (!(rel <= tol)) throw new Error(`${label}: differs from the SIMD scores: max abs err ${err} (${rel} of max |score|)`);
-  return rel;
-}
-
-function bitIdentical(label: string, a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) throw new Error(`${label}: not bit-identical at ${i}: ${a[i]} vs ${b[i]}`);
-}
+const check = (label: string, got: ArrayLike<number>, want: ArrayLike<number>, n: number, tol: number) =>
+  checkClose(label, got, want, n, tol, 'differs from the SIMD scores', 'score');
 
 /** Mean over rows of |top-k(a) ∩ top-k(b)| / k. */
 function recall(a: Float32Array, b: Float32Array, t: number, s: number): number {
@@ -111,7 +71,6 @@ interface Row { shape: string; method: string; threads: number; rowsRun: number;
 
 // The whole module first, so the process's peak RSS at that point is the module's:
 // DeepSeek-V3.2 sizes (dim 7168, q rank 1536), t new tokens after a cache of s - t keys.
-const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 const moduleShape = smoke ? { t: 8, s: 700, dim: 96, qRank: 48 } : { t: 256, s: 16384, dim: 7168, qRank: 1536 };
 const moduleRun = (() => {
   const { t, s, dim, qRank } = moduleShape;
@@ -126,7 +85,7 @@ const moduleRun = (() => {
   sink += r.values.data[0];
   const kept = r.indices.data.reduce((n, j) => n + (j >= 0 ? 1 : 0), 0);
   if (kept !== t * Math.min(topK, s)) throw new Error(`module: ${kept} keys kept, expected ${t * Math.min(topK, s)}`);
-  const peakRssMiB = mib(process.resourceUsage().maxRSS * 1024);
+  const peakRssMiB = peakRss();
   console.error(`module [1,${t},${s}] dim=${dim} qRank=${qRank}: ${ms.toFixed(0)} ms, peak RSS ${peakRssMiB} MiB`);
   return { ...moduleShape, ms, peakRssMiB };
 })();
@@ -234,10 +193,8 @@ for (const shape of [...new Set(results.map((r) => r.shape))]) {
     );
   }
 }
-const peakRssMiB = Math.round((process.resourceUsage().maxRSS * 1024) / 2 ** 20);
+const peakRssMiB = peakRss();
 console.log(`indexer scores: h=${h} d=${d} k=${topK}; medians of ${reps}; fallback on ${fallbackRows} rows at prefill; peak RSS ${peakRssMiB} MiB\n\n${lines.join('\n')}`);
 console.log(`\nlightningIndexer [1,${moduleRun.t},${moduleRun.s}] (dim ${moduleRun.dim}, q rank ${moduleRun.qRank}, h ${h}, d ${d}, k ${topK}, bit mask): ${moduleRun.ms.toFixed(0)} ms, peak RSS ${moduleRun.peakRssMiB} MiB`);
 console.log(`(sink ${sink.toFixed(3)})`);
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-const file = new URL(smoke ? './results/indexer.smoke.tmp' : './results/indexer.json', import.meta.url);
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, h, d, topK, cases, reps, fallbackRows, ortBlock, peakRssMiB, module: moduleRun, results }, null, 1));
+writeResults(smoke ? 'indexer.smoke.tmp' : 'indexer.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, h, d, topK, cases, reps, fallbackRows, ortBlock, peakRssMiB, module: moduleRun, results }, null, 1));
