@@ -11,8 +11,6 @@
 // Every contender's mask is checked bit for bit against scatter's. Peak RSS of
 // the float mask is measured in child processes (one contender each).
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
@@ -22,35 +20,19 @@ import { createPool } from '../src/pool/index.js';
 import { createWorkerPool } from '../src/pool/pool.js';
 import { scatterMaskModel } from './mask-onnx.js';
 import { wideFillRows } from './mask-floor.js';
+import { flag, machine, median, option, quietly, rng, writeResults } from './common.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(name);
-const option = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const smoke = flag('--smoke');
+const smoke = flag('smoke');
 const b = 1;
-const t = smoke ? 8 : Number(option('--t') ?? 1024);
+const t = smoke ? 8 : Number(option('t') ?? 1024);
 const seedK = smoke ? 16 : 2048;
-const sizes = (option('--s') ?? (smoke ? '256' : '8192,32768,131072')).split(',').map(Number);
-const reps = Number(option('--reps') ?? (smoke ? 2 : 7));
+const sizes = (option('s') ?? (smoke ? '256' : '8192,32768,131072')).split(',').map(Number);
+const reps = Number(option('reps') ?? (smoke ? 2 : 7));
 const rows = b * t;
-
-/** mulberry32: the same data on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** k distinct keys per row in [0, s), in random order (what a top-k returns, unsorted by key). */
 function topkIndices(s: number, k: number, seed: number): Int32Array {
-  const next = random(seed);
+  const next = rng(seed);
   const data = new Int32Array(new SharedArrayBuffer(rows * k * 4));
   const taken = new Uint8Array(s);
   for (let r = 0; r < rows; r++) {
@@ -87,18 +69,6 @@ function sameBits(a: MaskData, b: MaskData, what: string): void {
 
 let sink = 0;
 
-/** tfjs prints an advert for its native backend on start-up; this benchmark measures the cpu backend on purpose. */
-async function quietly<T>(run: () => Promise<T>): Promise<T> {
-  const log = console.log, warn = console.warn;
-  console.log = console.warn = () => {};
-  try {
-    return await run();
-  } finally {
-    console.log = log;
-    console.warn = warn;
-  }
-}
-
 type Stats = { median: number; min: number; times: number[] };
 
 /** Like `time`, for several contenders timed in turn within each round. */
@@ -112,10 +82,7 @@ async function timeRounds(contenders: Record<string, () => number | Promise<numb
     }
   }
   const stats: Record<string, Stats> = {};
-  for (const [name, ts] of Object.entries(times)) {
-    const sorted = [...ts].sort((x, y) => x - y);
-    stats[name] = { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], times: ts };
-  }
+  for (const [name, ts] of Object.entries(times)) stats[name] = { median: median(ts), min: Math.min(...ts), times: ts };
   return stats;
 }
 
@@ -128,17 +95,11 @@ async function time(run: () => number | Promise<number>, warm = 2, n = reps): Pr
     sink += await run();
     times.push(performance.now() - start);
   }
-  const sorted = [...times].sort((x, y) => x - y);
-  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], times };
+  return { median: median(times), min: Math.min(...times), times };
 }
 
 /** Per-round ratios of scatter 2t to the wide fill floor 2t, timed side by side: robust to the machine's load. */
 const pairedRatios: Record<string, number> = {};
-
-function medianOf(xs: number[]): number {
-  const sorted = [...xs].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 interface Row {
   s: number;
@@ -198,7 +159,7 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     'scatter bits/1': () => generateMask(indices, s, { form: 'bits', out: bits }).data[0],
     'scatter bits/2': async () => (await pool.generateMask(indices, s, { form: 'bits', out: bits })).data[1],
   });
-  pairedRatios[`${s}/${k}`] = medianOf(stats['scatter additive/2'].times.map((x, i) => x / stats['floor wide fill/2'].times[i]));
+  pairedRatios[`${s}/${k}`] = median(stats['scatter additive/2'].times.map((x, i) => x / stats['floor wide fill/2'].times[i]));
   const notes: Record<string, string> = {
     'floor fill': 'Float32Array.fill, shared buffer',
     'floor wide fill': "the kernels' 8-byte fill alone",
@@ -235,6 +196,7 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     last = undefined;
     await session.release();
 
+    // tfjs prints an advert for its native backend; this measures the cpu backend on purpose.
     await quietly(() => tf.setBackend('cpu'));
     const coords = new Int32Array(rows * k * 2);
     for (let i = 0; i < rows * k; i++) {
@@ -277,7 +239,7 @@ async function main(): Promise<void> {
     // Warm-up: one untimed case, so every kernel is compiled on every thread
     // before the first timed size (workers compile on their own).
     if (!smoke) await runCase(sizes[0], seedK, false, pool, floorPool, true);
-    for (const s of sizes) rowsOut.push(...(await runCase(s, seedK, !flag('--no-peers'), pool, floorPool)));
+    for (const s of sizes) rowsOut.push(...(await runCase(s, seedK, !flag('no-peers'), pool, floorPool)));
     // Broadcast grows with k, scatter does not: one more k at the middle size.
     const mid = sizes[Math.floor(sizes.length / 2)];
     if (!smoke) rowsOut.push(...(await runCase(mid, seedK / 4, false, pool, floorPool)).filter((r) => /scatter additive$|broadcast|floor/.test(r.name)));
@@ -288,7 +250,7 @@ async function main(): Promise<void> {
 
   const seedS = sizes[sizes.length - 1];
   const rss: Record<string, number> = {};
-  if (!flag('--no-rss') && !smoke) {
+  if (!flag('no-rss') && !smoke) {
     for (const c of ['baseline', 'scatter-1t', 'scatter-1t-reused-out', 'scatter-2t', 'onnxruntime-node', 'tfjs-cpu']) rss[c] = rssOf(c, seedS);
   }
 
@@ -329,10 +291,9 @@ async function main(): Promise<void> {
   console.log('\n' + lines.join('\n') + '\n\n' + summary.map((x) => `- ${x}`).join('\n'));
 
   if (!smoke) {
-    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const json = {
       date: new Date().toISOString(),
-      machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}`,
+      machine: machine(),
       shape: { b, t, k: seedK, s: sizes },
       reps,
       results: rowsOut,
@@ -341,7 +302,7 @@ async function main(): Promise<void> {
       table: lines.join('\n'),
       sink,
     };
-    writeFileSync(new URL('./results/mask.json', import.meta.url), JSON.stringify(json, null, 2) + '\n');
+    writeResults('mask.json', JSON.stringify(json, null, 2) + '\n');
   }
 }
 

@@ -10,8 +10,7 @@
 //   tfjs-wasm        @tensorflow/tfjs-core topk on @tensorflow/tfjs-backend-wasm
 // Every result is checked against topk's: same values slot by slot, each
 // index holding its value (and the pool's result is bit-identical).
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
@@ -20,34 +19,18 @@ import { createPool } from '../src/pool/index.js';
 import { createWorkerPool } from '../src/pool/pool.js';
 import { readReduce } from './topk-floor.js';
 import { OnnxType, onnxAttr, onnxModel, onnxNode, onnxTensor, onnxValueInfo } from './onnx-model.js';
+import { flag, machine, median, option, quietly, rng, writeResults } from './common.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(name);
-const option = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const smoke = flag('--smoke');
+const smoke = flag('smoke');
 const b = 1;
-const t = Number(option('--t') ?? (smoke ? 8 : 1024));
-const s = Number(option('--s') ?? (smoke ? 4096 : 131072));
-const k = Number(option('--k') ?? (smoke ? 64 : 2048));
-const reps = Number(option('--reps') ?? (smoke ? 2 : 7));
+const t = Number(option('t') ?? (smoke ? 8 : 1024));
+const s = Number(option('s') ?? (smoke ? 4096 : 131072));
+const k = Number(option('k') ?? (smoke ? 64 : 2048));
+const reps = Number(option('reps') ?? (smoke ? 2 : 7));
 const rows = b * t;
 
-/** mulberry32: the same data on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function normalScores(seed: number): Float32Array {
-  const next = random(seed);
+  const next = rng(seed);
   const data = new Float32Array(new SharedArrayBuffer(rows * s * 4));
   for (let i = 0; i < data.length; i++) data[i] = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
   return data;
@@ -85,18 +68,6 @@ function topkModel(): Uint8Array {
   });
 }
 
-/** tfjs prints adverts and warnings on start-up; they are not results. */
-async function quietly<T>(run: () => Promise<T>): Promise<T> {
-  const log = console.log, warn = console.warn;
-  console.log = console.warn = () => {};
-  try {
-    return await run();
-  } finally {
-    console.log = log;
-    console.warn = warn;
-  }
-}
-
 interface Row {
   name: string;
   threads: number;
@@ -116,12 +87,12 @@ async function main(): Promise<void> {
   const floorPool = createWorkerPool({ threads: 2, registry: new URL('./topk-floor.ts', import.meta.url) });
   const sums = new Float64Array(new SharedArrayBuffer(rows * 8));
   const ours = topk(tensor, k);
-  const peers = !flag('--no-peers');
+  const peers = !flag('no-peers');
 
   // onnxruntime-node takes no SharedArrayBuffer views: a plain copy, made once.
   const session = peers ? await ort.InferenceSession.create(topkModel(), { intraOpNumThreads: 2, interOpNumThreads: 1 }) : null;
   const feeds = peers ? { scores: new ort.Tensor('float32', Float32Array.from(scores), [rows, s]) } : null;
-  if (peers) await quietly(() => tf.setBackend('wasm'));
+  if (peers) await quietly(() => tf.setBackend('wasm')); // tfjs prints adverts and warnings on start-up
   const x = peers ? tf.tensor2d(scores, [rows, s]) : null;
 
   interface Contender {
@@ -206,10 +177,7 @@ async function main(): Promise<void> {
   await session?.release();
   x?.dispose();
 
-  const results: Row[] = contenders.map((c) => {
-    const sorted = [...c.times].sort((p, q) => p - q);
-    return { name: c.name, threads: c.threads, ms: sorted[Math.floor(sorted.length / 2)], minMs: sorted[0], note: notes.get(c) };
-  });
+  const results: Row[] = contenders.map((c) => ({ name: c.name, threads: c.threads, ms: median(c.times), minMs: Math.min(...c.times), note: notes.get(c) }));
   for (const r of results) console.log(`  ${r.name.padEnd(18)} ${r.threads}t ${f(r.ms).padStart(10)} ms${r.note ? `  (${r.note})` : ''}`);
 
   const find = (name: string, threads: number) => results.find((r) => r.name === name && r.threads === threads);
@@ -232,10 +200,9 @@ async function main(): Promise<void> {
   console.log('\n' + lines.join('\n') + '\n\n' + summary.map((x) => `- ${x}`).join('\n'));
 
   if (!smoke) {
-    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const json = {
       date: new Date().toISOString(),
-      machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}`,
+      machine: machine(),
       shape: { b, t, s, k },
       reps,
       results,
@@ -243,7 +210,7 @@ async function main(): Promise<void> {
       table: lines.join('\n'),
       sink,
     };
-    writeFileSync(new URL('./results/topk.json', import.meta.url), JSON.stringify(json, null, 2) + '\n');
+    writeResults('topk.json', JSON.stringify(json, null, 2) + '\n');
   }
 }
 
