@@ -34,6 +34,13 @@ export interface SimdExports {
   widenI8(src: number, dst: number, n: number): void;
   quantizeRows(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   indexerBlockI8(q: number, qs: number, w: number, keys: number, ks: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
+  /**
+   * Mask rows against their top-k indices (src/mask/verify.ts): the first of
+   * n rows failing the fast test, or n; overwrites the cells.
+   */
+  verifyRowsF32(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number, dropped: number): number;
+  verifyRowsU8(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number): number;
+  verifyRowsBits(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number): number;
   [name: string]: unknown;
 }
 

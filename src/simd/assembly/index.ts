@@ -6,3 +6,4 @@ export * from './linalg';
 export * from './indexer';
 export * from './attention';
 export * from './topk';
+export * from './verify';

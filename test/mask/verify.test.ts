@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm } from '../../src/tensor.js';
+import { createRowVerifier, verifyRowsFast, verifyRowsReference, type VerifyRowsOptions } from '../../src/mask/verify.js';
+import { keptByIndices, encode } from './definition.js';
+
+const forms: MaskForm[] = ['additive', 'bool', 'bits'];
+
+interface Case {
+  o: VerifyRowsOptions;
+  n: number;
+  indices: Int32Array;
+  cells: MaskData;
+}
+
+/** Rows that mostly match their indices (k sometimes > s, padding, values >= s, repeats), then a few cells changed. */
+const verifyCase = fc
+  .record({
+    form: fc.constantFrom(...forms),
+    n: fc.integer({ min: 1, max: 6 }),
+    s: fc.integer({ min: 1, max: 90 }),
+    k: fc.integer({ min: 1, max: 13 }),
+    t0: fc.integer({ min: 0, max: 40 }),
+    offset: fc.oneof(fc.constant(Infinity), fc.integer({ min: -45, max: 60 })),
+    strict: fc.boolean(),
+    dropped: fc.constantFrom(DEFAULT_MASK_VALUE, -Infinity, -1e9),
+    distinct: fc.boolean(),
+    seed: fc.integer(),
+    edits: fc.array(fc.record({ at: fc.nat(), value: fc.nat({ max: 5 }) }), { maxLength: 3 }),
+  })
+  .map(({ form, n, s, k, t0, offset, strict, dropped, distinct, seed, edits }): Case => {
+    let x = seed | 0;
+    const next = (m: number) => {
+      x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x9e3779b9) | 0;
+      return ((x >>> 0) % m);
+    };
+    const indices = new Int32Array(n * k);
+    for (let r = 0; r < n; r++) {
+      const used = new Set<number>();
+      for (let i = 0; i < k; i++) {
+        let j = next(s + 4) - 2; // -2, -1 (padding) .. s + 1 (out of range)
+        if (distinct && j >= 0) while (used.has(j) && used.size < s + 2) j = next(s + 2);
+        used.add(j);
+        indices[r * k + i] = j;
+      }
+    }
+    // The rows the indices define (rows t0 .. t0 + n - 1 of a sequence, as keptByIndices numbers them).
+    const all = new Int32Array((t0 + n) * k).fill(-1);
+    all.set(indices, t0 * k);
+    const kept = keptByIndices(all, t0 + n, k, s, t0, t0 + n, offset === Infinity ? undefined : offset);
+    let cells = encode(kept, form, s);
+    if (form === 'additive') cells = Float32Array.from(cells, (v) => (v === 0 ? 0 : dropped));
+    for (const { at, value } of edits) {
+      const i = at % cells.length;
+      if (form === 'additive') cells[i] = [0, dropped, -0, 1, NaN, DEFAULT_MASK_VALUE][value];
+      else if (form === 'bool') cells[i] = [0, 1, 2, 255, 0, 1][value];
+      else cells[i] ^= 2 ** (at % 32); // may touch the bits past s, which must stay 0
+    }
+    return { o: { form, s, k, t0, offset, strict, dropped }, n, indices, cells };
+  });
+
+/** Whether row r keeps some key twice (the one thing the fast test may fail on wrongly). */
+function keepsTwice(c: Case, r: number): boolean {
+  const { s, k, t0, offset } = c.o;
+  const limit = Math.max(0, Math.min(s, t0 + r + offset + 1));
+  const seen = new Set<number>();
+  for (let i = r * k; i < (r + 1) * k; i++) {
+    const j = c.indices[i];
+    if (j < 0 || j >= limit) continue;
+    if (seen.has(j)) return true;
+    seen.add(j);
+  }
+  return false;
+}
+
+function checkAgainstReference(c: Case, fast: number, what: string): void {
+  const want = verifyRowsReference(c.cells, c.indices, c.n, c.o);
+  // Rows before the one the fast test flags all match; the flagged row
+  // differs, unless it keeps a key twice (top-k never does).
+  assert.ok(fast <= want, `${what}: fast test flags row ${fast}, the definition ${want}`);
+  if (fast < want) assert.ok(keepsTwice(c, fast), `${what}: row ${fast} flagged but it matches and has no repeat`);
+}
+
+test('the fast test (TypeScript) flags exactly the first row that differs, or an earlier one with a repeated index', () => {
+  fc.assert(
+    fc.property(verifyCase, (c) => {
+      const cells = c.cells.slice();
+      checkAgainstReference(c, verifyRowsFast(cells, c.indices, c.n, c.o), `ts ${c.o.form} n=${c.n} s=${c.o.s} k=${c.o.k}`);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('the fast test (WebAssembly SIMD verifier) agrees with the definition the same way', () => {
+  fc.assert(
+    fc.property(verifyCase, (c) => {
+      const verifier = createRowVerifier(c.o, c.n + 2);
+      verifier.cells.set(c.cells);
+      verifier.indices.set(c.indices);
+      checkAgainstReference(c, verifier.verify(c.n, c.o.t0), `${verifier.simd ? 'simd' : 'ts'} ${c.o.form} n=${c.n} s=${c.o.s} k=${c.o.k}`);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('verifier: a matching block passes, one wrong cell is found in its row, -0 is not 0, strict flags an index >= s', () => {
+  const s = 100, k = 8, n = 5;
+  const o = { form: 'additive' as const, s, k, offset: Infinity, strict: true, dropped: DEFAULT_MASK_VALUE };
+  const fill = (v: ReturnType<typeof createRowVerifier>) => {
+    v.cells.fill(DEFAULT_MASK_VALUE);
+    for (let r = 0; r < n; r++) for (let i = 0; i < k; i++) {
+      const j = (r * 7 + i * 11) % s; // distinct within a row
+      v.indices[r * k + i] = j;
+      v.cells[r * s + j] = 0;
+    }
+  };
+  const verifier = createRowVerifier(o, n);
+  assert.equal(verifier.simd, true, 'this engine has WebAssembly SIMD');
+  fill(verifier);
+  assert.equal(verifier.verify(n, 0), n);
+  fill(verifier);
+  verifier.cells[3 * s + 99] = 0; // kept by the mask, not by the indices
+  assert.equal(verifier.verify(n, 0), 3);
+  fill(verifier);
+  verifier.cells[2 * s + verifier.indices[2 * k + 5]] = -0;
+  assert.equal(verifier.verify(n, 0), 2);
+  // An index >= s in place of a kept key: the mask 'skip' defines matches; 'error' (strict) flags the row.
+  for (const [strict, want] of [[true, 4], [false, n]] as const) {
+    const v = createRowVerifier({ ...o, strict }, n);
+    fill(v);
+    v.cells[4 * s + v.indices[4 * k]] = DEFAULT_MASK_VALUE;
+    v.indices[4 * k] = s;
+    assert.equal(v.verify(n, 0), want, `strict ${strict}`);
+  }
+});
