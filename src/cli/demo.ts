@@ -16,14 +16,12 @@ import { generateMask, maskFromThreshold, combineMasks, causalMask } from '../ma
 import { denseAttention } from '../attention/dense.js';
 import { sparseAttention } from '../attention/sparse.js';
 import { lightningIndexer } from '../indexer/module.js';
-import { createPool } from '../parallel.js';
 import { initSimd } from '../simd/index.js';
 import { formatBytes } from '../validate.js';
 import type { MaskData, Tensor } from '../tensor.js';
 import type { CliContext } from './program.js';
 import { CliError, parsePositive } from './inputs.js';
 import { attentionInputs, indexerInputs, normals, rng, type DemoShape } from './demo-data.js';
-import { renderReport } from './report.js';
 
 export interface DemoConfig extends DemoShape {
   k: number;
@@ -289,7 +287,9 @@ export async function runDemo(c: DemoConfig, onStage: (name: string, done: numbe
   const total = stagesPerRun * (1 + sweep.length);
   let done = 0;
   const tick = (prefix: string) => (name: string) => onStage(`${prefix}${name}`, done++, total);
-  const api = c.threads > 1 ? (createPool({ threads: c.threads }) as unknown as Api) : localApi();
+  // The pool (piscina) and the report (vega, vega-lite: half a second to load)
+  // are imported when used, so every other command starts without them.
+  const api = c.threads > 1 ? ((await import('../parallel.js')).createPool({ threads: c.threads }) as unknown as Api) : localApi();
   try {
     const main = await runPipeline(api, c, c, tick(''));
     if (c.module) {
@@ -392,6 +392,7 @@ export function demoCommand(ctx: CliContext): Command {
         `${c.causal ? `causal offset ${c.s - c.t}` : 'not causal'}, seed ${c.seed}, ${c.threads > 1 ? `${c.threads} worker threads` : 'this thread'}\n\n`);
       ctx.io.out(`${formatTable(result)}\n\n`);
       if (flags.report !== false) {
+        const { renderReport } = await import('./report.js');
         const html = await renderReport(result);
         const tmp = `${flags.report}.${process.pid}.tmp`;
         writeFileSync(tmp, html);

