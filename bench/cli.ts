@@ -11,7 +11,9 @@
 //          and the indices (all that check reads), the mask read by two threads (this one and
 //          a worker, started beforehand: the machine's floor, with the worker's start-up time
 //          reported apart), and the peer numpy np.load (timed inside Python); medians of
-//          --reps, ratios to the floor
+//          --reps, ratios to the floor. And as whole commands, start-up included: the
+//          compiled `node bin/dsa.js check` (when dist/ is built) against a Node process that
+//          only reads the file the same way, and Python's np.load as a process
 // Inputs are seeded; every run is verified (check must print ok). JSON goes to
 // bench/results/cli.json (cli.smoke.tmp for --smoke).
 import { spawnSync } from 'node:child_process';
@@ -19,7 +21,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NpyReader, NpyWriter } from '../src/io/npy-file.js';
+import { NpyWriter } from '../src/io/npy-file.js';
 import { runCli } from '../src/cli/program.js';
 import { rng } from '../src/cli/demo-data.js';
 import { median } from './common.js';
@@ -217,6 +219,20 @@ print('ok' if ok else 'MISMATCH', m.dtype, list(m.shape))`);
       checks.push(await check());
     }
     await helper.close();
+    // Whole commands, start-up included.
+    const reader = join(work, 'read.mjs');
+    writeFileSync(reader, `import { openSync, readSync, fstatSync } from 'node:fs';
+const fd = openSync(process.argv[2], 'r'), size = fstatSync(fd).size, buf = Buffer.alloc(4 << 20);
+for (let o = 0; o < size; o += buf.length) readSync(fd, buf, 0, Math.min(buf.length, size - o), o);\n`);
+    const compiled = existsSync(join(root, 'dist/cli/main.js'));
+    const processes = { read: [] as number[], check: [] as number[], numpy: [] as number[] };
+    for (let i = 0; i < (compiled ? reps : 0); i++) {
+      processes.read.push(run([process.execPath, reader, mask], 'read process').ms);
+      const r = run([process.execPath, join(root, 'bin/dsa.js'), 'check', '--mask', mask, '--indices', idx], 'dsa check (process)');
+      if (!r.stdout.startsWith('ok:')) throw new Error(`dsa check did not pass: ${r.stdout}`);
+      processes.check.push(r.ms);
+      processes.numpy.push(run(['python3', '-c', `import numpy as np; np.load(${JSON.stringify(mask)})`], 'np.load process').ms);
+    }
     const npLoad = Number(numpy(`ts = []
 for _ in range(${reps}):
     t0 = time.perf_counter(); a = np.load(${JSON.stringify(mask)}); ts.append(time.perf_counter() - t0); del a
@@ -226,12 +242,16 @@ print(sorted(ts)[len(ts) // 2] * 1000)`));
       readMinMs: Math.min(...floor), checkMinMs: Math.min(...checks), ratioMin: Math.min(...checks) / Math.min(...floor),
       readBothMs: median(both), ratioBoth: median(checks) / median(both), readTwoThreadsMs: median(two), ratioTwoThreads: median(checks) / median(two),
       workerStartMs: helper.started,
+      process: compiled ? { readMs: median(processes.read), checkMs: median(processes.check), numpyLoadMs: median(processes.numpy), ratio: median(processes.check) / median(processes.read) } : null,
     };
     results.check = c;
     console.log(`check ${(bytes / 2 ** 20).toFixed(0)} MiB mask [1, ${t}, ${s}]: read (floor) median ${c.readMs.toFixed(0)} ms (min ${c.readMinMs.toFixed(0)}), ` +
       `numpy np.load ${npLoad.toFixed(0)} ms, dsa check median ${c.checkMs.toFixed(0)} ms (min ${c.checkMinMs.toFixed(0)}) = ${c.ratio.toFixed(2)}x the read ` +
       `(mins: ${c.ratioMin.toFixed(2)}x; target <= 2x); reading mask + indices ${c.readBothMs.toFixed(0)} ms (check = ${c.ratioBoth.toFixed(2)}x), ` +
       `the mask on 2 threads ${c.readTwoThreadsMs.toFixed(0)} ms (check = ${c.ratioTwoThreads.toFixed(2)}x; starting the worker took ${c.workerStartMs.toFixed(0)} ms)`);
+    console.log(c.process === null ? 'check as a command: skipped (dist/ is not built; npm run build)' :
+      `check as a command: node bin/dsa.js check ${c.process.checkMs.toFixed(0)} ms, a node process reading the file ${c.process.readMs.toFixed(0)} ms ` +
+      `(check = ${c.process.ratio.toFixed(2)}x), python3 np.load ${c.process.numpyLoadMs.toFixed(0)} ms (medians, start-up included)`);
   }
 
   mkdirSync(join(root, 'bench/results'), { recursive: true });

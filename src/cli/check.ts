@@ -78,22 +78,31 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
     throw new CliError(`--mask: last dimension ${width} does not fit --seq-len ${s}: expected ${expected}`);
   }
   const ctor = form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array;
-  const maxRows = Math.min(blockRows(width * ctor.BYTES_PER_ELEMENT + k * 4), t);
+  const maxRows = Math.min(blockRows(width * ctor.BYTES_PER_ELEMENT), t);
+  // Indices are read a few blocks at a time (fewer, larger reads measured faster).
+  const indexRows = Math.max(maxRows, Math.min(blockRows(k * 4), b * t));
   const offset = flags.causalOffset ?? Infinity;
-  const verifier = createRowVerifier({ form, s, k, offset, strict: flags.outOfRange === 'error', dropped: flags.droppedValue }, maxRows);
+  const verifier = createRowVerifier({ form, s, k, offset, strict: flags.outOfRange === 'error', dropped: flags.droppedValue }, maxRows, indexRows);
+  let first = 0; // the global row of verifier.indices[0]
+  let last = 0; // one past the last row of indices read
   for (const { t0, t1, row } of rowBlocks(b, t, maxRows)) {
     const n = t1 - t0;
     // Synchronous reads straight into the verifier's buffers: on this
-    // machine they beat reads on the thread pool overlapped with the check,
-    // whose per-read latency costs more than the overlap saves.
+    // machine they beat reads on the thread pool overlapped with the check
+    // (the blocks then arrive in another core's cache, and each read's
+    // round trip costs more than the overlap saves).
     mask.read(row * width, n * width, verifier.cells);
-    if (indices.dtype === 'int32') indices.read(row * k, n * k, verifier.indices);
-    else verifier.indices.set(readIndexRows(indices, row, n, k));
-    if (verifier.verify(n, t0) === n) continue;
+    if (row + n > last) {
+      first = row;
+      last = Math.min(b * t, row + indexRows);
+      if (indices.dtype === 'int32') indices.read(first * k, (last - first) * k, verifier.indices);
+      else verifier.indices.set(readIndexRows(indices, first, last - first, k));
+    }
+    if (verifier.verify(n, t0, row - first) === n) continue;
     // A candidate (a difference, an index >= s, or a repeated index): settle
     // the block by the library's definition, byte for byte, which finds the
     // first differing position in row-major order.
-    const block = verifier.indices.slice(0, n * k);
+    const block = verifier.indices.slice((row - first) * k, (row - first + n) * k);
     if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
     const got = mask.read(row * width, n * width) as MaskData;
     const want = generateMask({ data: block, shape: [1, n, k] }, s, {

@@ -113,7 +113,8 @@ function bitsOf(x: number): number {
 
 /**
  * Buffers for blocks of up to `rows` rows and the fast test over them. Fill
- * `cells` (rows * width mask values) and `indices` (rows * k) with a block,
+ * `cells` (rows * width mask values) with a block and `indices`
+ * (`indexRows` * k, default `rows` * k) with at least its rows of indices,
  * then call `verify`. Where WebAssembly SIMD is available the buffers are
  * views into this thread's SIMD module memory, so data read from a file
  * goes straight to the kernel: they stay valid until another SIMD kernel
@@ -123,24 +124,33 @@ export interface RowVerifier {
   readonly cells: MaskData;
   readonly indices: Int32Array;
   readonly simd: boolean;
-  /** The first of the first n rows that fails the fast test, or n; overwrites `cells`. */
-  verify(n: number, t0: number): number;
+  /**
+   * The first of the first n rows of `cells` that fails the fast test, or n;
+   * their indices are rows [at, at + n) of `indices`, their first query is
+   * t0. Overwrites `cells`.
+   */
+  verify(n: number, t0: number, at?: number): number;
 }
 
-export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number): RowVerifier {
+export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number, indexRows = rows): RowVerifier {
   const { form, s, k } = o;
   const width = rowWidth(form, s);
   const ctor = maskCtor(form);
   const module = simdModule();
   if (module === null) {
     const cells = new ctor(rows * width);
-    const indices = new Int32Array(rows * k);
-    return { cells, indices, simd: false, verify: (n, t0) => verifyRowsFast(cells, indices, n, { ...o, t0 }) };
+    const indices = new Int32Array(indexRows * k);
+    return {
+      cells,
+      indices,
+      simd: false,
+      verify: (n, t0, at = 0) => verifyRowsFast(cells, indices.subarray(at * k, (at + n) * k), n, { ...o, t0 }),
+    };
   }
-  const [cellsAt, indicesAt] = module.layout(rows * width * ctor.BYTES_PER_ELEMENT, rows * k * 4);
+  const [cellsAt, indicesAt] = module.layout(rows * width * ctor.BYTES_PER_ELEMENT, indexRows * k * 4);
   const memory = module.exports.memory.buffer;
   const cells = new ctor(memory, cellsAt, rows * width);
-  const indices = new Int32Array(memory, indicesAt, rows * k);
+  const indices = new Int32Array(memory, indicesAt, indexRows * k);
   const strict = o.strict ? 1 : 0;
   const dropped = bitsOf(o.dropped);
   const e = module.exports;
@@ -148,13 +158,16 @@ export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number
     cells,
     indices,
     simd: true,
-    verify(n, t0) {
-      if (n > rows || n < 0) throw new RangeError(`verify: n = ${n} rows, the buffers hold ${rows}`);
+    verify(n, t0, at = 0) {
+      if (n > rows || n < 0 || at < 0 || at + n > indexRows) {
+        throw new RangeError(`verify: rows [0, ${n}) with indices [${at}, ${at + n}); the buffers hold ${rows} and ${indexRows}`);
+      }
+      const idx = indicesAt + at * k * 4;
       // Row r keeps j < clamp(bound + r, 0, s): bound is the limit of row 0, kept within int32.
       const bound = o.offset === Infinity ? s : Math.max(-n, Math.min(s, t0 + o.offset + 1));
-      if (form === 'additive') return e.verifyRowsF32(cellsAt, indicesAt, n, s, k, bound, strict, dropped);
-      if (form === 'bool') return e.verifyRowsU8(cellsAt, indicesAt, n, s, k, bound, strict);
-      return e.verifyRowsBits(cellsAt, indicesAt, n, s, k, bound, strict);
+      if (form === 'additive') return e.verifyRowsF32(cellsAt, idx, n, s, k, bound, strict, dropped);
+      if (form === 'bool') return e.verifyRowsU8(cellsAt, idx, n, s, k, bound, strict);
+      return e.verifyRowsBits(cellsAt, idx, n, s, k, bound, strict);
     },
   };
 }

@@ -27,7 +27,7 @@ function encode(kept: Uint8Array, rows: number, s: number, form: MaskForm, dropp
   return out;
 }
 
-test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets, block edges, -inf fills, distinct top-k-like rows; it names the first difference', async () => {
+test('dsa check agrees with the definition on random masks, duplicates, padding, causal offsets, block edges, -inf fills, distinct top-k-like rows, int32 and int64; it names the first difference', async () => {
   const tmp = scratch();
   process.env.DSA_BLOCK_BYTES = '2048'; // a few rows per block
   try {
@@ -36,9 +36,9 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
         fc.record({
           b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
           form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
-          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(), inf: fc.boolean(), unique: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), flips: fc.integer({ min: 0, max: 2 }), skip: fc.boolean(), inf: fc.boolean(), unique: fc.boolean(), wide: fc.boolean(),
         }),
-        async ({ b, t, s, k, form, causal, seed, flips, skip, inf, unique }) => {
+        async ({ b, t, s, k, form, causal, seed, flips, skip, inf, unique, wide }) => {
           let x = seed;
           const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
           const idx = Int32Array.from({ length: b * t * k }, () => next(s + (skip ? 3 : 1)) - 1); // -1 padding, duplicates, >= s with skip
@@ -60,7 +60,7 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
           const data = encode(corrupt, b * t, s, form, inf ? -Infinity : DEFAULT_MASK_VALUE);
           const width = form === 'bits' ? wordsPerRow(s) : s;
           writeNpy(tmp.file('m.npy'), { data, shape: [b, t, width] });
-          writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
+          writeNpy(tmp.file('i.npy'), { data: wide ? BigInt64Array.from(idx, BigInt) : idx, shape: [b, t, k] });
           const args = ['check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('i.npy'), '--seq-len', String(s)];
           if (causal !== undefined) args.push('--causal-offset', String(causal));
           if (skip) args.push('--out-of-range', 'skip');
@@ -85,7 +85,7 @@ test('dsa check agrees with the definition on random masks, duplicates, padding,
   }
 });
 
-test('dsa mask writes the definition in every form across block edges (random idx, padding, duplicates, causal offsets)', async () => {
+test('dsa mask writes the definition in every form across block edges (random int32 and int64 idx, padding, duplicates, causal offsets)', async () => {
   const tmp = scratch();
   process.env.DSA_BLOCK_BYTES = '2048';
   try {
@@ -94,13 +94,13 @@ test('dsa mask writes the definition in every form across block edges (random id
         fc.record({
           b: fc.integer({ min: 1, max: 2 }), t: fc.integer({ min: 1, max: 9 }), s: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 6 }),
           form: fc.constantFrom<MaskForm>('additive', 'bool', 'bits'), causal: fc.option(fc.integer({ min: -3, max: 70 }), { nil: undefined }),
-          seed: fc.integer({ min: 0, max: 1 << 30 }),
+          seed: fc.integer({ min: 0, max: 1 << 30 }), wide: fc.boolean(),
         }),
-        async ({ b, t, s, k, form, causal, seed }) => {
+        async ({ b, t, s, k, form, causal, seed, wide }) => {
           let x = seed;
           const next = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
           const idx = Int32Array.from({ length: b * t * k }, () => next(s + 1) - 1);
-          writeNpy(tmp.file('i.npy'), { data: idx, shape: [b, t, k] });
+          writeNpy(tmp.file('i.npy'), { data: wide ? BigInt64Array.from(idx, BigInt) : idx, shape: [b, t, k] });
           const args = ['mask', '--indices', tmp.file('i.npy'), '--seq-len', String(s), '--form', form, '--out', tmp.file('m.npy')];
           if (causal !== undefined) args.push('--causal-offset', String(causal));
           const r = await dsa(...args);
