@@ -9,7 +9,7 @@ import { maskCommand } from './mask.js';
 import { checkCommand } from './check.js';
 import { thresholdCommand } from './threshold.js';
 import { topkCommand } from './topk.js';
-import { demoCommand } from './demo.js';
+import { demoCommand } from './demo-command.js';
 
 /** Where a command prints: results to `out` (stdout), diagnostics to `err` (stderr). */
 export interface CliIo {
