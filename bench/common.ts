@@ -3,6 +3,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { allocShared, type Tensor } from '../src/tensor.js';
+import { rng } from '../src/cli/demo-data.js';
 
 const argv = process.argv.slice(2);
 
@@ -15,16 +16,8 @@ export function option(name: string): string | undefined {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : undefined;
 }
 
-/** mulberry32: the same numbers in [0, 1) on every run for a seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the demo's generator: the same numbers in [0, 1) on every run for a seed. */
+export { rng };
 
 /** Seeded values in [-1, 1) in a SharedArrayBuffer (the pool reads them in place). */
 export function sharedFloats(shape: number[], seed: number): Tensor<Float32Array> {

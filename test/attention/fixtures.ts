@@ -1,17 +1,10 @@
 // Seeded inputs and the index -> mask conversion the attention tests share.
 import type { MaskForm, MaskData, Tensor } from '../../src/tensor.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow } from '../../src/tensor.js';
+import { rng } from '../../src/cli/demo-data.js';
 
-/** mulberry32: a small seeded generator so every run sees the same data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the demo's seeded generator): every run sees the same data. */
+export { rng };
 
 export function randomFloats(shape: number[], seed: number, scale = 1): Tensor<Float32Array> {
   const next = rng(seed);
