@@ -10,8 +10,7 @@ import type { Alloc, MaskData, MaskForm, Tensor } from '../tensor.js';
 import { DEFAULT_MASK_VALUE, allocLocal, wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
 import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
-import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, simdBuffers } from './online.js';
-import { simdModule } from '../simd/index.js';
+import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, rowArgs } from './online.js';
 
 /**
  * The additive bias of key j in a mask row starting at `off`: an additive
@@ -35,26 +34,12 @@ function isKept(bias: number): boolean {
  * simd: use the WebAssembly SIMD module where this thread has it.
  */
 export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: number): void {
-  const q = args.q as Float32Array;
-  const kv = args.kv as Float32Array;
+  const { q, kv, out, lse, s, hq, hkv, dqk, dV, smScale, rowOffset, group, kvStride, buf } = rowArgs(args);
   const mask = args.mask as MaskData;
-  const out = args.out as Float32Array;
-  const lse = args.lse as Float32Array;
   const form = args.form as string;
   const maskStride = args.maskStride as number;
-  const s = args.s as number;
-  const hq = args.hq as number;
-  const hkv = args.hkv as number;
-  const dqk = args.dqk as number;
-  const dV = args.dV as number;
-  const smScale = args.smScale as number;
-  const rowOffset = args.rowOffset as number;
-  const group = hq / hkv;
-  const kvStride = hkv * dqk;
   const ws = getWorkspace(group, dV, BLOCK, 0);
   const { keys, bias } = ws;
-  const m = args.simd ? simdModule() : null;
-  const buf = simdBuffers(m, group, dqk, dV);
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       const maskOff = (r * hkv + g) * maskStride;

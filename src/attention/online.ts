@@ -11,7 +11,8 @@
  * WebAssembly SIMD path accumulates it in float32 lanes (f32x4).
  */
 
-import type { SimdModule } from '../simd/index.js';
+import type { KernelArgs } from '../plan.js';
+import { simdModule, type SimdModule } from '../simd/index.js';
 
 /** Keys per block: 32 kv rows of 576 floats (72 KiB) stay in L2 while all heads use them. */
 export const BLOCK = 32;
@@ -175,6 +176,45 @@ export interface SimdBuffers {
   block: Float32Array;
   logits: Float32Array;
   acc: Float32Array;
+}
+
+/** What the dense and the sparse row kernels both read from their arguments. */
+export interface RowArgs {
+  q: Float32Array;
+  kv: Float32Array;
+  out: Float32Array;
+  lse: Float32Array;
+  s: number;
+  hq: number;
+  hkv: number;
+  dqk: number;
+  dV: number;
+  smScale: number;
+  rowOffset: number;
+  /** Query heads per kv head, hq / hkv. */
+  group: number;
+  /** Floats between consecutive key rows of kv, hkv * dqk. */
+  kvStride: number;
+  /** This thread's SIMD buffers when `args.simd` asks for them and the shapes allow. */
+  buf: SimdBuffers | null;
+}
+
+export function rowArgs(args: KernelArgs): RowArgs {
+  const hq = args.hq as number, hkv = args.hkv as number, dqk = args.dqk as number, dV = args.dV as number;
+  const group = hq / hkv;
+  return {
+    q: args.q as Float32Array,
+    kv: args.kv as Float32Array,
+    out: args.out as Float32Array,
+    lse: args.lse as Float32Array,
+    s: args.s as number,
+    hq, hkv, dqk, dV,
+    smScale: args.smScale as number,
+    rowOffset: args.rowOffset as number,
+    group,
+    kvStride: hkv * dqk,
+    buf: simdBuffers(args.simd ? simdModule() : null, group, dqk, dV),
+  };
 }
 
 /** The module's attention kernels (src/simd/assembly/attention.ts); pointers are byte offsets. */

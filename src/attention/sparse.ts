@@ -10,8 +10,7 @@ import { allocLocal } from '../tensor.js';
 import { checkTensor } from '../validate.js';
 import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
 import type { KernelArgs } from '../plan.js';
-import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, simdBuffers } from './online.js';
-import { simdModule } from '../simd/index.js';
+import { BLOCK, dot, finishGroup, foldBlock, foldBlockSimd, getWorkspace, resetGroup, rowArgs } from './online.js';
 
 export interface SparseAttentionOptions extends AttentionOptions {
   /** The caller promises no valid index repeats within a (row, kv head): skips the dedupe pass. */
@@ -30,27 +29,13 @@ export interface SparseAttentionResult extends AttentionResult {
  * simd: use the WebAssembly SIMD module where this thread has it.
  */
 export function sparseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: number): void {
-  const q = args.q as Float32Array;
-  const kv = args.kv as Float32Array;
+  const { q, kv, out, lse, s, hq, hkv, dqk, dV, smScale, rowOffset, group, kvStride, buf } = rowArgs(args);
   const indices = args.indices as Int32Array;
-  const out = args.out as Float32Array;
-  const lse = args.lse as Float32Array;
   const maxLogits = args.maxLogits as Float32Array;
-  const s = args.s as number;
-  const hq = args.hq as number;
-  const hkv = args.hkv as number;
-  const dqk = args.dqk as number;
-  const dV = args.dV as number;
   const topK = args.k as number;
-  const smScale = args.smScale as number;
   const assumeUnique = args.assumeUnique as boolean;
-  const rowOffset = args.rowOffset as number;
-  const group = hq / hkv;
-  const kvStride = hkv * dqk;
   const ws = getWorkspace(group, dV, topK, assumeUnique ? 0 : s);
   const { keys, seen } = ws;
-  const m = args.simd ? simdModule() : null;
-  const buf = simdBuffers(m, group, dqk, dV);
   for (let r = rowStart; r < rowEnd; r++) {
     for (let g = 0; g < hkv; g++) {
       // Gather the valid, distinct keys once for all heads of the group.
