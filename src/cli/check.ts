@@ -17,6 +17,7 @@ import type { NpyReader } from '../io/npy-file.js';
 import { generateMask } from '../mask/masks.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
 import { createRowVerifier } from '../mask/verify.js';
+import { withProgress } from './progress.js';
 import { CliError, blockRows, checkIndicesBelow, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
 interface CheckFlags {
@@ -85,7 +86,7 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   const verifier = createRowVerifier({ form, s, k, offset, strict: flags.outOfRange === 'error', dropped: flags.droppedValue }, maxRows, indexRows);
   let first = 0; // the global row of verifier.indices[0]
   let last = 0; // one past the last row of indices read
-  for (const { t0, t1, row } of rowBlocks(b, t, maxRows)) {
+  for (const { t0, t1, row } of withProgress(ctx, 'dsa check', b * t, rowBlocks(b, t, maxRows))) {
     const n = t1 - t0;
     // Synchronous reads straight into the verifier's buffers: on this
     // machine they beat reads on the thread pool overlapped with the check

@@ -13,6 +13,7 @@ import type { CliContext } from './program.js';
 import { generateMask } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
 import { createOutput } from './outputs.js';
+import { withProgress } from './progress.js';
 import { blockRows, checkIndicesBelow, maskDtype, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
 interface MaskFlags {
@@ -24,7 +25,7 @@ interface MaskFlags {
   out: string;
 }
 
-export function maskCommand(_ctx: CliContext): Command {
+export function maskCommand(ctx: CliContext): Command {
   return new Command('mask')
     .description('build the mask of top-k indices: key j of row (b, t) is kept iff some slot holds j')
     .requiredOption('--indices <file>', 'top-k indices .npy, [b, t, k] int32 or int64 (negative = padding)')
@@ -33,10 +34,10 @@ export function maskCommand(_ctx: CliContext): Command {
     .option('--causal-offset <n>', 'also drop keys j > t + n (n = s - t for a query block at the end of the cache)', parseInteger)
     .addOption(new Option('--out-of-range <mode>', 'an index >= s: error, or skip (keeps nothing)').choices(['error', 'skip']).default('error'))
     .option('--out <file>', 'output .npy', 'mask.npy')
-    .action((flags: MaskFlags) => runMask(flags));
+    .action((flags: MaskFlags) => runMask(flags, ctx));
 }
 
-function runMask(flags: MaskFlags): void {
+function runMask(flags: MaskFlags, ctx: CliContext): void {
   const { seqLen: s, form } = flags;
   const indices = openInput('--indices', flags.indices, ['int32', 'int64'], ['b', 't', 'k']);
   try {
@@ -47,7 +48,7 @@ function runMask(flags: MaskFlags): void {
     const out = createOutput('--out', flags.out, maskDtype(form), [b, t, width]);
     try {
       const buffer = new (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array)(Math.min(rowsPerBlock, t) * width) as MaskData;
-      for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
+      for (const { t0, t1, row } of withProgress(ctx, 'dsa mask', b * t, rowBlocks(b, t, rowsPerBlock))) {
         const n = t1 - t0;
         const block = readIndexRows(indices, row, n, k);
         if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);

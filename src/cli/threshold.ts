@@ -8,6 +8,7 @@ import { maskFromThreshold } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
 import { createOutput } from './outputs.js';
 import { CliError, blockRows, maskDtype, openInput, rowBlocks } from './inputs.js';
+import { withProgress } from './progress.js';
 
 interface ThresholdFlags {
   scores: string;
@@ -17,7 +18,7 @@ interface ThresholdFlags {
   out: string;
 }
 
-export function thresholdCommand(_ctx: CliContext): Command {
+export function thresholdCommand(ctx: CliContext): Command {
   return new Command('threshold')
     .description("build the mask of a score threshold (MaxText's merged form): exact keeps k keys, ties by increasing key")
     .requiredOption('--scores <file>', 'indexer scores .npy, [b, t, s] float32')
@@ -25,10 +26,10 @@ export function thresholdCommand(_ctx: CliContext): Command {
     .addOption(new Option('--mode <mode>', 'exact: at most k keys, ties by increasing key; raw: every score >= threshold').choices(['exact', 'raw']).default('exact'))
     .addOption(new Option('--form <form>', 'additive float32, bool, or bits (uint32 [b, t, ceil(s/32)])').choices(['additive', 'bool', 'bits']).default('additive'))
     .option('--out <file>', 'output .npy', 'mask.npy')
-    .action((flags: ThresholdFlags) => runThreshold(flags));
+    .action((flags: ThresholdFlags) => runThreshold(flags, ctx));
 }
 
-function runThreshold(flags: ThresholdFlags): void {
+function runThreshold(flags: ThresholdFlags, ctx: CliContext): void {
   const scores = openInput('--scores', flags.scores, ['float32'], ['b', 't', 's']);
   try {
     const values = openInput('--values', flags.values, ['float32'], ['b', 't', 'k']);
@@ -45,7 +46,7 @@ function runThreshold(flags: ThresholdFlags): void {
         const buffer = new (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array)(n0 * width) as MaskData;
         const scoreBlock = new Float32Array(n0 * s);
         const valueBlock = new Float32Array(n0 * k);
-        for (const { t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
+        for (const { t0, t1, row } of withProgress(ctx, 'dsa threshold', b * t, rowBlocks(b, t, rowsPerBlock))) {
           const n = t1 - t0;
           const sc = scores.read(row * s, n * s, scoreBlock).subarray(0, n * s) as Float32Array;
           const va = values.read(row * k, n * k, valueBlock).subarray(0, n * k) as Float32Array;

@@ -8,6 +8,7 @@ import { topk } from '../topk/topk.js';
 import type { CliContext } from './program.js';
 import { createOutput } from './outputs.js';
 import { CliError, blockRows, openInput, parseInteger, parsePositive, rowBlocks } from './inputs.js';
+import { withProgress } from './progress.js';
 
 interface TopkFlags {
   scores: string;
@@ -19,7 +20,7 @@ interface TopkFlags {
   nan: 'error' | 'lowest';
 }
 
-export function topkCommand(_ctx: CliContext): Command {
+export function topkCommand(ctx: CliContext): Command {
   return new Command('topk')
     .description('exact top-k of each row of a scores file: descending values, ties by increasing key; -1 / -inf in slots past the eligible keys')
     .requiredOption('--scores <file>', 'scores .npy, [b, t, s] float32')
@@ -29,10 +30,10 @@ export function topkCommand(_ctx: CliContext): Command {
     .addOption(new Option('--index-dtype <dtype>', 'dtype of the indices file').choices(['int32', 'int64']).default('int32'))
     .option('--causal-offset <n>', 'query t may select only keys j <= t + n', parseInteger)
     .addOption(new Option('--nan <mode>', 'a NaN score: error, or lowest (ranks below -inf)').choices(['error', 'lowest']).default('error'))
-    .action((flags: TopkFlags) => runTopk(flags));
+    .action((flags: TopkFlags) => runTopk(flags, ctx));
 }
 
-function runTopk(flags: TopkFlags): void {
+function runTopk(flags: TopkFlags, ctx: CliContext): void {
   const scores = openInput('--scores', flags.scores, ['float32'], ['b', 't', 's']);
   try {
     const [b, t, s] = scores.shape;
@@ -42,7 +43,7 @@ function runTopk(flags: TopkFlags): void {
     const outValues = flags.outValues === undefined ? null : createOutput('--out-values', flags.outValues, 'float32', [b, t, k]);
     try {
       const block = new Float32Array(Math.min(rowsPerBlock, t) * s);
-      for (const { bi, t0, t1, row } of rowBlocks(b, t, rowsPerBlock)) {
+      for (const { bi, t0, t1, row } of withProgress(ctx, 'dsa topk', b * t, rowBlocks(b, t, rowsPerBlock))) {
         const n = t1 - t0;
         const data = scores.read(row * s, n * s, block).subarray(0, n * s) as Float32Array;
         let result;
