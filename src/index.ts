@@ -6,6 +6,8 @@ export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './te
 export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';
 export { generateMask, maskFromThreshold, combineMasks, causalMask } from './mask/masks.js';
 export type { GenerateMaskOptions, ThresholdMaskOptions, MaskBlockOptions } from './mask/masks.js';
+export { verifyMask } from './mask/verify.js';
+export type { VerifyMaskOptions, MaskDifference } from './mask/verify.js';
 export { denseAttention } from './attention/dense.js';
 export { sparseAttention } from './attention/sparse.js';
 export type { AttentionOptions, AttentionResult } from './attention/inputs.js';

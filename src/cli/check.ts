@@ -14,9 +14,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { CliContext } from './program.js';
 import type { NpyReader } from '../io/npy-file.js';
-import { generateMask } from '../mask/masks.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
-import { createRowVerifier } from '../mask/verify.js';
+import { createRowVerifier, definedValue, describeCell, firstDifference, firstRowWithIndexAbove } from '../mask/verify.js';
+import { causalLimit } from '../mask/form.js';
 import { withProgress } from './progress.js';
 import { CliError, blockRows, checkIndicesBelow, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
@@ -86,7 +86,7 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   const verifier = createRowVerifier({ form, s, k, offset, strict: flags.outOfRange === 'error', dropped: flags.droppedValue }, maxRows, indexRows);
   let first = 0; // the global row of verifier.indices[0]
   let last = 0; // one past the last row of indices read
-  for (const { t0, t1, row } of withProgress(ctx, 'dsa check', b * t, rowBlocks(b, t, maxRows))) {
+  for (const { bi, t0, t1, row } of withProgress(ctx, 'dsa check', b * t, rowBlocks(b, t, maxRows))) {
     const n = t1 - t0;
     // Synchronous reads straight into the verifier's buffers: on this
     // machine they beat reads on the thread pool overlapped with the check
@@ -104,23 +104,17 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
     // the block by the library's definition, byte for byte, which finds the
     // first differing position in row-major order.
     const block = verifier.indices.slice((row - first) * k, (row - first + n) * k);
-    if (flags.outOfRange === 'error') checkIndicesBelow(flags.indices, block, row, t, k, s);
+    // A difference, unless an index >= s (under 'error') comes in an earlier row.
+    const bad = flags.outOfRange === 'error' ? firstRowWithIndexAbove(block, n, k, s) : n;
     const got = mask.read(row * width, n * width) as MaskData;
-    const want = generateMask({ data: block, shape: [1, n, k] }, s, {
-      form,
-      outOfRange: flags.outOfRange,
-      causalOffset: flags.causalOffset === undefined ? undefined : flags.causalOffset + t0,
-    }).data;
-    if (form === 'additive' && flags.droppedValue !== DEFAULT_MASK_VALUE) {
-      for (let i = 0; i < n * width; i++) if (want[i] !== 0) want[i] = flags.droppedValue;
-    }
-    const bytes = n * width * ctor.BYTES_PER_ELEMENT;
-    if (!Buffer.from(got.buffer, got.byteOffset, bytes).equals(Buffer.from(want.buffer, want.byteOffset, bytes))) {
-      const i = firstDifference(got, want, n * width);
-      const r = row + Math.floor(i / width);
-      const at = `batch ${Math.floor(r / t)}, query ${r % t}`;
-      const rowIndices = block.subarray((r - row) * k, (r - row + 1) * k);
-      ctx.io.out(`mismatch: ${describeDifference(form, got, want, i, width, at, rowIndices, flags.droppedValue)}\n`);
+    const i = firstDifference(got, block, bad, { form, s, k, t0, offset, dropped: flags.droppedValue });
+    if (i < 0 && bad < n) checkIndicesBelow(flags.indices, block.subarray(bad * k), row + bad, t, k, s);
+    if (i >= 0) {
+      const r = Math.floor(i / width);
+      const rowIndices = block.subarray(r * k, (r + 1) * k);
+      const want = definedValue(form, rowIndices, i % width, causalLimit(t0 + r, s, offset), flags.droppedValue);
+      const cell = describeCell(form, got[i], want, i % width);
+      ctx.io.out(`mismatch: batch ${bi}, query ${t0 + r}, ${describeDifference(form, cell, got[i], rowIndices, flags.droppedValue)}\n`);
       return false;
     }
   }
@@ -129,29 +123,17 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   return true;
 }
 
-function firstDifference(a: MaskData, b: MaskData, n: number): number {
-  // Compare bit patterns, so -0 and NaN payloads count as differences too.
-  const ai = a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, n) : a;
-  const bi = b instanceof Float32Array ? new Uint32Array(b.buffer, b.byteOffset, n) : b;
-  for (let i = 0; i < n; i++) if (ai[i] !== bi[i]) return i;
-  return -1;
-}
-
-function describeDifference(form: MaskForm, got: MaskData, want: MaskData, i: number, width: number, at: string, rowIndices: Int32Array, dropped: number): string {
-  const col = i % width;
+function describeDifference(form: MaskForm, cell: { key: number; got: number; kept: boolean }, element: number, rowIndices: Int32Array, dropped: number): string {
+  const { key, kept } = cell;
+  const indices = kept ? `keep it (slot ${rowIndices.indexOf(key)})` : 'drop it';
   if (form === 'bits') {
-    const diff = got[i] ^ want[i];
-    const bit = 31 - Math.clz32(diff & -diff);
-    const key = col * 32 + bit;
-    const kept = (want[i] >>> bit) & 1;
-    return `${at}, key ${key}: the mask ${kept ? 'drops' : 'keeps'} it (bit ${bit} of word ${col} is ${kept ? 0 : 1}), the indices ${kept ? `keep it (slot ${rowIndices.indexOf(key)})` : 'drop it'}`;
+    return `key ${key}: the mask ${kept ? 'drops' : 'keeps'} it (bit ${key & 31} of word ${key >>> 5} is ${cell.got}), the indices ${indices}`;
   }
-  const keptByIndices = form === 'additive' ? want[i] === 0 : want[i] === 1;
-  const value = form === 'additive' ? formatFloat(got[i]) : String(got[i]);
+  const value = form === 'additive' ? formatFloat(element) : String(element);
   const meaning = form === 'additive'
-    ? got[i] === 0 && !Object.is(got[i], -0) ? 'kept' : got[i] === dropped ? 'dropped' : `neither 0 nor ${dropped === DEFAULT_MASK_VALUE ? `DEFAULT_MASK_VALUE ${formatFloat(dropped)}` : `the dropped value ${formatFloat(dropped)}`}${dropped === DEFAULT_MASK_VALUE && got[i] === -Infinity ? '; pass --dropped-value -inf for masks filled with -inf' : ''}`
-    : got[i] === 1 ? 'kept' : got[i] === 0 ? 'dropped' : 'neither 0 nor 1';
-  return `${at}, key ${col}: the mask holds ${value} (${meaning}), the indices ${keptByIndices ? `keep it (slot ${rowIndices.indexOf(col)})` : 'drop it'}`;
+    ? element === 0 && !Object.is(element, -0) ? 'kept' : element === dropped ? 'dropped' : `neither 0 nor ${dropped === DEFAULT_MASK_VALUE ? `DEFAULT_MASK_VALUE ${formatFloat(dropped)}` : `the dropped value ${formatFloat(dropped)}`}${dropped === DEFAULT_MASK_VALUE && element === -Infinity ? '; pass --dropped-value -inf for masks filled with -inf' : ''}`
+    : element === 1 ? 'kept' : element === 0 ? 'dropped' : 'neither 0 nor 1';
+  return `key ${key}: the mask holds ${value} (${meaning}), the indices ${indices}`;
 }
 
 function formatFloat(x: number): string {

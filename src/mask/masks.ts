@@ -57,7 +57,7 @@ function resultShape(opts: MaskBlockOptions, start: number, end: number, b: numb
 }
 
 /** The RangeError for the first index >= s in row r: batch, query, slot, value and s. */
-function outOfRangeError(indices: Int32Array, t: number, k: number, s: number, r: number): RangeError {
+export function outOfRangeError(indices: Int32Array, t: number, k: number, s: number, r: number): RangeError {
   let i = r * k;
   while (indices[i] < s) i++;
   return new RangeError(

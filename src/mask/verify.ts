@@ -16,9 +16,11 @@
  * offset); with `strict`, an index >= s fails its row (the 'error'
  * out-of-range policy; 'skip' keeps nothing for it).
  */
-import type { MaskData, MaskForm } from '../tensor.js';
+import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { checkInteger, checkOneOf, checkSize, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
-import { causalLimit, maskCtor, rowWidth } from './form.js';
+import { causalLimit, formOf, maskCtor, rowWidth } from './form.js';
+import { generateMask, outOfRangeError } from './masks.js';
 
 export interface VerifyRowsOptions {
   form: MaskForm;
@@ -170,4 +172,143 @@ export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number
       return e.verifyRowsBits(cellsAt, idx, n, s, k, bound, strict);
     },
   };
+}
+
+/**
+ * The exact comparison behind a failed fast test: the index of the first
+ * value (row-major, in `got`'s elements) where n rows of a mask differ, as
+ * bit patterns, from the rows their indices define, or -1. Indices >= s
+ * keep nothing here: the 'error' policy is the caller's to apply first.
+ */
+export function firstDifference(got: MaskData, indices: Int32Array, n: number, o: Omit<VerifyRowsOptions, 'strict'>): number {
+  if (n === 0) return -1;
+  const want = generateMask({ data: indices.subarray(0, n * o.k), shape: [1, n, o.k] }, o.s, {
+    form: o.form,
+    outOfRange: 'skip',
+    causalOffset: o.offset === Infinity ? undefined : o.offset + o.t0,
+  }).data;
+  if (o.form === 'additive' && !Object.is(o.dropped, DEFAULT_MASK_VALUE)) {
+    for (let i = 0; i < want.length; i++) if (want[i] !== 0) want[i] = o.dropped;
+  }
+  const a = got instanceof Float32Array ? new Uint32Array(got.buffer, got.byteOffset, want.length) : got;
+  const b = want instanceof Float32Array ? new Uint32Array(want.buffer, want.byteOffset, want.length) : want;
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+export interface VerifyMaskOptions {
+  /** The mask also drops keys j > ti + causalOffset (as generateMask's option). */
+  causalOffset?: number;
+  /** An index >= s: 'error' (default: RangeError, as generateMask) or 'skip' (keeps nothing). */
+  outOfRange?: 'error' | 'skip';
+  /**
+   * What an additive mask holds at dropped keys: DEFAULT_MASK_VALUE (the
+   * default, MaxText's) or another non-zero value (-Infinity for DeepSeek's
+   * PyTorch reference). Kept keys hold +0.
+   */
+  droppedValue?: number;
+}
+
+/** The first position where a mask differs from the mask its indices define. */
+export interface MaskDifference {
+  batch: number;
+  query: number;
+  key: number;
+  /** Whether the indices keep the key. */
+  kept: boolean;
+  /** What the mask holds there: the float (additive), the byte (bool) or the key's bit (bits). */
+  got: number;
+}
+
+/**
+ * Checks a mask made elsewhere (JAX, PyTorch, NumPy, a file) against the
+ * definition: key j of row (bi, ti) is kept iff some slot of indices[bi, ti]
+ * holds j (and j <= ti + causalOffset). The form comes from the data type:
+ * Float32Array additive (kept +0, dropped `droppedValue`, compared as bit
+ * patterns, so -0 and NaN differ), Uint8Array bool (1 / 0), Uint32Array
+ * bits (bits past s must be 0). Returns null when they agree, else the first
+ * difference in row-major order. With outOfRange 'error', an index >= s is
+ * a RangeError (generateMask's) unless a difference comes in an earlier row.
+ * O(b*t*(s + k)): rows are tested k cells and
+ * one SIMD pass at a time on copies (the mask is not modified), and only a
+ * block that fails is compared with the mask generateMask builds.
+ */
+export function verifyMask(mask: Tensor<MaskData>, indices: Tensor<Int32Array>, s: number, options: VerifyMaskOptions = {}): MaskDifference | null {
+  const form = formOf('mask', (mask as { data?: unknown } | null)?.data);
+  const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
+  checkSize('s', s);
+  const width = rowWidth(form, s);
+  const shape = checkTensor('mask', mask, maskCtor(form), ['b', 't', form === 'bits' ? 'ceil(s / 32)' : 's']);
+  if (shape[0] !== b || shape[1] !== t || shape[2] !== width) {
+    throw new RangeError(`mask.shape: expected [${b}, ${t}, ${width}] (indices' b and t, ${form === 'bits' ? `ceil(${s} / 32) words` : `s = ${s}`}), got [${shape.join(', ')}]`);
+  }
+  const outOfRange = checkOneOf('outOfRange', options.outOfRange ?? 'error', ['error', 'skip'] as const);
+  const offset = options.causalOffset === undefined ? Infinity : checkInteger('causalOffset', options.causalOffset);
+  const dropped = options.droppedValue ?? DEFAULT_MASK_VALUE;
+  if (typeof dropped !== 'number' || Number.isNaN(dropped) || dropped === 0) {
+    throw new RangeError(`droppedValue: expected a non-zero number, got ${String(dropped)}`);
+  }
+  const droppedF32 = Math.fround(dropped);
+  const rows = Math.max(1, Math.min(t, Math.floor((1 << 20) / (width * mask.data.BYTES_PER_ELEMENT))));
+  const o = { form, s, k, offset, strict: outOfRange === 'error', dropped: droppedF32 };
+  const verifier = createRowVerifier(o, rows);
+  for (let bi = 0; bi < b; bi++) {
+    for (let t0 = 0; t0 < t; t0 += rows) {
+      const n = Math.min(rows, t - t0);
+      const row = bi * t + t0;
+      const got = mask.data.subarray(row * width, (row + n) * width) as MaskData;
+      const idx = indices.data.subarray(row * k, (row + n) * k);
+      verifier.cells.set(got);
+      verifier.indices.set(idx);
+      if (verifier.verify(n, t0) === n) continue;
+      // The exact answer for the block: a difference, unless an index >= s
+      // (under 'error') comes in an earlier row.
+      const bad = o.strict ? firstRowWithIndexAbove(idx, n, k, s) : n;
+      const i = firstDifference(got, idx, bad, { ...o, t0 });
+      if (i < 0) {
+        if (bad < n) throw outOfRangeError(indices.data, t, k, s, row + bad);
+        continue; // a repeated index failed the fast test; the rows match
+      }
+      const r = Math.floor(i / width);
+      const rowIndices = idx.subarray(r * k, (r + 1) * k);
+      const want = definedValue(form, rowIndices, i % width, causalLimit(t0 + r, s, offset), droppedF32);
+      const { key, got: value, kept } = describeCell(form, got[i], want, i % width);
+      return { batch: bi, query: t0 + r, key, kept, got: value };
+    }
+  }
+  return null;
+}
+
+/** The first of n rows of k indices holding one >= s, or n. */
+export function firstRowWithIndexAbove(indices: Int32Array, n: number, k: number, s: number): number {
+  for (let r = 0; r < n; r++) {
+    for (let i = r * k, end = i + k; i < end; i++) if (indices[i] >= s) return r;
+  }
+  return n;
+}
+
+/**
+ * Element `col` of the row the indices define (keys j < limit are kept): the
+ * float (additive, kept +0), the byte (bool) or the 32-key word (bits).
+ */
+export function definedValue(form: MaskForm, rowIndices: Int32Array, col: number, limit: number, dropped: number): number {
+  if (form !== 'bits') {
+    const kept = col < limit && rowIndices.includes(col);
+    return form === 'additive' ? (kept ? 0 : dropped) : kept ? 1 : 0;
+  }
+  let word = 0;
+  for (const j of rowIndices) if (j >= 0 && j < limit && j >>> 5 === col) word |= 1 << (j & 31);
+  return word >>> 0;
+}
+
+/**
+ * The key a differing element stands for, what the mask holds for it and
+ * whether the definition keeps it: for bits, the lowest differing bit of the
+ * word and that bit.
+ */
+export function describeCell(form: MaskForm, got: number, want: number, col: number): { key: number; got: number; kept: boolean } {
+  if (form !== 'bits') return { key: col, got, kept: form === 'additive' ? Object.is(want, 0) : want === 1 };
+  const diff = (got ^ want) >>> 0;
+  const bit = 31 - Math.clz32(diff & -diff);
+  return { key: col * 32 + bit, got: (got >>> bit) & 1, kept: ((want >>> bit) & 1) === 1 };
 }

@@ -118,3 +118,29 @@ test('dsa mask writes the definition in every form across block edges (random in
     tmp.done();
   }
 });
+
+test('dsa check under --out-of-range error: a difference before the row of an index >= s is reported; an index >= s before any difference is the error', async () => {
+  const tmp = scratch();
+  try {
+    const s = 8, k = 2, t = 4;
+    const idx = new Int32Array([0, 1, 2, 3, 4, 5, 6, 7]);
+    const right = encode(definition(idx, 1, t, k, s, Infinity), t, s, 'bool') as Uint8Array;
+    const late = idx.slice();
+    late[3 * k] = 9; // row 3 holds an index >= s ...
+    const wrong = right.slice();
+    wrong[1 * s + 7] = 1; // ... and row 1 keeps a key its indices drop
+    writeNpy(tmp.file('m.npy'), { data: wrong, shape: [1, t, s] });
+    writeNpy(tmp.file('late.npy'), { data: late, shape: [1, t, k] });
+    const first = await dsa('check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('late.npy'));
+    assert.equal(first.code, 1, first.stderr);
+    assert.equal(first.stdout, 'mismatch: batch 0, query 1, key 7: the mask holds 1 (kept), the indices drop it\n');
+    const early = idx.slice();
+    early[0] = 9; // row 0 holds an index >= s, before the difference in row 1
+    writeNpy(tmp.file('early.npy'), { data: early, shape: [1, t, k] });
+    const second = await dsa('check', '--mask', tmp.file('m.npy'), '--indices', tmp.file('early.npy'));
+    assert.equal(second.code, 2);
+    assert.equal(second.stderr, `dsa check: ${tmp.file('early.npy')}: value 9 at batch 0, query 0, slot 0 must be < s = 8 (negative values are padding; --out-of-range skip drops values >= s)\n`);
+  } finally {
+    tmp.done();
+  }
+});

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm } from '../../src/tensor.js';
 import { createRowVerifier, verifyRowsFast, verifyRowsReference, type VerifyRowsOptions } from '../../src/mask/verify.js';
+import { generateMask, verifyMask } from '../../src/index.js';
 import { keptByIndices, encode } from './definition.js';
 
 const forms: MaskForm[] = ['additive', 'bool', 'bits'];
@@ -136,4 +137,78 @@ test('verifier: a matching block passes, one wrong cell is found in its row, -0 
     v.indices[4 * k] = s;
     assert.equal(v.verify(n, 0), want, `strict ${strict}`);
   }
+});
+
+/** The reference answer of verifyMask: the first element whose bits differ from the definition, as a position. */
+function firstDifferenceByDefinition(mask: MaskData, indices: Int32Array, b: number, t: number, k: number, s: number, offset: number | undefined, dropped: number, form: MaskForm) {
+  const kept = keptByIndices(indices, t, k, s, 0, b * t, offset);
+  let want = encode(kept, form, s);
+  if (form === 'additive') want = Float32Array.from(want, (v) => (v === 0 ? 0 : dropped));
+  const width = form === 'bits' ? Math.ceil(s / 32) : s;
+  const a = new Uint32Array(mask.length), e = new Uint32Array(want.length);
+  a.set(mask instanceof Float32Array ? new Uint32Array(mask.buffer, mask.byteOffset, mask.length) : mask);
+  e.set(want instanceof Float32Array ? new Uint32Array(want.buffer) : want);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === e[i]) continue;
+    const r = Math.floor(i / width);
+    if (form !== 'bits') return { batch: Math.floor(r / t), query: r % t, key: i % width, kept: kept[r][i % width], got: mask[i] };
+    let bit = 0;
+    while (((a[i] >>> bit) & 1) === ((e[i] >>> bit) & 1)) bit++;
+    const key = (i % width) * 32 + bit;
+    return { batch: Math.floor(r / t), query: r % t, key, kept: key < s && kept[r][key], got: (a[i] >>> bit) & 1 };
+  }
+  return null;
+}
+
+test('verifyMask returns the first difference in row-major order (or null), for every form, padding, repeats, causal offsets and -inf fills', () => {
+  fc.assert(
+    fc.property(verifyCase, fc.integer({ min: 1, max: 3 }), fc.boolean(), (c, b, error) => {
+      const { form, s, k, offset, dropped } = c.o;
+      const t = c.n;
+      // b batches of the case's indices: the first b - 1 hold the right mask
+      // (generateMask's), the last one the case's edited cells.
+      const width = form === 'bits' ? Math.ceil(s / 32) : s;
+      const data = new (c.cells.constructor as { new (n: number): MaskData })(b * t * width);
+      const idx = new Int32Array(b * t * k);
+      const causal = offset === Infinity ? undefined : offset + c.o.t0; // row ti here is query t0 + ti of the case
+      const right = generateMask({ data: c.indices, shape: [1, t, k] }, s, { form, outOfRange: 'skip', causalOffset: causal }).data;
+      if (right instanceof Float32Array) right.forEach((v, i) => (right[i] = v === 0 ? 0 : dropped));
+      for (let bi = 0; bi < b; bi++) {
+        idx.set(c.indices, bi * t * k);
+        data.set(bi === b - 1 ? c.cells : right, bi * t * width);
+      }
+      const opts = { causalOffset: causal, outOfRange: error ? ('error' as const) : ('skip' as const), droppedValue: dropped };
+      const before = data.slice();
+      let got: unknown;
+      try {
+        got = verifyMask({ data, shape: [b, t, width] }, { data: idx, shape: [b, t, k] }, s, opts);
+      } catch (e) {
+        got = e;
+      }
+      assert.deepEqual(data, before, 'verifyMask leaves the mask as it was');
+      const want = firstDifferenceByDefinition(data, idx, b, t, k, s, opts.causalOffset, dropped, form);
+      if (error) {
+        // An index >= s in a row before the first difference: the RangeError of generateMask.
+        const firstBad = Math.floor(idx.findIndex((j) => j >= s) / k);
+        const diffRow = want === null ? Infinity : want.batch * t + want.query;
+        if (idx.some((j) => j >= s) && firstBad <= diffRow) {
+          assert.ok(got instanceof RangeError, `expected a RangeError, got ${JSON.stringify(got)}`);
+          assert.match((got as Error).message, new RegExp(`^indices: value \\d+ at batch ${Math.floor(firstBad / t)}, query ${firstBad % t}, slot`));
+          return;
+        }
+      }
+      assert.deepEqual(got, want);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test('verifyMask: bad arguments name what was expected', () => {
+  const idx = { data: new Int32Array([0, 1]), shape: [1, 1, 2] };
+  assert.throws(() => verifyMask({ data: new Float64Array(4) as unknown as Float32Array, shape: [1, 1, 4] }, idx, 4), /mask\.data: expected a Float32Array \(additive\), Uint8Array \(bool\) or Uint32Array \(bits\)/);
+  assert.throws(() => verifyMask({ data: new Float32Array(5), shape: [1, 1, 5] }, idx, 4), /mask\.shape: expected \[1, 1, 4\]/);
+  assert.throws(() => verifyMask({ data: new Uint32Array(1), shape: [1, 1, 1] }, idx, 4, { droppedValue: 0 }), /droppedValue: expected a non-zero number, got 0/);
+  const ok = new Float32Array([0, 0, DEFAULT_MASK_VALUE, DEFAULT_MASK_VALUE]);
+  assert.equal(verifyMask({ data: ok, shape: [1, 1, 4] }, idx, 4), null);
+  assert.deepEqual(verifyMask({ data: ok, shape: [1, 1, 4] }, idx, 4, { droppedValue: -Infinity }), { batch: 0, query: 0, key: 2, kept: false, got: DEFAULT_MASK_VALUE });
 });
