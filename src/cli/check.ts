@@ -15,8 +15,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { CliContext } from './program.js';
 import type { NpyReader } from '../io/npy-file.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
-import { createRowVerifier, definedValue, describeCell, firstDifference, firstRowWithIndexAbove } from '../mask/verify.js';
-import { causalLimit } from '../mask/form.js';
+import { createRowVerifier, settleBlock } from '../mask/verify.js';
 import { withProgress } from './progress.js';
 import { CliError, blockRows, checkIndicesBelow, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
@@ -104,17 +103,13 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
     // the block by the library's definition, byte for byte, which finds the
     // first differing position in row-major order.
     const block = verifier.indices.slice((row - first) * k, (row - first + n) * k);
-    // A difference, unless an index >= s (under 'error') comes in an earlier row.
-    const bad = flags.outOfRange === 'error' ? firstRowWithIndexAbove(block, n, k, s) : n;
     const got = mask.read(row * width, n * width) as MaskData;
-    const i = firstDifference(got, block, bad, { form, s, k, t0, offset, dropped: flags.droppedValue });
-    if (i < 0 && bad < n) checkIndicesBelow(flags.indices, block.subarray(bad * k), row + bad, t, k, s);
-    if (i >= 0) {
-      const r = Math.floor(i / width);
-      const rowIndices = block.subarray(r * k, (r + 1) * k);
-      const want = definedValue(form, rowIndices, i % width, causalLimit(t0 + r, s, offset), flags.droppedValue);
-      const cell = describeCell(form, got[i], want, i % width);
-      ctx.io.out(`mismatch: batch ${bi}, query ${t0 + r}, ${describeDifference(form, cell, got[i], rowIndices, flags.droppedValue)}\n`);
+    const verdict = settleBlock(got, block, n, { form, s, k, t0, offset, strict: flags.outOfRange === 'error', dropped: flags.droppedValue });
+    if (verdict === null) continue;
+    if (verdict.outOfRange) checkIndicesBelow(flags.indices, block.subarray(verdict.row * k), row + verdict.row, t, k, s); // throws
+    else {
+      const rowIndices = block.subarray(verdict.row * k, (verdict.row + 1) * k);
+      ctx.io.out(`mismatch: batch ${bi}, query ${t0 + verdict.row}, ${describeDifference(form, verdict, rowIndices, flags.droppedValue)}\n`);
       return false;
     }
   }
@@ -123,16 +118,16 @@ function compare(flags: CheckFlags, mask: NpyReader, indices: NpyReader, ctx: Cl
   return true;
 }
 
-function describeDifference(form: MaskForm, cell: { key: number; got: number; kept: boolean }, element: number, rowIndices: Int32Array, dropped: number): string {
-  const { key, kept } = cell;
+function describeDifference(form: MaskForm, cell: { key: number; got: number; kept: boolean }, rowIndices: Int32Array, dropped: number): string {
+  const { key, kept, got } = cell;
   const indices = kept ? `keep it (slot ${rowIndices.indexOf(key)})` : 'drop it';
   if (form === 'bits') {
-    return `key ${key}: the mask ${kept ? 'drops' : 'keeps'} it (bit ${key & 31} of word ${key >>> 5} is ${cell.got}), the indices ${indices}`;
+    return `key ${key}: the mask ${kept ? 'drops' : 'keeps'} it (bit ${key & 31} of word ${key >>> 5} is ${got}), the indices ${indices}`;
   }
-  const value = form === 'additive' ? formatFloat(element) : String(element);
+  const value = form === 'additive' ? formatFloat(got) : String(got);
   const meaning = form === 'additive'
-    ? element === 0 && !Object.is(element, -0) ? 'kept' : element === dropped ? 'dropped' : `neither 0 nor ${dropped === DEFAULT_MASK_VALUE ? `DEFAULT_MASK_VALUE ${formatFloat(dropped)}` : `the dropped value ${formatFloat(dropped)}`}${dropped === DEFAULT_MASK_VALUE && element === -Infinity ? '; pass --dropped-value -inf for masks filled with -inf' : ''}`
-    : element === 1 ? 'kept' : element === 0 ? 'dropped' : 'neither 0 nor 1';
+    ? got === 0 && !Object.is(got, -0) ? 'kept' : got === dropped ? 'dropped' : `neither 0 nor ${dropped === DEFAULT_MASK_VALUE ? `DEFAULT_MASK_VALUE ${formatFloat(dropped)}` : `the dropped value ${formatFloat(dropped)}`}${dropped === DEFAULT_MASK_VALUE && got === -Infinity ? '; pass --dropped-value -inf for masks filled with -inf' : ''}`
+    : got === 1 ? 'kept' : got === 0 ? 'dropped' : 'neither 0 nor 1';
   return `key ${key}: the mask holds ${value} (${meaning}), the indices ${indices}`;
 }
 

@@ -8,9 +8,9 @@
  * WebAssembly SIMD where the engine has it (src/simd/assembly/verify.ts) or
  * in the TypeScript below. A row with a repeated index fails it (the second
  * visit finds the cell dropped) although its mask may be right, so a failing
- * row is only a candidate: the caller settles it with the exact definition
- * (generateMask and a byte compare), which also finds the position. Top-k
- * never repeats an index.
+ * row is only a candidate: settleBlock decides it with the exact
+ * definition (generateMask and a compare), which also finds the position.
+ * Top-k never repeats an index.
  *
  * Rows: row r of a block keeps index j iff 0 <= j < causalLimit(t0 + r, s,
  * offset); with `strict`, an index >= s fails its row (the 'error'
@@ -21,6 +21,7 @@ import { checkInteger, checkOneOf, checkSize, checkTensor } from '../validate.js
 import { simdModule } from '../simd/index.js';
 import { causalLimit, formOf, maskCtor, rowWidth } from './form.js';
 import { generateMask, outOfRangeError } from './masks.js';
+import { NO_BAD_ROW, checkIndices } from './check.js';
 
 export interface VerifyRowsOptions {
   form: MaskForm;
@@ -174,26 +175,50 @@ export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number
   };
 }
 
+/** A block's exact verdict after a failed fast test (null: its rows match; a repeated index tripped the test). */
+export type BlockVerdict =
+  | null
+  | { row: number; outOfRange: true }
+  | { row: number; outOfRange: false; key: number; kept: boolean; got: number };
+
 /**
- * The exact comparison behind a failed fast test: the index of the first
- * value (row-major, in `got`'s elements) where n rows of a mask differ, as
- * bit patterns, from the rows their indices define, or -1. Indices >= s
- * keep nothing here: the 'error' policy is the caller's to apply first.
+ * The exact answer for n rows whose fast test failed: the first element
+ * (row-major) whose bits differ from the rows their indices define, built by
+ * generateMask, as { row, key, kept (by the indices), got (the float, byte,
+ * or the key's bit) }; or, with `strict`, the first row holding an index
+ * >= s when it comes before any difference; or null.
  */
-export function firstDifference(got: MaskData, indices: Int32Array, n: number, o: Omit<VerifyRowsOptions, 'strict'>): number {
-  if (n === 0) return -1;
-  const want = generateMask({ data: indices.subarray(0, n * o.k), shape: [1, n, o.k] }, o.s, {
-    form: o.form,
+export function settleBlock(got: MaskData, indices: Int32Array, n: number, o: VerifyRowsOptions): BlockVerdict {
+  const { form, s, k } = o;
+  const bad = o.strict ? firstRowWithIndexAbove(indices, n, k, s) : n;
+  if (bad === 0) return { row: 0, outOfRange: true };
+  const want = generateMask({ data: indices.subarray(0, bad * k), shape: [1, bad, k] }, s, {
+    form,
     outOfRange: 'skip',
     causalOffset: o.offset === Infinity ? undefined : o.offset + o.t0,
   }).data;
-  if (o.form === 'additive' && !Object.is(o.dropped, DEFAULT_MASK_VALUE)) {
+  if (form === 'additive' && !Object.is(o.dropped, DEFAULT_MASK_VALUE)) {
     for (let i = 0; i < want.length; i++) if (want[i] !== 0) want[i] = o.dropped;
   }
   const a = got instanceof Float32Array ? new Uint32Array(got.buffer, got.byteOffset, want.length) : got;
-  const b = want instanceof Float32Array ? new Uint32Array(want.buffer, want.byteOffset, want.length) : want;
-  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return i;
-  return -1;
+  const w = want instanceof Float32Array ? new Uint32Array(want.buffer, want.byteOffset, want.length) : want;
+  const width = rowWidth(form, s);
+  for (let i = 0; i < w.length; i++) {
+    if (a[i] === w[i]) continue;
+    const col = i % width;
+    if (form !== 'bits') return { row: Math.floor(i / width), outOfRange: false, key: col, kept: form === 'additive' ? Object.is(want[i], 0) : want[i] === 1, got: got[i] };
+    const diff = (a[i] ^ w[i]) >>> 0;
+    const bit = 31 - Math.clz32(diff & -diff);
+    return { row: Math.floor(i / width), outOfRange: false, key: col * 32 + bit, kept: ((w[i] >>> bit) & 1) === 1, got: (a[i] >>> bit) & 1 };
+  }
+  return bad < n ? { row: bad, outOfRange: true } : null;
+}
+
+/** The first of n rows of k indices holding one >= s, or n: the index check step of generateMask. */
+function firstRowWithIndexAbove(indices: Int32Array, n: number, k: number, s: number): number {
+  const firstBad = new Int32Array([NO_BAD_ROW]);
+  checkIndices({ indices, k, s, firstBad }, 0, n);
+  return firstBad[0] === NO_BAD_ROW ? n : firstBad[0];
 }
 
 export interface VerifyMaskOptions {
@@ -261,54 +286,11 @@ export function verifyMask(mask: Tensor<MaskData>, indices: Tensor<Int32Array>, 
       verifier.cells.set(got);
       verifier.indices.set(idx);
       if (verifier.verify(n, t0) === n) continue;
-      // The exact answer for the block: a difference, unless an index >= s
-      // (under 'error') comes in an earlier row.
-      const bad = o.strict ? firstRowWithIndexAbove(idx, n, k, s) : n;
-      const i = firstDifference(got, idx, bad, { ...o, t0 });
-      if (i < 0) {
-        if (bad < n) throw outOfRangeError(indices.data, t, k, s, row + bad);
-        continue; // a repeated index failed the fast test; the rows match
-      }
-      const r = Math.floor(i / width);
-      const rowIndices = idx.subarray(r * k, (r + 1) * k);
-      const want = definedValue(form, rowIndices, i % width, causalLimit(t0 + r, s, offset), droppedF32);
-      const { key, got: value, kept } = describeCell(form, got[i], want, i % width);
-      return { batch: bi, query: t0 + r, key, kept, got: value };
+      const verdict = settleBlock(got, idx, n, { ...o, t0 });
+      if (verdict === null) continue;
+      if (verdict.outOfRange) throw outOfRangeError(indices.data, t, k, s, row + verdict.row);
+      return { batch: bi, query: t0 + verdict.row, key: verdict.key, kept: verdict.kept, got: verdict.got };
     }
   }
   return null;
-}
-
-/** The first of n rows of k indices holding one >= s, or n. */
-export function firstRowWithIndexAbove(indices: Int32Array, n: number, k: number, s: number): number {
-  for (let r = 0; r < n; r++) {
-    for (let i = r * k, end = i + k; i < end; i++) if (indices[i] >= s) return r;
-  }
-  return n;
-}
-
-/**
- * Element `col` of the row the indices define (keys j < limit are kept): the
- * float (additive, kept +0), the byte (bool) or the 32-key word (bits).
- */
-export function definedValue(form: MaskForm, rowIndices: Int32Array, col: number, limit: number, dropped: number): number {
-  if (form !== 'bits') {
-    const kept = col < limit && rowIndices.includes(col);
-    return form === 'additive' ? (kept ? 0 : dropped) : kept ? 1 : 0;
-  }
-  let word = 0;
-  for (const j of rowIndices) if (j >= 0 && j < limit && j >>> 5 === col) word |= 1 << (j & 31);
-  return word >>> 0;
-}
-
-/**
- * The key a differing element stands for, what the mask holds for it and
- * whether the definition keeps it: for bits, the lowest differing bit of the
- * word and that bit.
- */
-export function describeCell(form: MaskForm, got: number, want: number, col: number): { key: number; got: number; kept: boolean } {
-  if (form !== 'bits') return { key: col, got, kept: form === 'additive' ? Object.is(want, 0) : want === 1 };
-  const diff = (got ^ want) >>> 0;
-  const bit = 31 - Math.clz32(diff & -diff);
-  return { key: col * 32 + bit, got: (got >>> bit) & 1, kept: ((want >>> bit) & 1) === 1 };
 }
