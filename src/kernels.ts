@@ -1,14 +1,14 @@
 /**
- * Every kernel a plan (and so a pool worker) can run, by name. Each area
- * registers its own; the pool only ever sees names, typed arrays and rows.
+ * Every CPU kernel by name: the table the pool's workers load (by URL). Each
+ * area keeps its own table; nothing in src/ but the pool imports this one.
  */
-import type { Kernel } from './plan.js';
+import type { KernelTable } from './plan.js';
 import { maskKernels } from './mask/kernels.js';
 import { topkKernels } from './topk/kernels.js';
 import { indexerKernels } from './indexer/kernels.js';
 import { attentionKernels } from './attention/kernels.js';
 
-export const kernels: Record<string, Kernel> = {
+export const kernels: KernelTable = {
   ...maskKernels,
   ...topkKernels,
   ...indexerKernels,

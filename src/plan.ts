@@ -6,7 +6,6 @@
  * bit-identical results.
  */
 import type { TypedArray } from './tensor.js';
-import { kernels } from './kernels.js';
 
 export type KernelArg = TypedArray | number | string | boolean | null;
 export type KernelArgs = Record<string, KernelArg>;
@@ -14,8 +13,15 @@ export type KernelArgs = Record<string, KernelArg>;
 /** A kernel: reads `args`, writes the rows `[rowStart, rowEnd)` of its outputs, allocates nothing. */
 export type Kernel = (args: KernelArgs, rowStart: number, rowEnd: number) => void;
 
+/**
+ * Kernels by name. A runner is handed the table it runs from: each area's
+ * synchronous functions pass their own (`<area>/kernels.ts`), the pool's
+ * workers load the union of them all (src/kernels.ts).
+ */
+export type KernelTable = Readonly<Record<string, Kernel>>;
+
 export interface Step {
-  /** A name in `kernels` (src/kernels.ts). */
+  /** A name in the runner's kernel table. */
   kernel: string;
   args: KernelArgs;
   /** Rows to run, `[start, end)`; the pool splits them across workers. */
@@ -31,14 +37,14 @@ export interface Plan<R> {
   finish(): R;
 }
 
-export function runKernel(step: Step, rowStart = step.rows[0], rowEnd = step.rows[1]): void {
+export function runKernel(step: Step, kernels: KernelTable, rowStart = step.rows[0], rowEnd = step.rows[1]): void {
   const kernel = kernels[step.kernel];
   if (!kernel) throw new Error(`unknown kernel '${step.kernel}'`);
   kernel(step.args, rowStart, rowEnd);
 }
 
-/** Runs every step of a plan on this thread and returns its result. */
-export function runPlan<R>(plan: Plan<R>): R {
-  for (const step of plan.steps) runKernel(step);
+/** Runs every step of a plan on this thread, from `kernels`, and returns its result. */
+export function runPlan<R>(plan: Plan<R>, kernels: KernelTable): R {
+  for (const step of plan.steps) runKernel(step, kernels);
   return plan.finish();
 }

@@ -1,8 +1,8 @@
-import type { Kernel } from '../plan.js';
-import { denseAttentionRows } from './dense.js';
-import { sparseAttentionRows } from './sparse.js';
+import type { KernelTable } from '../plan.js';
+import { denseAttentionRows } from './dense-kernels.js';
+import { sparseAttentionRows } from './sparse-kernels.js';
 
-export const attentionKernels: Record<string, Kernel> = {
+export const attentionKernels: KernelTable = {
   'attention.dense': denseAttentionRows,
   'attention.sparse': sparseAttentionRows,
 };

@@ -1,7 +1,7 @@
-import type { Kernel } from '../plan.js';
+import type { KernelTable } from '../plan.js';
 import { scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
 
-export const indexerKernels: Record<string, Kernel> = {
+export const indexerKernels: KernelTable = {
   'indexer.scoresWasm': scoresWasm,
   'indexer.scoresTs': scoresTs,
   'indexer.scoresInt8Wasm': scoresInt8Wasm,

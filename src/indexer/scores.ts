@@ -5,6 +5,7 @@
 import { allocLocal, type Alloc, type Tensor } from '../tensor.js';
 import type { Plan } from '../plan.js';
 import { runPlan } from '../plan.js';
+import { indexerKernels } from './kernels.js';
 import { checkBytes, checkFinite, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
 import { checkQuantizedKeys, isQuantizedKeys, type QuantizedKeys } from './quantized-keys.js';
@@ -130,5 +131,5 @@ export function indexerScores(
   w: Tensor<Float32Array>,
   opts: IndexerScoresOptions = {},
 ): Tensor<Float32Array> {
-  return runPlan(planIndexerScores(q, k, w, opts, allocLocal));
+  return runPlan(planIndexerScores(q, k, w, opts, allocLocal), indexerKernels);
 }

@@ -1,4 +1,4 @@
-import type { Kernel } from '../plan.js';
+import type { KernelTable } from '../plan.js';
 import { scatterAdditive, scatterBool, scatterBits } from './scatter.js';
 import { broadcastMask } from './broadcast.js';
 import { checkIndices } from './check.js';
@@ -6,7 +6,7 @@ import { thresholdAdditive, thresholdBool, thresholdBits, thresholdReference } f
 import { causalAdditive, causalBool, causalBits } from './causal.js';
 import { combineAdditive, combineBool, combineBits } from './combine.js';
 
-export const maskKernels: Record<string, Kernel> = {
+export const maskKernels: KernelTable = {
   'mask.scatter.additive': scatterAdditive,
   'mask.scatter.bool': scatterBool,
   'mask.scatter.bits': scatterBits,

@@ -7,6 +7,7 @@
  */
 import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { runPlan, type Plan, type Step } from '../plan.js';
+import { maskKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import { MASK_FORMS, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
 import { NO_BAD_ROW } from './check.js';
@@ -107,7 +108,7 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
  *   [b, t, ceil(s/32)] (bits Uint32Array); with `rows`, [end - start, ...].
  */
 export function generateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions = {}): Tensor<MaskData> {
-  return runPlan(planGenerateMask(indices, s, opts, allocLocal));
+  return runPlan(planGenerateMask(indices, s, opts, allocLocal), maskKernels);
 }
 
 export function planMaskFromThreshold(
@@ -155,7 +156,7 @@ export function planMaskFromThreshold(
  * - returns the mask in `form`, [b, t, s or words] (with `rows`, [end - start, ...]).
  */
 export function maskFromThreshold(scores: Tensor<Float32Array>, topkValues: Tensor<Float32Array>, opts: ThresholdMaskOptions = {}): Tensor<MaskData> {
-  return runPlan(planMaskFromThreshold(scores, topkValues, opts, allocLocal));
+  return runPlan(planMaskFromThreshold(scores, topkValues, opts, allocLocal), maskKernels);
 }
 
 export function planCombineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts: MaskBlockOptions, alloc: Alloc): Plan<Tensor<MaskData>> {
@@ -192,7 +193,7 @@ export function planCombineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts:
  * never -Infinity, since masks are combined, never added.
  */
 export function combineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts: MaskBlockOptions = {}): Tensor<MaskData> {
-  return runPlan(planCombineMasks(a, b, opts, allocLocal));
+  return runPlan(planCombineMasks(a, b, opts, allocLocal), maskKernels);
 }
 
 export function planCausalMask(
@@ -231,5 +232,5 @@ export function causalMask(
   form: MaskForm = 'additive',
   opts: MaskBlockOptions = {},
 ): Tensor<MaskData> {
-  return runPlan(planCausalMask(b, t, s, offset, form, opts, allocLocal));
+  return runPlan(planCausalMask(b, t, s, offset, form, opts, allocLocal), maskKernels);
 }

@@ -1,7 +1,7 @@
-import type { Kernel } from '../plan.js';
+import type { KernelTable } from '../plan.js';
 import { topkRadix, topkSortReference } from './radix.js';
 
-export const topkKernels: Record<string, Kernel> = {
+export const topkKernels: KernelTable = {
   topkRadix,
   topkSortReference,
 };

@@ -5,6 +5,7 @@
  */
 import { allocLocal, describe, wordsPerRow, type Alloc, type MaskData, type Tensor, type TypedArrayConstructor } from '../tensor.js';
 import { runPlan, type Plan } from '../plan.js';
+import { topkKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { TopkKernelArgs } from './radix.js';
 
@@ -101,5 +102,5 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
  * // indices.data = [1, 2], values.data = [3, 3]
  */
 export function topk(scores: Tensor<Float32Array>, k: number, opts: TopkOptions = {}): TopkResult {
-  return runPlan(planTopk(scores, k, opts, allocLocal));
+  return runPlan(planTopk(scores, k, opts, allocLocal), topkKernels);
 }

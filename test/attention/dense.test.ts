@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { denseAttention, denseAttentionReference } from '../../src/attention/dense.js';
+import { denseAttention } from '../../src/attention/dense.js';
+import { denseAttentionReference } from '../../src/attention/dense-kernels.js';
 import { DEFAULT_MASK_VALUE, wordsPerRow, type MaskData, type Tensor } from '../../src/tensor.js';
 import { assertClose } from '../helpers/close.js';
 import { simdSupported } from '../../src/simd/index.js';

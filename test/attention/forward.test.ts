@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dsaForward, dsaForwardDense } from '../../src/attention/forward.js';
-import { sparseAttention, sparseAttentionReference } from '../../src/attention/sparse.js';
+import { sparseAttention } from '../../src/attention/sparse.js';
+import { sparseAttentionReference } from '../../src/attention/sparse-kernels.js';
 import { lightningIndexer, type IndexerWeights } from '../../src/indexer/module.js';
 import { assertClose } from '../helpers/close.js';
 import { randomFloats } from './fixtures.js';

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { sparseAttention, sparseAttentionReference } from '../../src/attention/sparse.js';
+import { sparseAttention } from '../../src/attention/sparse.js';
+import { sparseAttentionReference } from '../../src/attention/sparse-kernels.js';
 import { denseAttention } from '../../src/attention/dense.js';
 import { generateMask } from '../../src/mask/masks.js';
 import type { Tensor } from '../../src/tensor.js';

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { maskFromThreshold, generateMask, type MaskForm } from '../../src/index.js';
 import { runKernel } from '../../src/plan.js';
+import { maskKernels } from '../../src/mask/kernels.js';
 import { encode, decode, sortTopkIndices, assertSameBits } from './definition.js';
 
 const forms: MaskForm[] = ['additive', 'bool', 'bits'];
@@ -60,7 +61,7 @@ test('raw keeps every score >= threshold; fast kernels equal the reference kerne
       for (const mode of ['exact', 'raw'] as const) {
         const fast = maskFromThreshold({ data, shape: [b, t, s] }, { data: values, shape: [b, t, k] }, { form, mode });
         const ref = new (fast.data.constructor as new (n: number) => typeof fast.data)(fast.data.length);
-        runKernel({ kernel: 'mask.threshold.reference', args: { scores: data, values, out: ref, s, k, rowBase: 0, exact: mode === 'exact', form }, rows: [0, b * t], writes: ['out'] });
+        runKernel({ kernel: 'mask.threshold.reference', args: { scores: data, values, out: ref, s, k, rowBase: 0, exact: mode === 'exact', form }, rows: [0, b * t], writes: ['out'] }, maskKernels);
         assertSameBits(fast.data, ref, `${mode} ${form} scores[${b},${t},${s}] k=${k}`);
         if (mode === 'exact') for (const row of decode(fast.data, s)) assert.ok(row.filter(Boolean).length <= k);
       }
