@@ -38,7 +38,7 @@ export interface DsaForwardOptions {
 export interface DsaForwardResult {
   /** [t, hq, dV] */
   out: Tensor<Float32Array>;
-  /** [t, hq], natural log; -Infinity for a query with no key. */
+  /** [t, hq], natural log; +Infinity for a query with no key (FlashMLA). */
   lse: Tensor<Float32Array>;
   /** The indexer's result (scores [1, t, s], top-k values and indices [1, t, k'], keys). */
   indexer: LightningIndexerResult;
