@@ -4,7 +4,8 @@
  */
 export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './tensor.js';
 export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';
-export { generateMask, maskFromThreshold, combineMasks, causalMask } from './mask/masks.js';
+export { generateMask, maskFromThreshold, combineMasks, causalMask, windowMask } from './mask/masks.js';
+export type { KeyWindow, KeyWindowOptions, RaggedBatch } from './window.js';
 export type { GenerateMaskOptions, ThresholdMaskOptions, MaskBlockOptions } from './mask/masks.js';
 export { verifyMask } from './mask/verify.js';
 export type { VerifyMaskOptions, MaskDifference } from './mask/verify.js';

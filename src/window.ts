@@ -75,7 +75,7 @@ function rowName(r: number, t: number): string {
  * non-decreasing, ending at the packed query and key counts, and no sequence
  * with more queries than keys (its queries are its last tokens). Returns b.
  */
-export function checkRagged(ragged: unknown, totalQ: number, totalK: number): number {
+export function checkRagged(ragged: unknown, totalQ: number, totalK: number | null): number {
   if (typeof ragged !== 'object' || ragged === null || !('cuSeqlensQ' in ragged) || !('cuSeqlensK' in ragged)) {
     throw new TypeError(`ragged: expected { cuSeqlensQ, cuSeqlensK } (Int32Array prefix sums of length b + 1), got ${describe(ragged)}`);
   }
@@ -96,7 +96,7 @@ export function checkRagged(ragged: unknown, totalQ: number, totalK: number): nu
     }
   }
   if (cuQ[b] !== totalQ) throw new RangeError(`ragged.cuSeqlensQ: the last entry must be the packed query count ${totalQ}, got ${cuQ[b]}`);
-  if (cuK[b] !== totalK) throw new RangeError(`ragged.cuSeqlensK: the last entry must be the packed key count ${totalK}, got ${cuK[b]}`);
+  if (totalK !== null && cuK[b] !== totalK) throw new RangeError(`ragged.cuSeqlensK: the last entry must be the packed key count ${totalK}, got ${cuK[b]}`);
   return b;
 }
 
@@ -114,14 +114,16 @@ export function hasRowKeys(opts: KeyWindowOptions): boolean {
 
 /**
  * Resolves the options into per-row ranges for `b * t` rows over `s`
- * positions (ragged: b = 1, t = the packed queries, s = the packed keys, and
- * the result's `width` is the longest sequence). Returns null when only a
+ * positions. Ragged: b = 1 and t = the packed queries; with `packedKeys`
+ * (scores, attention) s is the packed key count and the result's `width`
+ * the longest sequence; without (top-k, masks over per-sequence positions)
+ * s is the row width, which every sequence must fit. Returns null when only a
  * plain causal offset (or nothing) is given: kernels keep their scalar path.
  * Throws, before anything is written, on a window with start > end,
  * end > s or a negative start (naming the row and both bounds), on
  * seqLens that do not fit, and on mismatched prefix sums.
  */
-export function resolveRowKeys(opts: KeyWindowOptions, b: number, t: number, s: number, alloc: Alloc): RowKeys | null {
+export function resolveRowKeys(opts: KeyWindowOptions, b: number, t: number, s: number, alloc: Alloc, packedKeys = false): RowKeys | null {
   if (!hasRowKeys(opts)) return null;
   const nRows = b * t;
   const offset = opts.causalOffset === undefined ? null : checkInteger('causalOffset', opts.causalOffset);
@@ -140,10 +142,14 @@ export function resolveRowKeys(opts: KeyWindowOptions, b: number, t: number, s: 
   let width = s;
   if (opts.ragged !== undefined) {
     if (b !== 1) throw new RangeError(`ragged: the sequences are packed along one axis, so the batch dimension must be 1, got b = ${b}`);
-    const nSeq = checkRagged(opts.ragged, t, s);
+    const nSeq = checkRagged(opts.ragged, t, packedKeys ? s : null);
     const { cuSeqlensQ: cuQ, cuSeqlensK: cuK } = opts.ragged;
     base = alloc(Int32Array, nRows);
-    width = longestSequence(opts.ragged);
+    const longest = longestSequence(opts.ragged);
+    if (!packedKeys && longest > s) {
+      throw new RangeError(`ragged: the longest sequence has ${longest} keys, more than the ${s} positions per row`);
+    }
+    width = packedKeys ? longest : s;
     for (let i = 0; i < nSeq; i++) {
       const qLen = cuQ[i + 1] - cuQ[i], kLen = cuK[i + 1] - cuK[i];
       for (let p = 0; p < qLen; p++) {

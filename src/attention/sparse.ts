@@ -78,7 +78,7 @@ export function planSparseAttention(
     }
   }
   const attnSink = checkAttnSink(opts.attnSink, hq);
-  const keys = resolveRowKeys({ window: opts.window, ragged: opts.ragged }, 1, t, s, alloc);
+  const keys = resolveRowKeys({ window: opts.window, ragged: opts.ragged }, 1, t, s, alloc, true);
   const rows = rowEnd - rowStart;
   const out = alloc(Float32Array, rows * hq * dV);
   const lse = alloc(Float32Array, rows * hq);
