@@ -131,7 +131,7 @@ export function standIn(tensor: GpuTensor, writable = false): TypedArray {
       if (key === 'length') return tensor.length;
       if (typeof key === 'string' && /^\d+$/.test(key)) return host()[Number(key)];
       const value = Reflect.get(target, key);
-      if (typeof value !== 'function') return value;
+      if (typeof value !== 'function' || key === 'constructor') return value;
       const values = host();
       if (state.writable) state.dirty = true;
       return value.bind(values);

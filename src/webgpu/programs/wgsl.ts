@@ -44,7 +44,11 @@ fn scoreTile(r0: u32, nr: u32, bi: u32, j0: u32, lid: u32) {
   for (var i = lid; i < TILE_ROWS * TILE_KEYS; i += ${WG}u) { S[i / TILE_KEYS][i % TILE_KEYS] = 0.0; }
   let pairs = nr * u.h;
   for (var m0 = 0u; m0 < pairs; m0 += 64u) {
+    // Zeroed by hand: a var declared in a loop body is not reliably zeroed per iteration.
     var acc: array<array<f32, 4>, 4>;
+    for (var x = 0u; x < 4u; x++) {
+      for (var y = 0u; y < 4u; y++) { acc[x][y] = 0.0; }
+    }
     for (var e0 = 0u; e0 < u.d; e0 += 16u) {
       for (var i = lid; i < 1024u; i += ${WG}u) {
         let m = m0 + i / 16u;
