@@ -106,3 +106,14 @@ test('indexerScores results can stay on the GPU and feed top-k', async () => {
   assert.deepEqual(top.indices, topk(hostScores, 4).indices);
   assert.ok(Math.max(...Array.from(hostScores.data, (x, i) => Math.abs(x - indexerScores(q, k, w).data[i]))) < 1e-4);
 });
+
+test('dsa-ts/webgpu bundles for the browser without Node modules', async () => {
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: [new URL('../../src/webgpu/index.ts', import.meta.url).pathname],
+    bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent',
+  });
+  const code = result.outputFiles[0].text;
+  assert.doesNotMatch(code, /require\(["']node:|from ["']node:/);
+  assert.match(code, /navigator/);
+});
