@@ -1,9 +1,18 @@
 import type { KernelTable } from '../plan.js';
-import { scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
+import { fillOutside, scoresFp8Ts, scoresFp8Wasm, scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
+import { quantizeKeysFp8Rows, quantizeQueriesFp8 } from './fp8-kernels.js';
+import { linearRows, prepareRows } from './projection.js';
 
 export const indexerKernels: KernelTable = {
   'indexer.scoresWasm': scoresWasm,
   'indexer.scoresTs': scoresTs,
   'indexer.scoresInt8Wasm': scoresInt8Wasm,
   'indexer.scoresInt8Ts': scoresInt8Ts,
+  'indexer.scoresFp8Wasm': scoresFp8Wasm,
+  'indexer.scoresFp8Ts': scoresFp8Ts,
+  'indexer.fillOutside': fillOutside,
+  'indexer.fp8.queries': quantizeQueriesFp8,
+  'indexer.fp8.keys': quantizeKeysFp8Rows,
+  'indexer.linear': linearRows,
+  'indexer.prepare': prepareRows,
 };

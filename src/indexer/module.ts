@@ -16,11 +16,12 @@
  * Weights use the PyTorch `nn.Linear` layout [out, in] (DeepSeek's
  * checkpoints); MaxText's `kernel`s are their transposes.
  */
-import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { allocLocal, allocShared, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
-import { simdModule } from '../simd/index.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
-import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, type QuantizedKeys } from './quantized-keys.js';
+import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, quantizeKeysFp8, type QuantizedKeys } from './quantized-keys.js';
+import { checkFp8Keys, isFp8Keys, type Fp8Keys, type ScaleFormat } from './fp8.js';
+import { linearRows, prepareRows } from './projection.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
@@ -37,8 +38,8 @@ export interface IndexerWeights {
   weightsProj: Tensor<Float32Array>;
 }
 
-/** The key cache's form: float32 keys or `quantizeKeys` output. */
-export type KeyCache = Tensor<Float32Array> | QuantizedKeys;
+/** The key cache's form: float32 keys, `quantizeKeys` output (int8) or `quantizeKeysFp8` output (fp8). */
+export type KeyCache = Tensor<Float32Array> | QuantizedKeys | Fp8Keys;
 
 export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   /** Hidden states of the t new tokens, [b, t, dim]. */
@@ -47,8 +48,10 @@ export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   qr: Tensor<Float32Array>;
   /**
    * Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier
-   * call returned them: float32, or quantized (`quantizeKeys`, int8 only; the
-   * new keys are then quantized and appended, and scores are bit-identical).
+   * call returned them: float32, or quantized (`quantizeKeys` for int8,
+   * `quantizeKeysFp8` for fp8; the new keys are then quantized and appended,
+   * and scores are bit-identical). A growing cache is better kept in
+   * `createDsaCache`, which appends without copying earlier tokens.
    */
   kCache?: K;
 }
@@ -70,10 +73,16 @@ export interface LightningIndexerOptions {
   mask?: Tensor<MaskData>;
   /** Also return the top-k keys as a mask of this form. */
   maskForm?: MaskForm;
-  /** DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q and k; d a power of 2. No-op for exact scores; helps int8. */
+  /**
+   * DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q
+   * and k; d a power of 2. No-op for exact scores; helps int8 and fp8.
+   * Default false, and true for precision 'fp8' (with an FP8 kCache, its own flag).
+   */
   hadamard?: boolean;
   /** Score precision (see indexerScores). */
-  precision?: 'float32' | 'int8';
+  precision?: 'float32' | 'int8' | 'fp8';
+  /** fp8: scale rounding of act_quant, 'float32' (default) or 'ue8m0'. */
+  scaleFormat?: ScaleFormat;
   /** `false` forces the TypeScript kernels. */
   simd?: boolean;
   /** Memory guard for everything the call allocates. */
@@ -87,118 +96,33 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
   values: Tensor<Float32Array>;
   /** [b, t, k'] key indices, ties by lower index; -1 in empty slots. k' = min(topK, s). */
   indices: Tensor<Int32Array>;
-  /** [b, s, d] the keys (kCache followed by the new ones), in kCache's form: the next call's kCache. */
+  /** [b, s, d] the keys (kCache followed by the new ones), in kCache's form (float32 without one): the next call's kCache. */
   keys: K;
   /** [b, t, s] (or bits [b, t, ceil(s/32)]) when `maskForm` is given. */
   mask?: Tensor<MaskData>;
 }
 
-/**
- * y[r, o] = x[r, :] . W[o, :] for rows r < n: x [n, in], W [out, in].
- * On WebAssembly SIMD, blocks of W rows (about 256 KiB, L2-sized) are copied
- * into the module's memory and every x row of a chunk passes over a block
- * before the next: W streams from memory once per chunk of x rows, not once
- * per row. Each dot is the same `dot` whatever the blocking.
- */
-function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean, alloc: Alloc): Float32Array {
+/** The projection y = x W^T of n rows, all output features, on this thread (the same kernel the pool splits). */
+function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, simd: boolean, alloc: Alloc): Float32Array {
   const y = alloc(Float32Array, n * outDim);
-  const m = useSimd ? simdModule() : null;
-  if (m) {
-    const block = Math.max(1, Math.min(outDim, Math.floor(65536 / inDim)));
-    const chunk = Math.max(1, Math.min(n, Math.floor((8 << 20) / (4 * inDim))));
-    const [pw, px, py] = m.layout(block * inDim * 4, chunk * inDim * 4, chunk * block * 4);
-    const wv = m.f32(pw, block * inDim), xv = m.f32(px, chunk * inDim), yv = m.f32(py, chunk * block);
-    for (let r0 = 0; r0 < n; r0 += chunk) {
-      const r1 = Math.min(n, r0 + chunk);
-      xv.set(x.subarray(r0 * inDim, r1 * inDim));
-      for (let o0 = 0; o0 < outDim; o0 += block) {
-        const o1 = Math.min(outDim, o0 + block);
-        wv.set(W.subarray(o0 * inDim, o1 * inDim));
-        for (let r = r0; r < r1; r++) m.exports.dotRows(px + (r - r0) * inDim * 4, pw, o1 - o0, inDim, inDim, py + (r - r0) * block * 4);
-        for (let r = r0; r < r1; r++) y.set(yv.subarray((r - r0) * block, (r - r0) * block + (o1 - o0)), r * outDim + o0);
-      }
-    }
-    return y;
-  }
-  for (let r = 0; r < n; r++) {
-    for (let o = 0; o < outDim; o++) {
-      let acc = 0;
-      for (let e = 0; e < inDim; e++) acc += x[r * inDim + e] * W[o * inDim + e];
-      y[r * outDim + o] = acc;
-    }
-  }
+  linearRows({ x, W, y, n, inDim, outDim, simd }, 0, outDim);
   return y;
 }
 
-/** Non-interleaved RoPE on v[at .. at+ropeDim): pairs (i, i + half). */
-function rope(v: Float32Array, at: number, ropeDim: number, position: number, freqs: Float64Array): void {
-  const half = ropeDim / 2;
-  for (let i = 0; i < half; i++) {
-    const angle = position * freqs[i];
-    const c = Math.cos(angle), sn = Math.sin(angle);
-    const a = v[at + i], b = v[at + half + i];
-    v[at + i] = a * c - b * sn;
-    v[at + half + i] = a * sn + b * c;
-  }
-}
-
-/** In-place fast Walsh-Hadamard transform (Sylvester order) of v[at .. at+d), scaled d^-0.5. */
-function hadamard(v: Float32Array, at: number, d: number): void {
-  for (let len = 1; len < d; len <<= 1) {
-    for (let i = 0; i < d; i += len << 1) {
-      for (let j = i; j < i + len; j++) {
-        const a = v[at + j], b = v[at + j + len];
-        v[at + j] = a + b;
-        v[at + j + len] = a - b;
-      }
-    }
-  }
-  const scale = 1 / Math.sqrt(d);
-  for (let e = 0; e < d; e++) v[at + e] *= scale;
-}
-
-interface Prepared {
-  q: Tensor<Float32Array>;
-  keys: Tensor<Float32Array> | QuantizedKeys;
-  w: Tensor<Float32Array>;
-  s: number;
-  k: number;
-  scoreOpts: IndexerScoresOptions;
-  topkOpts: TopkOptions;
-  maskForm: MaskForm | undefined;
-  maxBytes: number | undefined;
-}
-
-/** Validates everything and runs the projections, LayerNorm, RoPE and Hadamard: what precedes the scores. */
-export function prepareLightningIndexer(weights: IndexerWeights, inputs: IndexerInputs<KeyCache>, opts: LightningIndexerOptions, alloc: Alloc): Prepared {
-  const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
-  const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
-  checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
-  checkSame('lightningIndexer', tq, 'inputs.qr t', t, 'inputs.x t');
-  const [h, dimW] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
-  checkSame('lightningIndexer', dimW, 'weights.weightsProj dim', dim, 'inputs.x dim');
+/** The indexer's dimensions from its weights, each checked by name: h heads, d head dim, dim (model), qRank. */
+export function checkIndexerWeights(weights: IndexerWeights): { h: number; d: number; dim: number; qRank: number } {
+  const [h, dim] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
   const [d, dimK] = checkTensor('weights.wk', weights.wk, Float32Array, ['d', 'dim']);
-  checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'inputs.x dim');
-  const [hd, qRankW] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
+  checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'weights.weightsProj dim');
+  const [hd, qRank] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
   checkSame('lightningIndexer', hd, 'weights.wqB rows', h * d, 'h*d');
-  checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
   checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
   checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
-  let sPast = 0;
-  const cacheQuantized = isQuantizedKeys(inputs.kCache);
-  if (cacheQuantized && opts.precision !== 'int8') {
-    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8', got precision '${opts.precision ?? 'float32'}'`);
-  }
-  if (inputs.kCache !== undefined) {
-    const [bc, sc, dc] = isQuantizedKeys(inputs.kCache)
-      ? checkQuantizedKeys(inputs.kCache)
-      : checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd']);
-    checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
-    checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
-    sPast = sc;
-  }
-  const s = sPast + t;
-  const topK = checkSize('topK', opts.topK ?? 2048);
+  return { h, d, dim, qRank };
+}
+
+/** RoPE and LayerNorm settings from the options: ropeDim, the inverse frequencies, eps. */
+export function ropeSettings(opts: Pick<LightningIndexerOptions, 'ropeDim' | 'ropeTheta' | 'ropeFreqs' | 'eps'>, d: number): { ropeDim: number; freqs: Float64Array; eps: number } {
   const ropeDim = opts.ropeDim ?? 64;
   if (!Number.isInteger(ropeDim) || ropeDim < 0 || ropeDim % 2 !== 0 || ropeDim > d) {
     throw new RangeError(`ropeDim: expected an even integer in [0, d = ${d}], got ${String(ropeDim)}`);
@@ -214,8 +138,54 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     for (let i = 0; i < ropeDim / 2; i++) freqs[i] = theta ** (-(2 * i) / ropeDim);
   }
   const eps = checkFinite('eps', opts.eps ?? 1e-6);
+  return { ropeDim, freqs, eps };
+}
+
+interface Prepared {
+  q: Tensor<Float32Array>;
+  keys: KeyCache;
+  w: Tensor<Float32Array>;
+  s: number;
+  k: number;
+  scoreOpts: IndexerScoresOptions;
+  topkOpts: TopkOptions;
+  maskForm: MaskForm | undefined;
+  maxBytes: number | undefined;
+}
+
+/** Validates everything and runs the projections, LayerNorm, RoPE and Hadamard: what precedes the scores. */
+export function prepareLightningIndexer(weights: IndexerWeights, inputs: IndexerInputs<KeyCache>, opts: LightningIndexerOptions, alloc: Alloc): Prepared {
+  const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
+  const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
+  checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
+  checkSame('lightningIndexer', tq, 'inputs.qr t', t, 'inputs.x t');
+  const { h, d, dim: dimW, qRank: qRankW } = checkIndexerWeights(weights);
+  checkSame('lightningIndexer', dimW, 'weights.weightsProj dim', dim, 'inputs.x dim');
+  checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
+  const precision = opts.precision ?? 'float32';
+  if (isQuantizedKeys(inputs.kCache) && precision !== 'int8') {
+    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8', got precision '${precision}'`);
+  }
+  if (isFp8Keys(inputs.kCache) && precision !== 'fp8') {
+    throw new RangeError(`inputs.kCache: FP8 keys need precision 'fp8', got precision '${precision}'`);
+  }
+  const [bc, sPast, dc] = inputs.kCache === undefined ? [b, 0, d] : keyCacheShape(inputs.kCache);
+  checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
+  checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
+  const s = sPast + t;
+  const topK = checkSize('topK', opts.topK ?? 2048);
+  const { ropeDim, freqs, eps } = ropeSettings(opts, d);
   const causal = opts.causal ?? true;
-  if (opts.hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  let hadamard = opts.hadamard ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.hadamard : precision === 'fp8');
+  if (isFp8Keys(inputs.kCache) && hadamard !== inputs.kCache.hadamard) {
+    throw new RangeError(`hadamard: the FP8 kCache was quantized with hadamard ${inputs.kCache.hadamard}, got hadamard ${hadamard}`);
+  }
+  hadamard = hadamard === true;
+  if (hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  const scaleFormat = opts.scaleFormat === undefined ? undefined : checkOneOf('scaleFormat', opts.scaleFormat, ['float32', 'ue8m0'] as const);
+  if (isFp8Keys(inputs.kCache) && scaleFormat !== undefined && scaleFormat !== inputs.kCache.scaleFormat) {
+    throw new RangeError(`scaleFormat: the FP8 kCache has scaleFormat '${inputs.kCache.scaleFormat}', got '${scaleFormat}'`);
+  }
   const maskForm = opts.maskForm === undefined ? undefined : checkOneOf('maskForm', opts.maskForm, ['additive', 'bool', 'bits'] as const);
   const k = Math.min(topK, s);
   const maskBytes = maskForm === undefined ? 0 : maskForm === 'bits' ? b * t * Math.ceil(s / 32) * 4 : b * t * s * (maskForm === 'bool' ? 1 : 4);
@@ -227,27 +197,22 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd, alloc); // [b*t, h*d]
   // k = LayerNorm(x @ wk^T), RoPE, optional Hadamard; appended to the cache.
   const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd, allocLocal); // [b*t, d]
-  const gamma = weights.kNormWeight.data, beta = weights.kNormBias.data;
-  for (let r = 0; r < b * t; r++) {
-    let mean = 0;
-    for (let e = 0; e < d; e++) mean += kNew[r * d + e];
-    mean /= d;
-    let variance = 0;
-    for (let e = 0; e < d; e++) variance += (kNew[r * d + e] - mean) ** 2;
-    const inv = 1 / Math.sqrt(variance / d + eps);
-    for (let e = 0; e < d; e++) kNew[r * d + e] = (kNew[r * d + e] - mean) * inv * gamma[e] + beta[e];
-  }
-  for (let r = 0; r < b * t; r++) {
-    const position = sPast + (r % t);
-    for (let hh = 0; hh < h; hh++) {
-      rope(q, (r * h + hh) * d, ropeDim, position, freqs);
-      if (opts.hadamard) hadamard(q, (r * h + hh) * d, d);
-    }
-    rope(kNew, r * d, ropeDim, position, freqs);
-    if (opts.hadamard) hadamard(kNew, r * d, d);
-  }
-  let keys: Tensor<Float32Array> | QuantizedKeys;
-  if (isQuantizedKeys(inputs.kCache)) {
+  // With fp8 the rotation happens where the keys and queries are quantized (quantizeKeysFp8, the score call).
+  const rotateHere = hadamard && precision !== 'fp8';
+  const positions = new Int32Array(b * t);
+  for (let r = 0; r < b * t; r++) positions[r] = sPast + (r % t);
+  prepareRows(
+    { q, k: kNew, positions, gamma: weights.kNormWeight.data, beta: weights.kNormBias.data, eps, ropeDim, freqs, h, d, rotateQ: rotateHere, rotateK: rotateHere },
+    0,
+    b * t,
+  );
+  let keys: KeyCache;
+  if (isFp8Keys(inputs.kCache)) {
+    const format = scaleFormat ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.scaleFormat : 'float32');
+    // Shared bytes when the pool will score them (alloc is allocShared there).
+    const fresh = quantizeKeysFp8({ data: kNew, shape: [b, t, d] }, { hadamard, scaleFormat: format, shared: alloc === allocShared });
+    keys = concatFp8Keys(inputs.kCache, fresh, alloc);
+  } else if (isQuantizedKeys(inputs.kCache)) {
     // A quantized cache: quantize the new keys (per row, exactly as scoring would) and append.
     const fresh = quantizeKeys({ data: kNew, shape: [b, t, d] });
     const nb = fresh.scales.shape[2];
@@ -268,12 +233,18 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     }
     keys = { data, shape: [b, s, d] };
   }
+
   // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
   const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd, alloc); // [b*t, h]
 
   const scoreOpts: IndexerScoresOptions = { weightScale: h ** -0.5 * d ** -0.5, maxBytes: opts.maxBytes };
   if (causal) scoreOpts.causalOffset = sPast;
   if (opts.precision !== undefined) scoreOpts.precision = opts.precision;
+  if (precision === 'fp8') {
+    // Float32 keys are rotated and quantized by the score call, with the queries; FP8 keys carry their own flag.
+    if (scaleFormat !== undefined) scoreOpts.scaleFormat = scaleFormat;
+    if (!isFp8Keys(keys)) scoreOpts.hadamard = hadamard;
+  }
   if (opts.simd !== undefined) scoreOpts.simd = opts.simd;
   const topkOpts: TopkOptions = { maxBytes: opts.maxBytes };
   if (causal) topkOpts.causalOffset = sPast;
@@ -284,6 +255,28 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     w: { data: w, shape: [b, t, h] },
     s, k, scoreOpts, topkOpts, maskForm, maxBytes: opts.maxBytes,
   };
+}
+
+/** [b, s, d] of a key cache in any form. */
+export function keyCacheShape(cache: KeyCache): [number, number, number] {
+  if (isFp8Keys(cache)) return checkFp8Keys('inputs.kCache', cache);
+  if (isQuantizedKeys(cache)) return checkQuantizedKeys(cache);
+  const [b, s, d] = checkTensor('inputs.kCache', cache, Float32Array, ['b', 'sPast', 'd']);
+  return [b, s, d];
+}
+
+/** FP8 keys [b, s1, d + 4] followed by [b, s2, d + 4]: each sequence's page gets the codes, then the scales, of both. */
+function concatFp8Keys(a: Fp8Keys, z: Fp8Keys, alloc: Alloc): Fp8Keys {
+  const [b, s1, row] = a.shape, s2 = z.shape[1], d = row - 4, s = s1 + s2;
+  const data = alloc(Uint8Array, b * s * row);
+  for (let bi = 0; bi < b; bi++) {
+    const to = bi * s * row, fa = bi * s1 * row, fz = bi * s2 * row;
+    data.set(a.data.subarray(fa, fa + s1 * d), to);
+    data.set(z.data.subarray(fz, fz + s2 * d), to + s1 * d);
+    data.set(a.data.subarray(fa + s1 * d, fa + s1 * row), to + s * d);
+    data.set(z.data.subarray(fz + s2 * d, fz + s2 * row), to + s * d + s1 * 4);
+  }
+  return { data, shape: [b, s, row], hadamard: a.hadamard, scaleFormat: a.scaleFormat };
 }
 
 /**
