@@ -85,7 +85,8 @@ async function requestDevice(opts: CreateGpuOptions): Promise<{ device: GPUDevic
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
-      maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, 10),
+      // The fused top-k with a mask binds 11 storage buffers (the default allows 8).
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
     },
   });
   return { device, keep: [keep, adapter] };
@@ -162,7 +163,8 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
      * The indexer's scores and their top-k in one pass: key tiles stream
      * through each row's running top-k, so the [t, s] scores never exist
      * (memory O(t * topK)). Equals `topk(indexerScores(q, k, w, { weightScale,
-     * causalOffset }), topK, { causalOffset, mask, rows, sorted, nan })`.
+     * causalOffset, window, seqLens }), topK, { causalOffset, window, seqLens,
+     * mask, rows, sorted, nan })`.
      * q [b, t, h, d], k [b, s, d], w [b, t, h]; returns values/indices [b, t, topK].
      */
     indexerTopk<O extends GpuIndexerTopkOptions>(q: TensorIn<Float32Array>, k: TensorIn<Float32Array>, w: TensorIn<Float32Array>, topK: number, o?: O): Promise<Out<TopkResult, O>> {

@@ -292,7 +292,13 @@ export async function runOnGpu<R>(ctx: GpuContext, op: string, build: (alloc: Al
           return buffer;
         },
       };
-      dispatches.push(...program.encode(step, enc));
+      for (const d of program.encode(step, enc)) {
+        const allowed = device.limits.maxStorageBuffersPerShaderStage;
+        if (d.bindings.length > allowed) {
+          throw unsupported(`${op}: program ${d.key} binds ${d.bindings.length} storage buffers, this device allows ${allowed}, and a split of it`);
+        }
+        dispatches.push(d);
+      }
     }
   } catch (e) {
     device.popErrorScope().catch(() => undefined);

@@ -14,7 +14,10 @@
  *    accumulator in registers and rescales it when the head's max grows.
  *
  * A query with no valid key writes out = 0, lse = +Infinity and
- * maxLogits = -Infinity (FlashMLA's convention).
+ * maxLogits = -Infinity (FlashMLA's convention). The serving forms arrive as
+ * the plan's per-row position ranges [lo, hi) (windows, ragged batches),
+ * `base` (ragged: the kv row of position 0), `topkLength` and `attnSink`;
+ * a paged kv cache is the flat [slots, hkv, dqk] its indices name.
  */
 import type { Step } from '../../plan.js';
 import { f32, nextPow2, u32, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
@@ -24,7 +27,9 @@ const BLOCK = 32;
 const DCHUNK = 64;
 const SENTINEL = 0x7fffffff;
 
-function gatherWgsl(): string {
+function gatherWgsl(ranged: boolean, lengths: boolean): string {
+  const ranges = ranged ? 'first = lo[r];\n  last = hi[r];' : '';
+  const lengthsText = lengths ? 'slots = u32(topkLength[r]);' : '';
   return `
 const SENTINEL = ${SENTINEL};
 var<workgroup> distinct: atomic<u32>;
@@ -35,15 +40,22 @@ ${bitonicWgsl('sortList', 'lists', 'ascending')}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = groupIndex(wid, nwg);
   if (g >= u.groups) { return; }
-  let pair = (u.rowStart + g / u.hkv) * u.hkv + g % u.hkv;
+  let r = u.rowStart + g / u.hkv;
+  let pair = r * u.hkv + g % u.hkv;
   let a = g * 2u * u.p;
   let b = a + u.p;
+  // Positions the row may name, and the slots it reads.
+  var first = 0;
+  var last = i32(u.s);
+  ${ranges}
+  var slots = u.k;
+  ${lengthsText}
   if (lid == 0u) { atomicStore(&distinct, 0u); }
   for (var i = lid; i < u.p; i += ${WG}u) {
     var j = SENTINEL;
-    if (i < u.k) {
+    if (i < slots) {
       let v = indices[pair * u.k + i];
-      if (v >= 0 && v < i32(u.s)) { j = v; }
+      if (v >= first && v < last) { j = v; }
     }
     lists[a + i] = j;
   }
@@ -63,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 `;
 }
 
-function attendWgsl(heads: number, dimsPerThread: number): string {
+function attendWgsl(heads: number, dimsPerThread: number, based: boolean, sunk: boolean): string {
   const threadsPerHead = WG / heads;
   return `
 const HT = ${heads}u;
@@ -95,6 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let hl = lid / DT;
   let ds = lid % DT;
   var acc: array<f32, DPT>;
+  let shift = ${based ? 'base[r]' : '0'};
   if (lid < HT) {
     runMax[lid] = negInf();
     runSum[lid] = 0.0;
@@ -102,7 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var first = 0u; first < n; first += BLOCK) {
     let count = min(BLOCK, n - first);
     workgroupBarrier();
-    if (lid < BLOCK) { blockKeys[lid] = u32(lists[list + first + min(lid, count - 1u)]); }
+    if (lid < BLOCK) { blockKeys[lid] = u32(lists[list + first + min(lid, count - 1u)] + shift); }
     for (var i = lid; i < HT * BLOCK; i += ${WG}u) { L[i / BLOCK][i % BLOCK] = 0.0; }
     workgroupBarrier();
     // Logits of the block: heads x keys, dqk a chunk at a time.
@@ -177,9 +190,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let row = (r - u.rowOffset) * u.hq + h;
     let sum = runSum[hl];
     let empty = !(sum > 0.0);
+    // The sink joins the denominator of out only (FlashMLA's attn_sink); lse and maxLogits are the keys'.
+    let denominator = ${sunk ? 'sum + exp(attnSink[h] - runMax[hl])' : 'sum'};
     for (var x = 0u; x < DPT; x++) {
       let d = ds + x * DT;
-      if (d < u.dV) { out[row * u.dV + d] = select(acc[x] / sum, 0.0, empty); }
+      if (d < u.dV) { out[row * u.dV + d] = select(acc[x] / denominator, 0.0, empty); }
     }
     if (ds == 0u) {
       lse[row] = select(runMax[hl] + log(sum), posInf(), empty);
@@ -191,27 +206,39 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 const sparseProgram: GpuProgram = {
-  args: ['q', 'kv', 'indices', 'out', 'lse', 'maxLogits', 's', 'hq', 'hkv', 'dqk', 'dV', 'k', 'smScale', 'assumeUnique', 'rowOffset', 'simd'],
+  args: [
+    'q', 'kv', 'indices', 'out', 'lse', 'maxLogits', 's', 'hq', 'hkv', 'dqk', 'dV', 'k', 'smScale', 'assumeUnique', 'rowOffset', 'simd',
+    'headChunk', 'lo', 'hi', 'base', 'topkLength', 'attnSink',
+  ],
   encode(step: Step, enc: Encoder): Dispatch[] {
     const a = step.args;
     const hq = a.hq as number, hkv = a.hkv as number, dqk = a.dqk as number, dV = a.dV as number, k = a.k as number;
-    const [start, end] = step.rows;
+    const group = hq / hkv;
+    // The plan's steps run over (row, kv head, head chunk) tiles of the CPU kernel; here rows.
+    const tilesPerRow = hkv * Math.ceil(group / (a.headChunk as number));
+    const start = a.rowOffset as number, end = step.rows[1] / tilesPerRow;
     const pairs = (end - start) * hkv;
     const p = nextPow2(k);
-    const group = hq / hkv;
     const heads = Math.min(16, nextPow2(group));
     const headTiles = Math.ceil(group / heads);
     const dimsPerThread = Math.ceil(dV / (WG / heads));
+    const ranged = a.lo !== null, based = a.base !== null, lengths = a.topkLength !== null, sunk = a.attnSink !== null;
     const lists = enc.scratch(pairs * 2 * p * 4, `sparse attention key lists [${pairs}, 2, ${p}]`);
     const counts = enc.scratch(pairs * 4, 'sparse attention key counts');
     const unique = a.assumeUnique ? 1 : 0;
     const shared = [u32('rowStart', start), u32('hkv', hkv), u32('p', p), u32('unique', unique)];
+    const flags = (xs: [boolean, string][]) => xs.filter(([on]) => on).map(([, n]) => n).join('.');
     return [
       {
-        key: 'attention.sparse.gather',
-        wgsl: gatherWgsl,
+        key: `attention.sparse.gather.${flags([[ranged, 'ranged'], [lengths, 'lengths']])}`,
+        wgsl: () => gatherWgsl(ranged, lengths),
         bindings: [
           { name: 'indices', type: 'array<i32>', access: 'read', buffer: enc.buffer('indices') },
+          ...(ranged ? [
+            { name: 'lo', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('lo') },
+            { name: 'hi', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('hi') },
+          ] : []),
+          ...(lengths ? [{ name: 'topkLength', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('topkLength') }] : []),
           { name: 'lists', type: 'array<i32>', access: 'read_write', buffer: lists },
           { name: 'counts', type: 'array<u32>', access: 'read_write', buffer: counts },
         ],
@@ -219,20 +246,22 @@ const sparseProgram: GpuProgram = {
         groups: pairs,
       },
       {
-        key: `attention.sparse.attend.${heads}.${dimsPerThread}`,
-        wgsl: () => attendWgsl(heads, dimsPerThread),
+        key: `attention.sparse.attend.${heads}.${dimsPerThread}.${flags([[based, 'based'], [sunk, 'sink']])}`,
+        wgsl: () => attendWgsl(heads, dimsPerThread, based, sunk),
         bindings: [
           { name: 'q', type: 'array<f32>', access: 'read', buffer: enc.buffer('q') },
           { name: 'kv', type: 'array<f32>', access: 'read', buffer: enc.buffer('kv') },
           { name: 'lists', type: 'array<i32>', access: 'read', buffer: lists },
           { name: 'counts', type: 'array<u32>', access: 'read', buffer: counts },
+          ...(based ? [{ name: 'base', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('base') }] : []),
+          ...(sunk ? [{ name: 'attnSink', type: 'array<f32>', access: 'read' as const, buffer: enc.buffer('attnSink') }] : []),
           { name: 'out', type: 'array<f32>', access: 'read_write', buffer: enc.buffer('out') },
           { name: 'lse', type: 'array<f32>', access: 'read_write', buffer: enc.buffer('lse') },
           { name: 'maxLogits', type: 'array<f32>', access: 'read_write', buffer: enc.buffer('maxLogits') },
         ],
         uniforms: [
           ...shared, u32('hq', hq), u32('dqk', dqk), u32('dV', dV), u32('headTiles', headTiles),
-          u32('rowOffset', a.rowOffset as number), f32('smScale', a.smScale as number),
+          u32('rowOffset', start), f32('smScale', a.smScale as number),
         ],
         groups: pairs * headTiles,
       },

@@ -20,17 +20,18 @@ const DROPPED = f32Bits(DEFAULT_MASK_VALUE);
 
 type Form = 'additive' | 'bool' | 'bits';
 
-function maskWgsl(strategy: 'scatter' | 'broadcast', form: Form): string {
+function maskWgsl(strategy: 'scatter' | 'broadcast', form: Form, ranged: boolean): string {
   const build =
     strategy === 'scatter'
       ? `for (var i = lid; i < u.k; i += WG) {
     let j = indices[r * u.k + i];
-    if (j >= i32(c0) && j < i32(hi)) {
+    if (j >= i32(lo) && j < i32(hi)) {
       let o = u32(j) - c0;
       atomicOr(&bits[o >> 5u], 1u << (o & 31u));
     }
   }`
       : `for (var o = lid; c0 + o < hi; o += WG) {
+    if (c0 + o < lo) { continue; }
     var hit = false;
     for (var i = 0u; i < u.k; i++) { hit = hit || indices[r * u.k + i] == i32(c0 + o); }
     if (hit) { atomicOr(&bits[o >> 5u], 1u << (o & 31u)); }
@@ -81,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let c0 = (g % u.chunks) * CHUNK_KEYS;
   let c1 = min(u.s, c0 + CHUNK_KEYS);
   let limit = u32(clamp(i32(r % u.t) + u.offset + 1, 0, i32(u.s)));
-  let hi = min(c1, limit);
+  ${ranged ? 'let lo = max(c0, u32(keyLo[r]));\n  let hi = min(min(c1, limit), u32(keyHi[r]));' : 'let lo = c0;\n  let hi = min(c1, limit);'}
   for (var w = lid; w < ${CHUNK_WORDS}u; w += WG) { atomicStore(&bits[w], 0u); }
   workgroupBarrier();
   ${build}
@@ -93,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 function maskProgram(strategy: 'scatter' | 'broadcast', fixedForm: Form | null): GpuProgram {
   return {
-    args: ['indices', 'out', 't', 's', 'k', 'rowBase', 'offset', 'form', 'firstBad'],
+    args: ['indices', 'out', 't', 's', 'k', 'rowBase', 'offset', 'form', 'firstBad', 'lo', 'hi'],
     encode(step: Step, enc: Encoder): Dispatch[] {
       const a = step.args;
       const form = (fixedForm ?? a.form) as Form;
@@ -102,11 +103,17 @@ function maskProgram(strategy: 'scatter' | 'broadcast', fixedForm: Form | null):
       const t = a.t as number, s = a.s as number, k = a.k as number;
       const chunks = Math.ceil(s / CHUNK_KEYS);
       const outType = form === 'bool' ? 'array<atomic<u32>>' : 'array<u32>';
+      // Windows, seqLens, ragged batches: per-row ranges [lo, hi) with the causal limit folded in.
+      const ranged = a.lo !== null;
       return [{
-        key: `mask.${strategy}.${form}`,
-        wgsl: () => maskWgsl(strategy, form),
+        key: `mask.${strategy}.${form}${ranged ? '.ranged' : ''}`,
+        wgsl: () => maskWgsl(strategy, form, ranged),
         bindings: [
           { name: 'indices', type: 'array<i32>', access: 'read', buffer: enc.buffer('indices') },
+          ...(ranged ? [
+            { name: 'keyLo', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('lo') },
+            { name: 'keyHi', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('hi') },
+          ] : []),
           { name: 'out', type: outType, access: 'read_write', buffer: enc.buffer('out') },
         ],
         uniforms: [

@@ -32,19 +32,28 @@ export function checkMaskForm(form: unknown): MaskForm {
   throw unsupported(`top-k mask form '${String(form)}'`);
 }
 
-function topkWgsl(form: MaskForm): string {
+function topkWgsl(form: MaskForm, ranged: boolean): string {
   return `${selectWgsl(1)}
 ${eligibleWgsl(form)}
+var<workgroup> rowLo: u32;
+var<workgroup> rowHi: u32;
+
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let g = groupIndex(wid, nwg);
   if (g >= u.groups) { return; }
   let r = u.rowStart + g;
-  let n = u32(clamp(i32(r % u.t) + u.offset + 1, 0, i32(u.s)));
+  // The row's eligible keys: [lo, hi) (windows, seqLens, ragged: the causal limit folded in) within the causal limit.
+  if (lid == 0u) {
+    rowLo = ${ranged ? 'u32(keyLo[r])' : '0u'};
+    rowHi = ${ranged ? 'u32(keyHi[r])' : 'u.s'};
+  }
+  let first = workgroupUniformLoad(&rowLo);
+  let n = min(workgroupUniformLoad(&rowHi), u32(clamp(i32(r % u.t) + u.offset + 1, 0, i32(u.s))));
   let base = r * u.s;
   let cb = g * u.cap;
   selectBegin(lid);
-  for (var j0 = 0u; j0 < n; j0 += ${WG}u) {
+  for (var j0 = first; j0 < n; j0 += ${WG}u) {
     selectMakeRoom(1u, cb, ${WG}u, lid);
     let j = j0 + lid;
     if (j < n && maskEligible(r, j)) { selectOffer(0u, cb, j, scores[base + j]); }
@@ -55,7 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 const topkProgram: GpuProgram = {
-  args: ['scores', 't', 's', 'k', 'row0', 'values', 'indices', 'nanAt', 'nanLowest', 'sorted', 'causalOffset', 'mask', 'maskForm', 'simd'],
+  args: ['scores', 't', 's', 'k', 'row0', 'values', 'indices', 'nanAt', 'nanLowest', 'sorted', 'causalOffset', 'mask', 'maskForm', 'simd', 'lo', 'hi'],
   encode(step: Step, enc: Encoder): Dispatch[] {
     const a = step.args;
     const form = checkMaskForm(a.maskForm);
@@ -65,17 +74,22 @@ const topkProgram: GpuProgram = {
     const per = Math.max(1, Math.min(end - start, Math.floor(LIST_BUDGET / (cap * 8))));
     const cand = enc.scratch(per * cap * 8, `top-k candidate lists [${per}, ${cap}]`);
     const offset = a.causalOffset === null ? s : clampOffset(a.causalOffset as number, t, s);
+    const ranged = a.lo !== null;
     const bindings = [
       { name: 'scores', type: 'array<u32>', access: 'read' as const, buffer: enc.buffer('scores') },
       ...(form === null ? [] : [{ name: 'mask', type: 'array<u32>', access: 'read' as const, buffer: enc.buffer('mask') }]),
+      ...(ranged ? [
+        { name: 'keyLo', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('lo') },
+        { name: 'keyHi', type: 'array<i32>', access: 'read' as const, buffer: enc.buffer('hi') },
+      ] : []),
       { name: 'cand', type: 'array<vec2u>', access: 'read_write' as const, buffer: cand },
       { name: 'values', type: 'array<u32>', access: 'read_write' as const, buffer: enc.buffer('values') },
       { name: 'indices', type: 'array<i32>', access: 'read_write' as const, buffer: enc.buffer('indices') },
       { name: 'nanAt', type: 'array<i32>', access: 'read_write' as const, buffer: enc.buffer('nanAt') },
     ];
     return rowRuns(start, end, per).map(([r0, r1]) => ({
-      key: `topk.${form ?? 'all'}`,
-      wgsl: () => topkWgsl(form),
+      key: `topk.${form ?? 'all'}${ranged ? '.ranged' : ''}`,
+      wgsl: () => topkWgsl(form, ranged),
       bindings,
       uniforms: [
         u32('rowStart', r0), u32('row0', a.row0 as number), u32('t', t), u32('s', s), u32('k', k), i32('offset', offset),

@@ -21,14 +21,16 @@ export function tileRows(h: number): number {
 
 /**
  * The score tile: S[lr][n] = weightScale * sum_h w[row, h] * ReLU(q[row, h, :] . k[bi, j0 + n, :])
- * for the tile's rows r0 .. r0 + nr - 1 (all of batch bi) and keys j0 .. j0 + 63.
+ * for the tile's rows r0 .. r0 + nr - 1 (all of batch bi) and positions j0 .. j0 + 63.
  * It is a GEMM of the [nr * h, d] queries by the [64, d] keys, tiled in
  * workgroup memory 16 values of d at a time (16 x 16 threads, 4 x 4 outputs
  * each), with the ReLU and the weighted head sum fused into the epilogue:
  * [t, s, h] never exists. The heads are summed in ascending order (a fixed
  * order, so the fused top-k sees the very scores indexerScores writes).
  * A NaN dot counts (ReLU keeps NaN) and a dot <= 0 adds nothing, as on the CPU.
- * Needs uniforms s, h, d, weightScale and bindings q, keys, w.
+ * Keys of batch bi sit at rows bi * pageSize + j (a contiguous [b, s, d]
+ * cache is b pages of s). Needs uniforms width, pageSize, h, d, weightScale
+ * and bindings q, keys, w.
  */
 export const scoreTileWgsl = `
 const TILE_ROWS = ${TILE_ROWS}u;
@@ -58,7 +60,7 @@ fn scoreTile(r0: u32, nr: u32, bi: u32, j0: u32, lid: u32) {
         Qs[i / 16u][i % 16u] = qv;
         let j = j0 + i / 16u;
         var kv = 0.0;
-        if (j < u.s && e < u.d) { kv = keys[(bi * u.s + j) * u.d + e]; }
+        if (j < u.width && e < u.d) { kv = keys[(bi * u.pageSize + j) * u.d + e]; }
         Ks[i / 16u][i % 16u] = kv;
       }
       workgroupBarrier();
@@ -93,6 +95,33 @@ fn scoreTile(r0: u32, nr: u32, bi: u32, j0: u32, lid: u32) {
       workgroupBarrier();
     }
   }
+}
+`;
+
+/**
+ * The positions some row of a tile sees: [tileLo, tileHi) over the rows'
+ * ranges [keyLo[r], keyHi[r]), as workgroup-uniform values (loop bounds
+ * around barriers must be).
+ */
+export const tileRangeWgsl = `
+var<workgroup> tileLo: u32;
+var<workgroup> tileHi: u32;
+fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
+  if (lid == 0u) {
+    var lo = 0xffffffffu;
+    var hi = 0u;
+    for (var lr = 0u; lr < nr; lr++) {
+      let a = u32(keyLo[r0 + lr]);
+      let b = u32(keyHi[r0 + lr]);
+      if (b > a) {
+        lo = min(lo, a);
+        hi = max(hi, b);
+      }
+    }
+    tileLo = lo;
+    tileHi = hi;
+  }
+  return vec2u(workgroupUniformLoad(&tileLo), workgroupUniformLoad(&tileHi));
 }
 `;
 
