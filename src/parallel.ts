@@ -13,6 +13,7 @@ import { maskPoolApi } from './mask/pooled.js';
 import { topkPoolApi } from './topk/pooled.js';
 import { indexerPoolApi } from './indexer/pooled.js';
 import { attentionPoolApi } from './attention/pooled.js';
+import { cachePoolApi } from './cache/pooled.js';
 
 /** Runs a plan (built with `allocShared`) on the pool and resolves to its result. */
 export type PlanRunner = <R>(plan: Plan<R>) => Promise<R>;
@@ -75,6 +76,7 @@ export function createPool(options: PoolOptions = {}) {
     ...topkPoolApi(run),
     ...indexerPoolApi(run),
     ...attentionPoolApi(run),
+    ...cachePoolApi(run),
     /** Stops the workers. Calls after close reject. */
     close: () => pool.close(),
   };

@@ -109,6 +109,22 @@ function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outD
   return y;
 }
 
+/**
+ * The weights with every tensor backed by SharedArrayBuffer (copied once;
+ * tensors already shared are kept), so pool calls use them in place instead
+ * of copying them into shared memory on every call.
+ */
+export function shareWeights(weights: IndexerWeights): IndexerWeights {
+  checkIndexerWeights(weights);
+  const share = (x: Tensor<Float32Array>): Tensor<Float32Array> => {
+    if (x.data.buffer instanceof SharedArrayBuffer) return x;
+    const data = allocShared(Float32Array, x.data.length);
+    data.set(x.data);
+    return { data, shape: x.shape.slice() };
+  };
+  return { wqB: share(weights.wqB), wk: share(weights.wk), kNormWeight: share(weights.kNormWeight), kNormBias: share(weights.kNormBias), weightsProj: share(weights.weightsProj) };
+}
+
 /** The indexer's dimensions from its weights, each checked by name: h heads, d head dim, dim (model), qRank. */
 export function checkIndexerWeights(weights: IndexerWeights): { h: number; d: number; dim: number; qRank: number } {
   const [h, dim] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
