@@ -100,3 +100,16 @@ test('bad arguments give the CPU errors', async () => {
     await assert.rejects(gpu.topk(x as Scores, k, o), (e: Error) => e.constructor === cpu!.constructor && e.message === cpu!.message);
   }
 });
+
+test('out buffers receive the result, and are left untouched when the call fails', async () => {
+  const scores = tiedScores(1, 3, 40, 11);
+  const out = { values: new Float32Array(9).fill(5), indices: new Int32Array(9).fill(5) };
+  const got = await gpu.topk(scores, 3, { out });
+  assert.equal(got.values.data, out.values);
+  assert.deepEqual(out.indices, topk(scores, 3).indices.data);
+  scores.data[45] = Number.NaN;
+  out.values.fill(5);
+  out.indices.fill(5);
+  await assert.rejects(gpu.topk(scores, 3, { out }), RangeError);
+  assert.ok(out.values.every((x) => x === 5) && out.indices.every((x) => x === 5), 'untouched');
+});
