@@ -130,75 +130,37 @@ for (const name of caseNames) {
   const m = lengths.length, total = lengths.reduce((a, b) => a + b, 0);
   const steps = warmup + 2 * reps;
   const inputs = Array.from({ length: steps }, (_, i) => stepInputs(m, i));
-  const indicesOf = new Map<KeyForm, Int32Array[]>();
-  let ortArrays: { keys: Float32Array; kv: Float32Array }[] | null = null;
+  // One cache per form, all holding the same tokens.
+  const caches = new Map<KeyForm, DsaCache>();
   for (const form of forms) {
     const cache = m === 1
       ? createDsaCache({ batch: 1, capacity: lengths[0] + steps, keyForm: form, indexerDim: d, kvDim: dqk })
       : createDsaCache({ batch: m, pages: Math.ceil(total / PAGE) + m * (1 + Math.ceil(steps / PAGE)), pageSize: PAGE, keyForm: form, indexerDim: d, kvDim: dqk });
     lengths.forEach((len, seq) => fill(cache, seq, len));
-    if (form === 'float32' && ortArrays === null) ortArrays = lengths.map((_, seq) => contiguous(cache, seq));
-    const picked: Int32Array[] = [];
-    const run = async (i: number, threads: number) => {
-      const r = threads === 1 ? decodeStep(weights, cache, inputs[i], { dV, topK, ropeDim }) : await pool.decodeStep(weights, cache, inputs[i], { dV, topK, ropeDim });
-      picked[i] = r.indices.data;
-      sink += r.out.data[0];
+    caches.set(form, cache);
+  }
+  // onnxruntime-node reads the float32 tokens as contiguous arrays, one session run per sequence.
+  const filled = caches.get('float32') ?? null;
+  const ortArrays = filled ? lengths.map((_, seq) => contiguous(filled, seq)) : null;
+  // onnxruntime-node takes plain (not SharedArrayBuffer) arrays: the weights are copied once, a step's inputs per run.
+  const wqB = new ort.Tensor('float32', Float32Array.from(weights.wqB.data), [h * d, qRank]);
+  const weightsProj = new ort.Tensor('float32', Float32Array.from(weights.weightsProj.data), [h, dim]);
+  const feeds = (i: number, seq: number) => {
+    const s = ortArrays![seq].keys.length / d;
+    const inp = inputs[i];
+    return {
+      x: new ort.Tensor('float32', inp.x.data.slice(seq * dim, (seq + 1) * dim), [1, dim]),
+      qr: new ort.Tensor('float32', inp.qr.data.slice(seq * qRank, (seq + 1) * qRank), [1, qRank]),
+      wqB,
+      weightsProj,
+      keys: new ort.Tensor('float32', ortArrays![seq].keys, [s, d]),
+      kv: new ort.Tensor('float32', ortArrays![seq].kv, [s, dqk]),
+      q: new ort.Tensor('float32', inp.q.data.slice(seq * hq * dqk, (seq + 1) * hq * dqk), [hq, dqk]),
     };
-    for (let i = 0; i < warmup; i++) await run(i, i % 2 + 1);
-    for (const threads of [1, 2]) {
-      const times: number[] = [];
-      let allocated = 0;
-      for (let r = 0; r < reps; r++) {
-        const i = warmup + (threads - 1) * reps + r;
-        gc();
-        const before = process.memoryUsage();
-        const t0 = performance.now();
-        await run(i, threads);
-        times.push(performance.now() - t0);
-        const after = process.memoryUsage();
-        allocated = Math.max(allocated, after.arrayBuffers - before.arrayBuffers + after.heapUsed - before.heapUsed);
-      }
-      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(times), minMs: Math.min(...times), timesMs: times, allocatedBytes: allocated, rssMiB: peakRssMiB() });
-      console.log(`${name} ${form} ${threads}t: ${median(times).toFixed(1)} ms (min ${Math.min(...times).toFixed(1)}), ~${(allocated / 1024).toFixed(0)} KiB allocated a step`);
-    }
-    indicesOf.set(form, picked);
-  }
-  // Recall of each form's top-k against the float32 cache's, step by step (the same tokens).
-  const exact = indicesOf.get('float32');
-  if (exact) {
-    for (const form of forms) {
-      if (form === 'float32') continue;
-      let hit = 0, count = 0;
-      indicesOf.get(form)!.forEach((got, i) => {
-        for (let row = 0; row < m; row++) {
-          const want = new Set(exact[i].subarray(row * topK, (row + 1) * topK).filter((j) => j >= 0));
-          for (const j of got.subarray(row * topK, (row + 1) * topK)) if (j >= 0 && want.has(j)) hit++;
-          count += want.size;
-        }
-      });
-      for (const row of rows) if (row.case === name && row.method === `decodeStep ${form}`) row.recall = hit / count;
-      console.log(`${name} ${form} recall@${topK} vs float32: ${(hit / count).toFixed(4)}`);
-    }
-  }
-  // onnxruntime-node over the float32 arrays, one session run per sequence; checked once.
+  };
+  let relErr: number | undefined;
   if (ortArrays) {
-    // onnxruntime-node takes plain (not SharedArrayBuffer) arrays: the weights are copied once, a step's inputs per run.
-    const wqB = new ort.Tensor('float32', Float32Array.from(weights.wqB.data), [h * d, qRank]);
-    const weightsProj = new ort.Tensor('float32', Float32Array.from(weights.weightsProj.data), [h, dim]);
-    const feeds = (i: number, seq: number) => {
-      const s = ortArrays![seq].keys.length / d;
-      const inp = inputs[i];
-      return {
-        x: new ort.Tensor('float32', inp.x.data.slice(seq * dim, (seq + 1) * dim), [1, dim]),
-        qr: new ort.Tensor('float32', inp.qr.data.slice(seq * qRank, (seq + 1) * qRank), [1, qRank]),
-        wqB,
-        weightsProj,
-        keys: new ort.Tensor('float32', ortArrays![seq].keys, [s, d]),
-        kv: new ort.Tensor('float32', ortArrays![seq].kv, [s, dqk]),
-        q: new ort.Tensor('float32', inp.q.data.slice(seq * hq * dqk, (seq + 1) * hq * dqk), [hq, dqk]),
-      };
-    };
-    let relErr = 0;
+    relErr = 0;
     for (let seq = 0; seq < m; seq++) {
       const r = await sessions.get(2)!.run(feeds(0, seq));
       const inp = inputs[0];
@@ -206,17 +168,80 @@ for (const name of caseNames) {
         out: r.out.data as Float32Array, scores: r.scores.data as Float32Array, top: r.top.data as BigInt64Array,
       }));
     }
+  }
+  const ortStep = async (threads: number, i: number) => {
+    for (let seq = 0; seq < m; seq++) sink += ((await sessions.get(threads)!.run(feeds(i, seq))).out.data as Float32Array)[0];
+  };
+
+  // Every contender in every round, one after another, so that ratios see the same machine (it is shared and drifts).
+  const picked = new Map<KeyForm, Int32Array[]>(forms.map((f) => [f, []]));
+  const times = new Map<string, number[]>();
+  const allocated = new Map<string, number>();
+  const timed = async (key: string, run: () => Promise<unknown> | unknown, measureAllocation: boolean) => {
+    if (measureAllocation) gc();
+    const before = process.memoryUsage();
+    const t0 = performance.now();
+    await run();
+    const ms = performance.now() - t0;
+    const after = process.memoryUsage();
+    if (!times.has(key)) times.set(key, []);
+    times.get(key)!.push(ms);
+    if (measureAllocation) allocated.set(key, Math.max(allocated.get(key) ?? 0, after.arrayBuffers - before.arrayBuffers + after.heapUsed - before.heapUsed));
+  };
+  const stepOf = (form: KeyForm, i: number, threads: number) => async () => {
+    const cache = caches.get(form)!;
+    const r = threads === 1
+      ? decodeStep(weights, cache, inputs[i], { dV, topK, ropeDim })
+      : await pool.decodeStep(weights, cache, inputs[i], { dV, topK, ropeDim });
+    picked.get(form)![i] = r.indices.data;
+    sink += r.out.data[0];
+  };
+  // Warm-up: one step on this thread, then one on the pool (its workers compile the kernels on first use).
+  for (let i = 0; i < warmup; i++) {
+    const threads = (i % 2) + 1;
+    for (const form of forms) await stepOf(form, i, threads)();
+    if (ortArrays) await ortStep(threads, i);
+  }
+  for (let round = 0; round < reps; round++) {
     for (const threads of [1, 2]) {
-      const times: number[] = [];
-      for (let i = 0; i < warmup + reps; i++) {
-        const t0 = performance.now();
-        for (let seq = 0; seq < m; seq++) sink += ((await sessions.get(threads)!.run(feeds(i % steps, seq))).out.data as Float32Array)[0];
-        if (i >= warmup) times.push(performance.now() - t0);
-      }
-      rows.push({ case: name, lengths, method: 'onnxruntime-node float32', threads, medianMs: median(times), minMs: Math.min(...times), timesMs: times, rssMiB: peakRssMiB(), relErr });
-      console.log(`${name} onnxruntime ${threads}t: ${median(times).toFixed(1)} ms (min ${Math.min(...times).toFixed(1)}), rel err ${relErr.toExponential(1)}`);
+      const i = warmup + 2 * round + threads - 1;
+      for (const form of forms) await timed(`${form} ${threads}`, stepOf(form, i, threads), true);
+      if (ortArrays) await timed(`ort ${threads}`, () => ortStep(threads, i), false);
     }
   }
+  // Recall of each form's top-k against the float32 cache's, step by step (the same tokens).
+  const exact = picked.get('float32');
+  const recallOf = new Map<KeyForm, number>();
+  if (exact) {
+    for (const form of forms) {
+      if (form === 'float32') continue;
+      let hit = 0, count = 0;
+      picked.get(form)!.forEach((got, i) => {
+        if (!exact[i]) return;
+        for (let row = 0; row < m; row++) {
+          const want = new Set(exact[i].subarray(row * topK, (row + 1) * topK).filter((j) => j >= 0));
+          for (const j of got.subarray(row * topK, (row + 1) * topK)) if (j >= 0 && want.has(j)) hit++;
+          count += want.size;
+        }
+      });
+      recallOf.set(form, hit / count);
+    }
+  }
+  for (const form of forms) {
+    for (const threads of [1, 2]) {
+      const t = times.get(`${form} ${threads}`)!;
+      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, allocatedBytes: allocated.get(`${form} ${threads}`), recall: recallOf.get(form), rssMiB: peakRssMiB() });
+      console.log(`${name} ${form} ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), ~${((allocated.get(`${form} ${threads}`) ?? 0) / 1024).toFixed(0)} KiB allocated a step${recallOf.has(form) ? `, recall@${topK} ${recallOf.get(form)!.toFixed(4)}` : ''}`);
+    }
+  }
+  if (ortArrays) {
+    for (const threads of [1, 2]) {
+      const t = times.get(`ort ${threads}`)!;
+      rows.push({ case: name, lengths, method: 'onnxruntime-node float32', threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, rssMiB: peakRssMiB(), relErr });
+      console.log(`${name} onnxruntime ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), rel err ${relErr!.toExponential(1)}`);
+    }
+  }
+  caches.clear();
 }
 await pool.close();
 
@@ -232,4 +257,4 @@ for (const r of rows) {
     `| ${r.case === 'batch' ? `batch of ${r.lengths.length} (${r.lengths[0]}..${r.lengths[r.lengths.length - 1]})` : `s=${r.case}`} | ${r.method} | ${r.threads} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${speedup} | ${vsOrt} | ${r.recall?.toFixed(4) ?? ''} | ${r.allocatedBytes === undefined ? '' : (r.allocatedBytes / 1024).toFixed(0)} | ${r.rssMiB} |`,
   );
 }
-writeResults(smoke ? 'decode-smoke.json' : 'decode.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), shape, reps, rows, sink }, null, 2));
+if (!smoke) writeResults('decode.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), shape, reps, rows, sink }, null, 2));

@@ -161,7 +161,7 @@ const [aqG, kvG, aiG] = [up(aq.data, aq.shape), up(kv.data, kv.shape), up(aidx.d
 await measure('sparseAttention', `t=${at} hq=${hq} k=${k} dqk=${dqk} dV=${dV}`, at * k * dqk * 4, 2 * at * hq * k * (dqk + dV), 'copy', at * k * dqk * 4,
   () => gpu.sparseAttention(aqG, kvG, aiG, { dV, resident: true }), pool && (() => pool.sparseAttention(aq, kv, aidx, { dV })));
 
-writeResults('webgpu.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), adapter: info, limits: {
+if (!smoke) writeResults('webgpu.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), adapter: info, limits: {
   maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
 }, shape, reps, cpuReps, results: rows, sink }, null, 2) + '\n');
 await pool?.close();

@@ -90,7 +90,7 @@ export function tileCount(lo: Int32Array, hi: Int32Array, rowStart: number, nRow
 function forTiles(a: ScoreArgs, v0: number, v1: number, visit: Visit): void {
   const { rowStart, nRows, keyBlock, width, t } = a;
   const nKb = Math.ceil(width / keyBlock);
-  if (perBlock.length < nKb + 1) perBlock = new Int32Array(nKb + 1);
+  if (perBlock.length < nKb + 1) perBlock = new Int32Array(nKb + 1 + (nKb >> 3));
   const count = perBlock;
   count.fill(0, 0, nKb + 1);
   for (let r = rowStart; r < rowStart + nRows; r++) {

@@ -89,7 +89,8 @@ let scratch: Scratch | null = null;
 
 function scratchFor(s: number, k: number): Scratch {
   if (scratch && scratch.s >= s && scratch.k >= Math.min(k, s)) return scratch;
-  const S = Math.max(s, scratch?.s ?? 0);
+  // Room for 1/8 more keys: a decode loop's rows grow by one key a step and must not reallocate every step.
+  const S = Math.max(s + (s >> 3), scratch?.s ?? 0);
   const K = Math.max(Math.min(k, s), scratch?.k ?? 0);
   const candKeys = new Int32Array(S);
   scratch = {
