@@ -47,7 +47,7 @@ export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   qr: Tensor<Float32Array>;
   /**
    * Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier
-   * call returned them: float32, or quantized (`quantizeKeys`, int8 only; the
+   * call returned them: float32, or quantized (`quantizeKeys`, int8 and int7 only; the
    * new keys are then quantized and appended, and scores are bit-identical).
    */
   kCache?: K;
@@ -73,7 +73,7 @@ export interface LightningIndexerOptions {
   /** DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q and k; d a power of 2. No-op for exact scores; helps int8. */
   hadamard?: boolean;
   /** Score precision (see indexerScores). */
-  precision?: 'float32' | 'int8';
+  precision?: 'float32' | 'int8' | 'int7';
   /** `false` forces the TypeScript kernels. */
   simd?: boolean;
   /** Memory guard for everything the call allocates. */
@@ -186,8 +186,8 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
   let sPast = 0;
   const cacheQuantized = isQuantizedKeys(inputs.kCache);
-  if (cacheQuantized && opts.precision !== 'int8') {
-    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8', got precision '${opts.precision ?? 'float32'}'`);
+  if (cacheQuantized && opts.precision !== 'int8' && opts.precision !== 'int7') {
+    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8' or 'int7', got precision '${opts.precision ?? 'float32'}'`);
   }
   if (inputs.kCache !== undefined) {
     const [bc, sc, dc] = isQuantizedKeys(inputs.kCache)

@@ -14,12 +14,12 @@
  * Ineligible keys (causal: j > ti + offset) get -Infinity and cost nothing.
  */
 import type { KernelArgs } from '../plan.js';
-import { simdModule } from '../simd/index.js';
-import { QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
+import { simdModule, type RelaxedExports, type SimdModule } from '../simd/index.js';
+import { INT7_LEVELS, INT8_LEVELS, QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
 
 interface ScoreArgs {
   q: Float32Array;
-  /** float32 keys, or null when the keys come quantized (kq, kScales; int8 only). */
+  /** float32 keys, or null when the keys come quantized (kq, kScales; int8 and int7). */
   k: Float32Array | null;
   /** Quantized keys [b, s, d] and their scales [b, s, nb] (quantizeKeys), or null. */
   kq: Int8Array | null;
@@ -140,9 +140,23 @@ export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number)
 
 /** int8 on WebAssembly SIMD: keys and the query row quantized in wasm, integer dots by i32x4.dot_i16x8_s. */
 export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: number): void {
-  const a = args as unknown as ScoreArgs;
-  const { q, k, w, out, s, h, d, keyBlock, weightScale } = a;
+  quantizedScoresWasm(args as unknown as ScoreArgs, simdModule()!, false, tileStart, tileEnd);
+}
+
+/**
+ * int7 on WebAssembly SIMD: in the relaxed module, int8 key bytes against
+ * biased 7-bit query bytes by i32x4.relaxed_dot_i8x16_i7x16_add_s; in the
+ * baseline module, the int8 kernels on 7-bit queries. The same bits.
+ */
+export function scoresInt7Wasm(args: KernelArgs, tileStart: number, tileEnd: number): void {
   const m = simdModule()!;
+  if (m.relaxed) int7RelaxedScores(args as unknown as ScoreArgs, m, m.relaxed, tileStart, tileEnd);
+  else quantizedScoresWasm(args as unknown as ScoreArgs, m, true, tileStart, tileEnd);
+}
+
+/** int8 (or, with `int7`, 7-bit queries) in int16 lanes, dots by i32x4.dot_i16x8_s. */
+function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileStart: number, tileEnd: number): void {
+  const { q, k, w, out, s, h, d, keyBlock, weightScale } = a;
   const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
   const { kq, kScales } = a;
   // With quantized keys the float region holds their int8 bytes instead.
@@ -168,10 +182,45 @@ export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: num
       loaded = bi * s + j0;
     }
     copyRows(qf, q, row * h * d, h, d, dp);
-    m.exports.quantizeRows(pqf, pq, pqs, hp, hp, dp);
+    if (int7) m.exports.quantizeRows7(pqf, pq, pqs, hp, hp, dp);
+    else m.exports.quantizeRows(pqf, pq, pqs, hp, hp, dp);
     for (let hh = 0; hh < h; hh++) wv[hh] = w[row * h + hh] * weightScale;
     if (dp === 128) m.exports.indexerBlockI8D128(pq, pqs, pw, pk, pks, up(end - j0, 4), hp, po);
     else m.exports.indexerBlockI8(pq, pqs, pw, pk, pks, kbp, up(end - j0, 4), hp, dp, po);
+    out.set(ov.subarray(0, end - j0), outRow + j0);
+  });
+}
+
+/** int7 on the relaxed module: keys as int8 bytes with block sums, queries as 7-bit values + 64 (src/simd/assembly/indexer-relaxed.ts). */
+function int7RelaxedScores(a: ScoreArgs, m: SimdModule, r: RelaxedExports, tileStart: number, tileEnd: number): void {
+  const { q, k, w, out, s, h, d, keyBlock, weightScale, kq, kScales } = a;
+  const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
+  const [pkf, pk, pks, psum, pqf, pq, pqs, pw, po] = m.layout(
+    kbp * dp * 4, kbp * dp, nb * kbp * 4, nb * kbp * 4, hp * dp * 4, hp * dp, nb * hp * 4, hp * 4, kbp * 4,
+  );
+  const keysF = m.f32(pkf, kbp * dp), keys8 = m.i8(pk, kbp * dp), ks = m.f32(pks, nb * kbp);
+  const qf = m.f32(pqf, hp * dp), wv = m.f32(pw, hp), ov = m.f32(po, kbp);
+  qf.fill(0);
+  wv.fill(0);
+  let loaded = -1;
+  forTiles(a, tileStart, tileEnd, (row, bi, j0, end, outRow) => {
+    if (loaded !== bi * s + j0) {
+      const n = keyBlockEnd(a, j0) - j0;
+      if (kq && kScales) {
+        copyRows(keys8, kq, (bi * s + j0) * d, n, d, dp);
+        for (let j = 0; j < n; j++) for (let b = 0; b < nb; b++) ks[b * kbp + j] = kScales[(bi * s + j0 + j) * nb + b];
+        r.keyBlockSums(pk, psum, kbp, n, dp);
+      } else {
+        copyRows(keysF, k!, (bi * s + j0) * d, n, d, dp);
+        r.quantizeKeysBytes(pkf, pk, pks, psum, kbp, up(n, 4), dp);
+      }
+      loaded = bi * s + j0;
+    }
+    copyRows(qf, q, row * h * d, h, d, dp);
+    r.quantizeQueriesBiased(pqf, pq, pqs, hp, hp, dp);
+    for (let hh = 0; hh < h; hh++) wv[hh] = w[row * h + hh] * weightScale;
+    if (dp === 128) r.indexerBlockI7D128(pq, pqs, pw, pk, pks, psum, up(end - j0, 4), hp, po);
+    else r.indexerBlockI7(pq, pqs, pw, pk, pks, psum, kbp, up(end - j0, 4), hp, dp, po);
     out.set(ov.subarray(0, end - j0), outRow + j0);
   });
 }
@@ -181,7 +230,15 @@ let scratch = { qv: new Int8Array(0), qs: new Float32Array(0), kv: new Int8Array
 
 /** int8 in plain TypeScript: the exact reference arithmetic (src/indexer/quantize.ts). */
 export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: number): void {
-  const a = args as unknown as ScoreArgs;
+  quantizedScoresTs(args as unknown as ScoreArgs, INT8_LEVELS, tileStart, tileEnd);
+}
+
+/** int7 in plain TypeScript: int8 keys, queries at 63 levels, the int8 arithmetic. */
+export function scoresInt7Ts(args: KernelArgs, tileStart: number, tileEnd: number): void {
+  quantizedScoresTs(args as unknown as ScoreArgs, INT7_LEVELS, tileStart, tileEnd);
+}
+
+function quantizedScoresTs(a: ScoreArgs, queryLevels: number, tileStart: number, tileEnd: number): void {
   const { q, k, w, out, s, h, d, keyBlock, weightScale } = a;
   const nb = Math.ceil(d / QUANT_BLOCK);
   if (scratch.kv.length < keyBlock * d || scratch.qv.length < h * d || scratch.qs.length < nb * h || scratch.ks.length < nb * keyBlock || scratch.w.length < h) {
@@ -203,7 +260,7 @@ export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: numbe
       }
       loaded = bi * s + j0;
     }
-    quantizeRowsRef(q, row * h * d, h, d, qv, qs, h);
+    quantizeRowsRef(q, row * h * d, h, d, qv, qs, h, queryLevels);
     for (let hh = 0; hh < h; hh++) wv[hh] = w[row * h + hh] * weightScale;
     int8RowScoresRef(qv, qs, wv, h, kv, ks, keyBlock, end - j0, d, out, outRow + j0);
   });

@@ -22,8 +22,12 @@ export interface IndexerScoresOptions {
    * (one float32 scale each, DeepSeek's block-128 scheme), integer dots,
    * scales, ReLU and weights in float32. A NaN or Infinity makes its
    * block's scale NaN, so the scores using it are NaN.
+   * 'int7': as 'int8' with the queries at 63 levels (values in [-63, 63],
+   * scale amax / 63) against int8 keys: the operands of WebAssembly's
+   * relaxed i8 x i7 dot, about twice as fast where the relaxed module runs
+   * (browsers), the same bits everywhere (docs/indexer.md).
    */
-  precision?: 'float32' | 'int8';
+  precision?: 'float32' | 'int8' | 'int7';
   /**
    * Causal eligibility: query ti sees key j iff j <= ti + causalOffset
    * (s - t for a query block at the end of the cache). Ineligible scores are
@@ -64,9 +68,9 @@ export function planIndexerScores(
   checkSame('indexerScores', tw, 'w.shape[1] (t)', t, 'q.shape[1] (t)');
   checkSame('indexerScores', hw, 'w.shape[2] (h)', h, 'q.shape[2] (h)');
   const weightScale = opts.weightScale === undefined ? 1 : checkFinite('weightScale', opts.weightScale);
-  const precision = opts.precision === undefined ? 'float32' : checkOneOf('precision', opts.precision, ['float32', 'int8'] as const);
-  if (quantized && precision !== 'int8') {
-    throw new RangeError(`k: quantized keys (quantizeKeys) need precision 'int8', got precision '${precision}'`);
+  const precision = opts.precision === undefined ? 'float32' : checkOneOf('precision', opts.precision, ['float32', 'int8', 'int7'] as const);
+  if (quantized && precision === 'float32') {
+    throw new RangeError(`k: quantized keys (quantizeKeys) need precision 'int8' or 'int7', got precision '${precision}'`);
   }
   const causal = opts.causalOffset !== undefined;
   const offset = causal ? checkInteger('causalOffset', opts.causalOffset) : 0;
@@ -90,7 +94,7 @@ export function planIndexerScores(
     out = alloc(Float32Array, length);
   }
   const useSimd = simdReady;
-  const kernel = `indexer.scores${precision === 'int8' ? 'Int8' : ''}${useSimd ? 'Wasm' : 'Ts'}`;
+  const kernel = `indexer.scores${precision === 'int8' ? 'Int8' : precision === 'int7' ? 'Int7' : ''}${useSimd ? 'Wasm' : 'Ts'}`;
   const nTiles = nRows * Math.ceil(s / KEY_BLOCK);
   return {
     steps: [
@@ -118,7 +122,7 @@ export function planIndexerScores(
  *
  * - q [b, t, h, d] Float32Array: indexer queries;
  * - k [b, s, d] Float32Array: indexer keys (one head, shared by all h); for
- *   int8, also keys quantized once by `quantizeKeys` (bit-identical scores);
+ *   int8 and int7, also keys quantized once by `quantizeKeys` (bit-identical scores);
  * - w [b, t, h] Float32Array: per-query head weights.
  *
  * Returns I [b, t, s] Float32Array (or [end-start, s] with `rows`),

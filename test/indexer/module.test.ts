@@ -176,6 +176,6 @@ test('lightningIndexer int8 with a quantized key cache equals int8 with the floa
   assert.deepEqual(quant.keys.values.data, expectedKeys.values.data, 'appended keys quantized as scoring does');
   assert.deepEqual(quant.keys.scales.data, expectedKeys.scales.data);
   assert.throws(() => lightningIndexer(W, { x, qr, kCache: quantizeKeys(kCache) }, { topK: 4, ropeDim: 8 }), {
-    name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8', got precision 'float32'/,
+    name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8' or 'int7', got precision 'float32'/,
   });
 });
