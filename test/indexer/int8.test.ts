@@ -149,7 +149,7 @@ test('int8 and int7 top-k overlap with float32 top-k >= 0.95 at k=2048 (q[1,2,64
 
 test('quantizeKeys: keys quantized once give bit-identical int8 scores (SIMD, fallback, pool, causal, rows)', async () => {
   const { quantizeKeys } = await import('../../src/indexer/quantized-keys.js');
-  const { createPool } = await import('../../src/parallel.js');
+  const { createPool } = await import('../../src/pool/index.js');
   for (const [b, t, h, d, s] of [[2, 3, 4, 128, 1100], [1, 2, 3, 200, 37], [1, 1, 2, 20, 9]] as const) {
     const { q, k, w } = inputs(b, t, h, d, s, d + s);
     const kq = quantizeKeys(k);

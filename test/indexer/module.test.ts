@@ -145,7 +145,7 @@ test('lightningIndexer: shapes of the weights are checked by name', () => {
 });
 
 test('pool: lightningIndexer is bit-identical to the synchronous call (x[2,5,24] cache=7 topK=6, bool mask)', async () => {
-  const { createPool } = await import('../../src/parallel.js');
+  const { createPool } = await import('../../src/pool/index.js');
   const pool = createPool({ threads: 2 });
   try {
     const W = weights(24, 16, 4, 16, 11);

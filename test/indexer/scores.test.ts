@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { indexerScores } from '../../src/indexer/scores.js';
-import { createPool } from '../../src/parallel.js';
+import { createPool } from '../../src/pool/index.js';
 import type { Tensor } from '../../src/tensor.js';
 
 type F = Tensor<Float32Array>;
