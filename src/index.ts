@@ -5,7 +5,8 @@
  */
 export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './tensor.js';
 export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';
-export { generateMask, maskFromThreshold, combineMasks, causalMask } from './mask/masks.js';
+export { generateMask, maskFromThreshold, combineMasks, causalMask, windowMask } from './mask/masks.js';
+export type { KeyWindow, KeyWindowOptions, RaggedBatch } from './window.js';
 export type { GenerateMaskOptions, ThresholdMaskOptions, MaskBlockOptions } from './mask/masks.js';
 export { verifyMask } from './mask/verify.js';
 export type { VerifyMaskOptions, MaskDifference } from './mask/verify.js';
@@ -23,7 +24,10 @@ export { simdSupported, initSimd, simdBuild, relaxedSimdSupported } from './simd
 export type { InitSimdOptions, SimdBuild } from './simd/index.js';
 export { lightningIndexer } from './indexer/module.js';
 export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
-export { quantizeKeys } from './indexer/quantized-keys.js';
-export type { QuantizedKeys, QuantizeKeysOptions } from './indexer/quantized-keys.js';
+export { quantizeKeys, quantizeKeysFp8 } from './indexer/quantized-keys.js';
+export type { QuantizedKeys, QuantizeKeysOptions, QuantizeKeysFp8Options } from './indexer/quantized-keys.js';
+export { e4m3Encode, e4m3Decode, E4M3_VALUES } from './indexer/fp8.js';
+export type { Fp8Keys, ScaleFormat } from './indexer/fp8.js';
+export type { IndexerKeys } from './indexer/scores.js';
 export { parseNpyHeader, encodeNpyHeader, encodeNpy, decodeNpy } from './io/npy.js';
 export type { NpyDtype, NpyHeader } from './io/npy.js';

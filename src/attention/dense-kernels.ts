@@ -34,6 +34,7 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
   const mask = args.mask as MaskData;
   const form = args.form as string;
   const maskStride = args.maskStride as number;
+  const sink = (args.attnSink ?? null) as Float32Array | null;
   const ws = getWorkspace(group, dV, BLOCK, 0);
   const { keys, bias } = ws;
   for (let r = rowStart; r < rowEnd; r++) {
@@ -56,14 +57,16 @@ export function denseAttentionRows(args: KernelArgs, rowStart: number, rowEnd: n
         if (buf) foldBlockSimd(ws, buf, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true, true);
         else foldBlock(ws, q, qBase, group, dqk, kv, kvStride, g * dqk, 0, count, dV, smScale, true);
       }
-      finishGroup(ws, group, dV, kept, out, lse, null, (r - rowOffset) * hq + g * group, buf ? buf.acc : ws.acc);
+      finishGroup(ws, group, dV, kept, out, lse, null, (r - rowOffset) * hq + g * group, buf ? buf.acc : ws.acc, sink, g * group);
     }
   }
 }
 
 /**
  * The plain reference: same args, a two-pass softmax per (row, head) over the
- * kept keys, float64 throughout (out and lse may be Float64Array).
+ * kept keys, float64 throughout (out and lse may be Float64Array); the sink
+ * joins the denominator of out only; a row keeping no key gets out 0 and
+ * lse +Infinity.
  */
 export function denseAttentionReference(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const q = args.q as Float32Array;
@@ -74,6 +77,7 @@ export function denseAttentionReference(args: KernelArgs, rowStart: number, rowE
   const [maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset] = ['maskStride', 's', 'hq', 'hkv', 'dqk', 'dV', 'smScale', 'rowOffset'].map(
     (n) => args[n] as number,
   );
+  const sink = (args.attnSink ?? null) as Float32Array | null;
   for (let r = rowStart; r < rowEnd; r++) {
     for (let h = 0; h < hq; h++) {
       const g = Math.floor(h / (hq / hkv));
@@ -84,11 +88,12 @@ export function denseAttentionReference(args: KernelArgs, rowStart: number, rowE
       const m = logits.reduce((a, b) => Math.max(a, b), -Infinity);
       const p = logits.map((l) => Math.exp(l - m)); // [n]
       const sum = p.reduce((a, b) => a + b, 0);
+      const denominator = sink ? sum + Math.exp(sink[h] - m) : sum;
       const o = ((r - rowOffset) * hq + h) * dV;
       for (let d = 0; d < dV; d++) {
-        out[o + d] = keys.length ? keys.reduce((a, j, i) => a + p[i] * kv[(j * hkv + g) * dqk + d], 0) / sum : 0;
+        out[o + d] = keys.length ? keys.reduce((a, j, i) => a + p[i] * kv[(j * hkv + g) * dqk + d], 0) / denominator : 0;
       }
-      lse[(r - rowOffset) * hq + h] = keys.length ? m + Math.log(sum) : -Infinity;
+      lse[(r - rowOffset) * hq + h] = keys.length ? m + Math.log(sum) : Infinity;
     }
   }
 }

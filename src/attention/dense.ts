@@ -9,7 +9,7 @@ import { runPlan } from '../plan.js';
 import type { Alloc, MaskData, MaskForm, Tensor } from '../tensor.js';
 import { allocLocal, wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
-import { type AttentionOptions, type AttentionResult, checkAttentionInputs, useSimd } from './inputs.js';
+import { type AttentionOptions, type AttentionResult, checkAttentionInputs, checkAttnSink, useSimd } from './inputs.js';
 import { attentionKernels } from './kernels.js';
 
 const formOf = (mask: MaskData): MaskForm => (mask instanceof Float32Array ? 'additive' : mask instanceof Uint8Array ? 'bool' : 'bits');
@@ -32,7 +32,8 @@ export function planDenseAttention(
   const rows = rowEnd - rowStart;
   const out = alloc(Float32Array, rows * hq * dV);
   const lse = alloc(Float32Array, rows * hq);
-  const args: KernelArgs = { q: q.data, kv: kv.data, mask: mask.data, out, lse, form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset: rowStart, simd: useSimd(opts.simd) };
+  const attnSink = checkAttnSink(opts.attnSink, hq);
+  const args: KernelArgs = { q: q.data, kv: kv.data, mask: mask.data, out, lse, form, maskStride, s, hq, hkv, dqk, dV, smScale, rowOffset: rowStart, simd: useSimd(opts.simd), attnSink };
   return {
     steps: [{ kernel: 'attention.dense', args, rows: [rowStart, rowEnd], writes: ['out', 'lse'] }],
     finish: () => ({ out: { data: out, shape: [rows, hq, dV] }, lse: { data: lse, shape: [rows, hq] } }),
@@ -50,8 +51,9 @@ export function planDenseAttention(
  *   [t, hkv, ceil(s/32)].
  *
  * Returns `out` [rows, hq, dV] and `lse` [rows, hq] (natural log). A row whose
- * mask keeps no key outputs 0 with lse = -Infinity (a plain softmax would
- * average every key instead).
+ * mask keeps no key outputs 0 with lse = +Infinity, FlashMLA's convention (a
+ * plain softmax would average every key instead). `attnSink` as in
+ * `sparseAttention`.
  */
 export function denseAttention(
   q: Tensor<Float32Array>,

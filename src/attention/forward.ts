@@ -12,7 +12,7 @@
 import type { MaskData, Tensor } from '../tensor.js';
 import { wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
-import { type IndexerInputs, type IndexerWeights, type LightningIndexerOptions, type LightningIndexerResult, lightningIndexer } from '../indexer/module.js';
+import { type IndexerInputs, type IndexerWeights, type KeyCache, type LightningIndexerOptions, type LightningIndexerResult, keyCacheShape, lightningIndexer } from '../indexer/module.js';
 import { denseAttention } from './dense.js';
 import { sparseAttention } from './sparse.js';
 
@@ -38,16 +38,16 @@ export interface DsaForwardOptions {
 export interface DsaForwardResult {
   /** [t, hq, dV] */
   out: Tensor<Float32Array>;
-  /** [t, hq], natural log; -Infinity for a query with no key. */
+  /** [t, hq], natural log; +Infinity for a query with no key (FlashMLA). */
   lse: Tensor<Float32Array>;
-  /** The indexer's result (scores [1, t, s], top-k values and indices [1, t, k'], keys). */
-  indexer: LightningIndexerResult;
+  /** The indexer's result (scores [1, t, s], top-k values and indices [1, t, k'], keys in the kCache's form). */
+  indexer: LightningIndexerResult<KeyCache>;
 }
 
-export function checkForwardInputs(inputs: IndexerInputs, attention: DsaAttentionInputs): { t: number; s: number; hkv: number } {
+export function checkForwardInputs(inputs: IndexerInputs<KeyCache>, attention: DsaAttentionInputs): { t: number; s: number; hkv: number } {
   const [b, t] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
   if (b !== 1) throw new RangeError(`inputs.x: the forward runs one sequence, expected b = 1, got b = ${b}`);
-  const sPast = inputs.kCache === undefined ? 0 : checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd'])[1];
+  const sPast = inputs.kCache === undefined ? 0 : keyCacheShape(inputs.kCache)[1];
   const [tq] = checkTensor('attention.q', attention.q, Float32Array, ['t', 'hq', 'dqk']);
   const [s, hkv] = checkTensor('attention.kv', attention.kv, Float32Array, ['s', 'hkv', 'dqk']);
   if (tq !== t) throw new RangeError(`attention.q: expected t = ${t} rows (the indexer's tokens), got ${tq}`);
@@ -74,7 +74,7 @@ export function perKvHead<T extends Int32Array | MaskData>(data: T, t: number, h
  */
 export function dsaForward(
   weights: IndexerWeights,
-  inputs: IndexerInputs,
+  inputs: IndexerInputs<KeyCache>,
   attention: DsaAttentionInputs,
   opts: DsaForwardOptions = {},
 ): DsaForwardResult {
@@ -92,7 +92,7 @@ export function dsaForward(
  */
 export function dsaForwardDense(
   weights: IndexerWeights,
-  inputs: IndexerInputs,
+  inputs: IndexerInputs<KeyCache>,
   attention: DsaAttentionInputs,
   opts: DsaForwardOptions = {},
 ): DsaForwardResult & { mask: Tensor<MaskData> } {

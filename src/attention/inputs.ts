@@ -17,6 +17,24 @@ export interface AttentionOptions {
   maxBytes?: number;
   /** WebAssembly SIMD for the dot products and p.v: default where available; false forces the TypeScript path. */
   simd?: boolean;
+  /**
+   * Float32Array [hq]: a per-head logit that joins each softmax's
+   * denominator and attends to nothing (FlashMLA's `attn_sink`): out =
+   * sum_j p_j v_j / (sum_j p_j + exp(sink)) in the logits' units; lse and
+   * maxLogits are unchanged. -Infinity is no sink; NaN is an error.
+   */
+  attnSink?: Float32Array;
+}
+
+/** The attention sink option: a Float32Array of one non-NaN value per query head, or null. */
+export function checkAttnSink(sink: unknown, hq: number): Float32Array | null {
+  if (sink === undefined) return null;
+  if (!(sink instanceof Float32Array) || sink.length !== hq) {
+    throw new TypeError(`attnSink: expected a Float32Array of length hq = ${hq} (one per query head), got ${sink instanceof Float32Array ? `length ${sink.length}` : typeof sink}`);
+  }
+  const bad = sink.findIndex((x) => Number.isNaN(x));
+  if (bad >= 0) throw new RangeError(`attnSink: head ${bad} is NaN; expected a number or -Infinity (no sink)`);
+  return sink;
 }
 
 export interface AttentionDims {
@@ -48,7 +66,7 @@ export function checkAttentionInputs(what: string, q: unknown, kv: unknown, opts
 export interface AttentionResult {
   /** [rows, hq, dV] */
   out: Tensor<Float32Array>;
-  /** [rows, hq], natural log of the softmax denominator over scaled logits; -Infinity when no key is kept. */
+  /** [rows, hq], natural log of the softmax denominator over scaled logits (the sink left out); +Infinity when no key is kept. */
   lse: Tensor<Float32Array>;
 }
 

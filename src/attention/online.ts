@@ -195,11 +195,11 @@ export interface RowArgs {
   group: number;
   /** Floats between consecutive key rows of kv, hkv * dqk. */
   kvStride: number;
-  /** This thread's SIMD buffers when `args.simd` asks for them and the shapes allow. */
+  /** This thread's SIMD buffers (for `heads` query heads at a time) when `args.simd` asks for them and the shapes allow. */
   buf: SimdBuffers | null;
 }
 
-export function rowArgs(args: KernelArgs): RowArgs {
+export function rowArgs(args: KernelArgs, heads?: number): RowArgs {
   const hq = args.hq as number, hkv = args.hkv as number, dqk = args.dqk as number, dV = args.dV as number;
   const group = hq / hkv;
   return {
@@ -213,7 +213,7 @@ export function rowArgs(args: KernelArgs): RowArgs {
     rowOffset: args.rowOffset as number,
     group,
     kvStride: hkv * dqk,
-    buf: simdBuffers(args.simd ? simdModule() : null, group, dqk, dV),
+    buf: simdBuffers(args.simd ? simdModule() : null, heads ?? group, dqk, dV),
   };
 }
 
@@ -308,10 +308,13 @@ export function foldBlockSimd(
 }
 
 /**
- * Writes the group's heads: out = acc / sum, lse = max + log(sum), and
- * maxLogits = max. `kept` false (no key kept or valid) writes out 0,
- * lse = maxLogits = -Infinity. Head i goes to row `headRow + i` of out
- * (`[.., dV]`), lse and maxLogits (`maxLogits` may be null).
+ * Writes the group's heads: out = acc / (sum + exp(sink - max)),
+ * lse = max + log(sum), maxLogits = max (the sink weighs in the denominator
+ * only, as FlashMLA's `attn_sink`; lse and maxLogits stay those of the keys).
+ * `kept` false (no key kept or valid) writes FlashMLA's empty row: out 0,
+ * lse = +Infinity (so exp(logit - lse) is 0), maxLogits = -Infinity. Head i
+ * goes to row `headRow + i` of out (`[.., dV]`), lse and maxLogits
+ * (`maxLogits` may be null); its sink is `sink[sinkHead + i]` (`sink` null: none).
  */
 export function finishGroup(
   ws: Workspace,
@@ -323,17 +326,19 @@ export function finishGroup(
   maxLogits: Float32Array | Float64Array | null,
   headRow: number,
   acc: Float32Array | Float64Array = ws.acc,
+  sink: Float32Array | null = null,
+  sinkHead = 0,
 ): void {
   const { max, sum } = ws;
   for (let i = 0; i < group; i++) {
     const o = (headRow + i) * dV;
     if (!kept || !(sum[i] > 0)) {
       out.fill(0, o, o + dV);
-      lse[headRow + i] = -Infinity;
+      lse[headRow + i] = Infinity;
       if (maxLogits) maxLogits[headRow + i] = -Infinity;
       continue;
     }
-    const inv = 1 / sum[i];
+    const inv = 1 / (sink === null ? sum[i] : sum[i] + Math.exp(sink[sinkHead + i] - max[i]));
     const a = i * dV;
     for (let d = 0; d < dV; d++) out[o + d] = acc[a + d] * inv;
     lse[headRow + i] = max[i] + Math.log(sum[i]);

@@ -5,7 +5,7 @@ import type { AttentionOptions, AttentionResult } from './inputs.js';
 import { planDenseAttention } from './dense.js';
 import { type SparseAttentionOptions, type SparseAttentionResult, planSparseAttention } from './sparse.js';
 import { type DsaAttentionInputs, type DsaForwardOptions, type DsaForwardResult, checkForwardInputs, perKvHead } from './forward.js';
-import type { IndexerInputs, IndexerWeights } from '../indexer/module.js';
+import type { IndexerInputs, IndexerWeights, KeyCache } from '../indexer/module.js';
 import { indexerPoolApi } from '../indexer/pooled.js';
 import { wordsPerRow } from '../tensor.js';
 
@@ -27,7 +27,7 @@ export function attentionPoolApi(run: PlanRunner) {
       opts?: SparseAttentionOptions,
     ): Promise<SparseAttentionResult> => run(planSparseAttention(q, kv, indices, opts, allocShared)),
     /** `dsaForward` on the pool: the indexer's scores, top-k and the sparse attention split across workers; bit-identical. */
-    dsaForward: async (weights: IndexerWeights, inputs: IndexerInputs, attention: DsaAttentionInputs, opts: DsaForwardOptions = {}): Promise<DsaForwardResult> => {
+    dsaForward: async (weights: IndexerWeights, inputs: IndexerInputs<KeyCache>, attention: DsaAttentionInputs, opts: DsaForwardOptions = {}): Promise<DsaForwardResult> => {
       const { t, hkv } = checkForwardInputs(inputs, attention);
       const indexer = await lightningIndexer(weights, inputs, { ...opts.indexer });
       const k = indexer.indices.shape[2];
@@ -37,7 +37,7 @@ export function attentionPoolApi(run: PlanRunner) {
       return { out, lse, indexer };
     },
     /** `dsaForwardDense` on the pool; bit-identical. */
-    dsaForwardDense: async (weights: IndexerWeights, inputs: IndexerInputs, attention: DsaAttentionInputs, opts: DsaForwardOptions = {}) => {
+    dsaForwardDense: async (weights: IndexerWeights, inputs: IndexerInputs<KeyCache>, attention: DsaAttentionInputs, opts: DsaForwardOptions = {}) => {
       const { t, s, hkv } = checkForwardInputs(inputs, attention);
       const indexer = await lightningIndexer(weights, inputs, { ...opts.indexer, maskForm: 'bits' });
       const words = wordsPerRow(s);

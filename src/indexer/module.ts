@@ -16,11 +16,12 @@
  * Weights use the PyTorch `nn.Linear` layout [out, in] (DeepSeek's
  * checkpoints); MaxText's `kernel`s are their transposes.
  */
-import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { allocLocal, allocShared, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
-import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, type QuantizedKeys } from './quantized-keys.js';
+import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, quantizeKeysFp8, type QuantizedKeys } from './quantized-keys.js';
+import { checkFp8Keys, hadamardInPlace, isFp8Keys, type Fp8Keys, type ScaleFormat } from './fp8.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
@@ -37,8 +38,8 @@ export interface IndexerWeights {
   weightsProj: Tensor<Float32Array>;
 }
 
-/** The key cache's form: float32 keys or `quantizeKeys` output. */
-export type KeyCache = Tensor<Float32Array> | QuantizedKeys;
+/** The key cache's form: float32 keys, `quantizeKeys` output (int8) or `quantizeKeysFp8` output (fp8). */
+export type KeyCache = Tensor<Float32Array> | QuantizedKeys | Fp8Keys;
 
 export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   /** Hidden states of the t new tokens, [b, t, dim]. */
@@ -47,8 +48,10 @@ export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   qr: Tensor<Float32Array>;
   /**
    * Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier
-   * call returned them: float32, or quantized (`quantizeKeys`, int8 and int7 only; the
-   * new keys are then quantized and appended, and scores are bit-identical).
+   * call returned them: float32, or quantized (`quantizeKeys` for int8 and
+   * int7, `quantizeKeysFp8` for fp8; the new keys are then quantized and
+   * appended, and scores are bit-identical). A growing cache is better kept in
+   * `createDsaCache`, which appends without copying earlier tokens.
    */
   kCache?: K;
 }
@@ -70,10 +73,16 @@ export interface LightningIndexerOptions {
   mask?: Tensor<MaskData>;
   /** Also return the top-k keys as a mask of this form. */
   maskForm?: MaskForm;
-  /** DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q and k; d a power of 2. No-op for exact scores; helps int8. */
+  /**
+   * DeepSeek's rotate_activation: a Hadamard transform (scaled d^-0.5) of q
+   * and k; d a power of 2. No-op for exact scores; helps int8 and fp8.
+   * Default false, and true for precision 'fp8' (with an FP8 kCache, its own flag).
+   */
   hadamard?: boolean;
   /** Score precision (see indexerScores). */
-  precision?: 'float32' | 'int8' | 'int7';
+  precision?: 'float32' | 'int8' | 'int7' | 'fp8';
+  /** fp8: scale rounding of act_quant, 'float32' (default) or 'ue8m0'. */
+  scaleFormat?: ScaleFormat;
   /** `false` forces the TypeScript kernels. */
   simd?: boolean;
   /** Memory guard for everything the call allocates. */
@@ -87,7 +96,7 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
   values: Tensor<Float32Array>;
   /** [b, t, k'] key indices, ties by lower index; -1 in empty slots. k' = min(topK, s). */
   indices: Tensor<Int32Array>;
-  /** [b, s, d] the keys (kCache followed by the new ones), in kCache's form: the next call's kCache. */
+  /** [b, s, d] the keys (kCache followed by the new ones), in kCache's form (float32 without one): the next call's kCache. */
   keys: K;
   /** [b, t, s] (or bits [b, t, ceil(s/32)]) when `maskForm` is given. */
   mask?: Tensor<MaskData>;
@@ -142,24 +151,9 @@ function rope(v: Float32Array, at: number, ropeDim: number, position: number, fr
   }
 }
 
-/** In-place fast Walsh-Hadamard transform (Sylvester order) of v[at .. at+d), scaled d^-0.5. */
-function hadamard(v: Float32Array, at: number, d: number): void {
-  for (let len = 1; len < d; len <<= 1) {
-    for (let i = 0; i < d; i += len << 1) {
-      for (let j = i; j < i + len; j++) {
-        const a = v[at + j], b = v[at + j + len];
-        v[at + j] = a + b;
-        v[at + j + len] = a - b;
-      }
-    }
-  }
-  const scale = 1 / Math.sqrt(d);
-  for (let e = 0; e < d; e++) v[at + e] *= scale;
-}
-
 interface Prepared {
   q: Tensor<Float32Array>;
-  keys: Tensor<Float32Array> | QuantizedKeys;
+  keys: KeyCache;
   w: Tensor<Float32Array>;
   s: number;
   k: number;
@@ -184,19 +178,16 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
   checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
   checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
-  let sPast = 0;
-  const cacheQuantized = isQuantizedKeys(inputs.kCache);
-  if (cacheQuantized && opts.precision !== 'int8' && opts.precision !== 'int7') {
-    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8' or 'int7', got precision '${opts.precision ?? 'float32'}'`);
+  const precision = opts.precision ?? 'float32';
+  if (isQuantizedKeys(inputs.kCache) && precision !== 'int8' && precision !== 'int7') {
+    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8' or 'int7', got precision '${precision}'`);
   }
-  if (inputs.kCache !== undefined) {
-    const [bc, sc, dc] = isQuantizedKeys(inputs.kCache)
-      ? checkQuantizedKeys(inputs.kCache)
-      : checkTensor('inputs.kCache', inputs.kCache, Float32Array, ['b', 'sPast', 'd']);
-    checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
-    checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
-    sPast = sc;
+  if (isFp8Keys(inputs.kCache) && precision !== 'fp8') {
+    throw new RangeError(`inputs.kCache: FP8 keys need precision 'fp8', got precision '${precision}'`);
   }
+  const [bc, sPast, dc] = inputs.kCache === undefined ? [b, 0, d] : keyCacheShape(inputs.kCache);
+  checkSame('lightningIndexer', bc, 'inputs.kCache b', b, 'inputs.x b');
+  checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
   const s = sPast + t;
   const topK = checkSize('topK', opts.topK ?? 2048);
   const ropeDim = opts.ropeDim ?? 64;
@@ -215,7 +206,16 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   }
   const eps = checkFinite('eps', opts.eps ?? 1e-6);
   const causal = opts.causal ?? true;
-  if (opts.hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  let hadamard = opts.hadamard ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.hadamard : precision === 'fp8');
+  if (isFp8Keys(inputs.kCache) && hadamard !== inputs.kCache.hadamard) {
+    throw new RangeError(`hadamard: the FP8 kCache was quantized with hadamard ${inputs.kCache.hadamard}, got hadamard ${hadamard}`);
+  }
+  hadamard = hadamard === true;
+  if (hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  const scaleFormat = opts.scaleFormat === undefined ? undefined : checkOneOf('scaleFormat', opts.scaleFormat, ['float32', 'ue8m0'] as const);
+  if (isFp8Keys(inputs.kCache) && scaleFormat !== undefined && scaleFormat !== inputs.kCache.scaleFormat) {
+    throw new RangeError(`scaleFormat: the FP8 kCache has scaleFormat '${inputs.kCache.scaleFormat}', got '${scaleFormat}'`);
+  }
   const maskForm = opts.maskForm === undefined ? undefined : checkOneOf('maskForm', opts.maskForm, ['additive', 'bool', 'bits'] as const);
   const k = Math.min(topK, s);
   const maskBytes = maskForm === undefined ? 0 : maskForm === 'bits' ? b * t * Math.ceil(s / 32) * 4 : b * t * s * (maskForm === 'bool' ? 1 : 4);
@@ -237,17 +237,24 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     const inv = 1 / Math.sqrt(variance / d + eps);
     for (let e = 0; e < d; e++) kNew[r * d + e] = (kNew[r * d + e] - mean) * inv * gamma[e] + beta[e];
   }
+  // With fp8 the rotation happens where the keys and queries are quantized (quantizeKeysFp8, the score call).
+  const rotateHere = hadamard && precision !== 'fp8';
   for (let r = 0; r < b * t; r++) {
     const position = sPast + (r % t);
     for (let hh = 0; hh < h; hh++) {
       rope(q, (r * h + hh) * d, ropeDim, position, freqs);
-      if (opts.hadamard) hadamard(q, (r * h + hh) * d, d);
+      if (rotateHere) hadamardInPlace(q, (r * h + hh) * d, d);
     }
     rope(kNew, r * d, ropeDim, position, freqs);
-    if (opts.hadamard) hadamard(kNew, r * d, d);
+    if (rotateHere) hadamardInPlace(kNew, r * d, d);
   }
-  let keys: Tensor<Float32Array> | QuantizedKeys;
-  if (isQuantizedKeys(inputs.kCache)) {
+  let keys: KeyCache;
+  if (isFp8Keys(inputs.kCache)) {
+    const format = scaleFormat ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.scaleFormat : 'float32');
+    // Shared bytes when the pool will score them (alloc is allocShared there).
+    const fresh = quantizeKeysFp8({ data: kNew, shape: [b, t, d] }, { hadamard, scaleFormat: format, shared: alloc === allocShared });
+    keys = concatFp8Keys(inputs.kCache, fresh, alloc);
+  } else if (isQuantizedKeys(inputs.kCache)) {
     // A quantized cache: quantize the new keys (per row, exactly as scoring would) and append.
     const fresh = quantizeKeys({ data: kNew, shape: [b, t, d] });
     const nb = fresh.scales.shape[2];
@@ -268,12 +275,18 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     }
     keys = { data, shape: [b, s, d] };
   }
+
   // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
   const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd, alloc); // [b*t, h]
 
   const scoreOpts: IndexerScoresOptions = { weightScale: h ** -0.5 * d ** -0.5, maxBytes: opts.maxBytes };
   if (causal) scoreOpts.causalOffset = sPast;
   if (opts.precision !== undefined) scoreOpts.precision = opts.precision;
+  if (precision === 'fp8') {
+    // Float32 keys are rotated and quantized by the score call, with the queries; FP8 keys carry their own flag.
+    if (scaleFormat !== undefined) scoreOpts.scaleFormat = scaleFormat;
+    if (!isFp8Keys(keys)) scoreOpts.hadamard = hadamard;
+  }
   if (opts.simd !== undefined) scoreOpts.simd = opts.simd;
   const topkOpts: TopkOptions = { maxBytes: opts.maxBytes };
   if (causal) topkOpts.causalOffset = sPast;
@@ -284,6 +297,28 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
     w: { data: w, shape: [b, t, h] },
     s, k, scoreOpts, topkOpts, maskForm, maxBytes: opts.maxBytes,
   };
+}
+
+/** [b, s, d] of a key cache in any form. */
+export function keyCacheShape(cache: KeyCache): [number, number, number] {
+  if (isFp8Keys(cache)) return checkFp8Keys('inputs.kCache', cache);
+  if (isQuantizedKeys(cache)) return checkQuantizedKeys(cache);
+  const [b, s, d] = checkTensor('inputs.kCache', cache, Float32Array, ['b', 'sPast', 'd']);
+  return [b, s, d];
+}
+
+/** FP8 keys [b, s1, d + 4] followed by [b, s2, d + 4]: each sequence's page gets the codes, then the scales, of both. */
+function concatFp8Keys(a: Fp8Keys, z: Fp8Keys, alloc: Alloc): Fp8Keys {
+  const [b, s1, row] = a.shape, s2 = z.shape[1], d = row - 4, s = s1 + s2;
+  const data = alloc(Uint8Array, b * s * row);
+  for (let bi = 0; bi < b; bi++) {
+    const to = bi * s * row, fa = bi * s1 * row, fz = bi * s2 * row;
+    data.set(a.data.subarray(fa, fa + s1 * d), to);
+    data.set(z.data.subarray(fz, fz + s2 * d), to + s1 * d);
+    data.set(a.data.subarray(fa + s1 * d, fa + s1 * row), to + s * d);
+    data.set(z.data.subarray(fz + s2 * d, fz + s2 * row), to + s * d + s1 * 4);
+  }
+  return { data, shape: [b, s, row], hadamard: a.hadamard, scaleFormat: a.scaleFormat };
 }
 
 /**

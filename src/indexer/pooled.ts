@@ -1,7 +1,6 @@
 import type { PlanRunner } from '../parallel.js';
 import { allocShared, type Tensor } from '../tensor.js';
-import { planIndexerScores, type IndexerScoresOptions } from './scores.js';
-import type { QuantizedKeys } from './quantized-keys.js';
+import { planIndexerScores, type IndexerKeys, type IndexerScoresOptions } from './scores.js';
 import { prepareLightningIndexer, type KeyCache, type IndexerInputs, type IndexerWeights, type LightningIndexerOptions, type LightningIndexerResult } from './module.js';
 import { planTopk } from '../topk/topk.js';
 import { planGenerateMask } from '../mask/masks.js';
@@ -10,7 +9,7 @@ import { planGenerateMask } from '../mask/masks.js';
 export function indexerPoolApi(run: PlanRunner) {
   return {
     /** `indexerScores` on the pool: key-block x row tiles split across workers; bit-identical. */
-    indexerScores: async (q: Tensor<Float32Array>, k: Tensor<Float32Array> | QuantizedKeys, w: Tensor<Float32Array>, opts: IndexerScoresOptions = {}) =>
+    indexerScores: async (q: Tensor<Float32Array>, k: IndexerKeys, w: Tensor<Float32Array>, opts: IndexerScoresOptions = {}) =>
       run(planIndexerScores(q, k, w, opts, allocShared)),
     /**
      * `lightningIndexer` with the scores, top-k and mask on the pool (the

@@ -1,12 +1,14 @@
 /**
- * Keys quantized once, DeepSeek-V3.2's FP8 key cache in int8: block-128
- * values and scales (src/indexer/quantize.ts), so repeated int8 scoring
- * (decode steps over a growing cache) neither re-quantizes the keys nor
- * copies float32 keys.
+ * Keys quantized once, so repeated scoring (decode steps over a growing
+ * cache) neither re-quantizes them nor copies float32 keys: int8 block-128
+ * values and scales (src/indexer/quantize.ts), or DeepSeek-V3.2's FP8 key
+ * cache in vLLM's page layout (src/indexer/fp8.ts).
  */
-import { allocLocal, allocShared, type Tensor } from '../tensor.js';
-import { checkTensor } from '../validate.js';
+import { allocLocal, allocShared, describe, type Tensor } from '../tensor.js';
+import { checkOneOf, checkTensor } from '../validate.js';
 import { QUANT_BLOCK, quantizeRowsRef } from './quantize.js';
+import { FP8_BLOCK, type Fp8Keys, type ScaleFormat } from './fp8.js';
+import { quantizeKeysFp8Rows } from './fp8-kernels.js';
 
 export interface QuantizedKeys {
   /** [b, s, d] Int8Array, values in [-127, 127]. */
@@ -53,4 +55,35 @@ export function checkQuantizedKeys(k: QuantizedKeys): [number, number, number] {
     throw new RangeError(`k.scales.shape: expected [${b}, ${s}, ${want}] for k.values [${b}, ${s}, ${d}], got [${bs}, ${ss}, ${nb}]`);
   }
   return [b, s, d];
+}
+
+export interface QuantizeKeysFp8Options {
+  /** Rotate each key by the Hadamard transform first, as DeepSeek does (default true; d a power of 2). */
+  hadamard?: boolean;
+  /** 'float32' (default: amax / 448) or 'ue8m0' (rounded up to a power of two). */
+  scaleFormat?: ScaleFormat;
+  /** Back the result with SharedArrayBuffer (default false), for pool calls in place. */
+  shared?: boolean;
+}
+
+/**
+ * Quantizes keys k [b, s, d] (or a paged [numPages, pageSize, d]) to FP8 as
+ * DeepSeek-V3.2's indexer stores them: optional Hadamard rotation, then
+ * act_quant (e4m3 codes, one float32 scale per key; d <= 128), in vLLM's
+ * page layout [b, s, d + 4] (each row of s tokens is one page: codes, then
+ * scales). `indexerScores(q, result, w, { precision: 'fp8' })` gives the
+ * same scores as passing the float32 keys with the same options. A key
+ * holding NaN or Infinity gets scale NaN (its scores are NaN).
+ */
+export function quantizeKeysFp8(k: Tensor<Float32Array>, opts: QuantizeKeysFp8Options = {}): Fp8Keys {
+  const [b, s, d] = checkTensor('k', k, Float32Array, ['b', 's', 'd']);
+  if (d > FP8_BLOCK) throw new RangeError(`k: FP8 keys need d <= ${FP8_BLOCK} (one scale per key, DeepSeek's layout), got d = ${d}`);
+  if ((s * d) % 4 !== 0) throw new RangeError(`k: FP8 pages need s * d a multiple of 4 (the scales are float32 after the codes), got ${s} * ${d}`);
+  const hadamard = opts.hadamard ?? true;
+  if (typeof hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(hadamard)}`);
+  if (hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
+  const scaleFormat = checkOneOf('scaleFormat', opts.scaleFormat ?? 'float32', ['float32', 'ue8m0'] as const);
+  const data = (opts.shared ? allocShared : allocLocal)(Uint8Array, b * s * (d + 4));
+  quantizeKeysFp8Rows({ k: k.data, d, hadamard, ue8m0: scaleFormat === 'ue8m0', data, pageSize: s }, 0, b * s);
+  return { data, shape: [b, s, d + 4], hadamard, scaleFormat };
 }

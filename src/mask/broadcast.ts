@@ -3,12 +3,13 @@
  * `(arange(s) == topk[..., None]).any(-2)` evaluated one key at a time, so
  * it costs O(b*t*k*s) compares but never materialises [b, t, k, s].
  * Key j of row r is kept iff some slot i has indices[r, i] === j (and, with
- * a causal offset, j <= ti + offset). Same args as the scatter kernels plus
- * `form`.
+ * a causal offset, j <= ti + offset; with per-row ranges, lo <= j < hi).
+ * Same args as the scatter kernels plus `form`.
  */
 import { DEFAULT_MASK_VALUE } from '../tensor.js';
 import type { KernelArgs } from '../plan.js';
 import { flagged } from './check.js';
+import { keyRange } from './form.js';
 
 export function broadcastMask(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const indices = args.indices as Int32Array;
@@ -16,11 +17,11 @@ export function broadcastMask(args: KernelArgs, rowStart: number, rowEnd: number
   const rowBase = args.rowBase as number, offset = args.offset as number, form = args.form as string;
   if (flagged(args)) return;
   for (let r = rowStart; r < rowEnd; r++) {
-    const ti = r % t;
+    const [first, limit] = keyRange(args, r, t, s, offset);
     for (let j = 0; j < s; j++) {
       let hit = false;
       for (let i = 0; i < k; i++) hit = hit || indices[r * k + i] === j;
-      const kept = hit && j <= ti + offset;
+      const kept = hit && j >= first && j < limit;
       writeKey(args.out as Float32Array | Uint8Array | Uint32Array, form, r - rowBase, s, j, kept);
     }
   }

@@ -31,6 +31,7 @@ export function widePattern(ctor: { new (buffer: ArrayBuffer): MaskData }, value
 
 /** out[start, end) = value; `pattern` is widePattern(out's type, value). */
 export function fillRange(out: MaskData, wide: Float64Array | null, start: number, end: number, value: number, pattern: number): void {
+  if (start >= end) return;
   if (wide === null || Number.isNaN(pattern)) {
     out.fill(value, start, end);
     return;

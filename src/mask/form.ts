@@ -6,6 +6,7 @@
  * bits past s are 0.
  */
 import { describe, wordsPerRow, type MaskData, type MaskForm, type TypedArrayConstructor } from '../tensor.js';
+import type { KernelArgs } from '../plan.js';
 
 export const MASK_FORMS = ['additive', 'bool', 'bits'] as const satisfies readonly MaskForm[];
 
@@ -34,4 +35,15 @@ export function cheaperForms(rows: number, s: number): string {
 /** Row ti of a query block may see keys j < causalLimit(ti, s, offset), i.e. j <= ti + offset. */
 export function causalLimit(ti: number, s: number, offset: number): number {
   return Math.max(0, Math.min(s, ti + offset + 1));
+}
+
+/**
+ * Row r (absolute, r = bi * t + ti) keeps keys in [first, limit): its
+ * per-row range (`args.lo` / `args.hi`, src/window.ts) when the call has
+ * one, else [0, causal limit).
+ */
+export function keyRange(args: KernelArgs, r: number, t: number, s: number, offset: number): [number, number] {
+  const lo = args.lo as Int32Array | null | undefined, hi = args.hi as Int32Array | null | undefined;
+  if (lo && hi) return [lo[r], hi[r]];
+  return [0, causalLimit(r % t, s, offset)];
 }

@@ -11,16 +11,16 @@ import { maskKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import { MASK_FORMS, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
 import { NO_BAD_ROW } from './check.js';
+import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
 
-export interface GenerateMaskOptions {
+export interface GenerateMaskOptions extends KeyWindowOptions {
   /** 'scatter' (default, O(b*t*s + b*t*k)) or 'broadcast' (the O(b*t*k*s) reference); bit-identical. */
   strategy?: 'scatter' | 'broadcast';
   /** 'additive' (default, Float32 0 / DEFAULT_MASK_VALUE), 'bool' (Uint8 1 / 0) or 'bits' (Uint32, 32 keys a word). */
   form?: MaskForm;
   /** An index >= s: 'error' (default, RangeError) or 'skip' (keeps nothing). Negative indices are padding either way. */
   outOfRange?: 'error' | 'skip';
-  /** Also drop keys j > ti + causalOffset, in the same pass. */
-  causalOffset?: number;
+  /** Also drop keys j > ti + causalOffset, in the same pass (and keys outside a `window`, past `seqLens`, or causally ahead in a `ragged` batch). */
   /** Only rows [start, end) (row = bi * t + ti); the result is then [end - start, s or words]. */
   rows?: [number, number];
   /** A buffer for the result, of the form's type and the result's length. */
@@ -74,6 +74,7 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
   const form = checkOneOf('form', opts.form ?? 'additive', MASK_FORMS);
   const outOfRange = checkOneOf('outOfRange', opts.outOfRange ?? 'error', ['error', 'skip'] as const);
   const offset = opts.causalOffset === undefined ? Infinity : checkInteger('causalOffset', opts.causalOffset);
+  const keys = resolveRowKeys(opts, b, t, s, alloc);
   const [start, end] = checkRows(opts.rows, b * t);
   const width = rowWidth(form, s);
   const out = resultBuffer(form, end - start, s, opts, `a ${form} mask of ${end - start} rows x ${s} keys`, alloc);
@@ -86,7 +87,8 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
     steps.push({ kernel: 'mask.indices.check', args: { indices: indices.data, k, s, firstBad }, rows: [start, end], writes: ['firstBad'] });
   }
   const kernel = strategy === 'broadcast' ? 'mask.broadcast' : `mask.scatter.${form}`;
-  steps.push({ kernel, args: { indices: indices.data, out, t, s, k, rowBase: start, offset, form, firstBad }, rows: [start, end], writes: ['out'] });
+  const lo = keys?.lo ?? null, hi = keys?.hi ?? null;
+  steps.push({ kernel, args: { indices: indices.data, out, t, s, k, rowBase: start, offset, form, firstBad, lo, hi }, rows: [start, end], writes: ['out'] });
   return {
     steps,
     finish: () => {
@@ -103,7 +105,8 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
  * - indices [b, t, k] Int32Array; a negative index is padding (keeps
  *   nothing, never wraps); an index >= s is a RangeError naming batch,
  *   query, slot, value and s, unless `outOfRange: 'skip'`; duplicates are
- *   allowed.
+ *   allowed. A key outside the row's visible range (`causalOffset`,
+ *   `window`, `seqLens`, `ragged`) is dropped.
  * - returns [b, t, s] (additive Float32Array or bool Uint8Array) or
  *   [b, t, ceil(s/32)] (bits Uint32Array); with `rows`, [end - start, ...].
  */
@@ -233,4 +236,47 @@ export function causalMask(
   opts: MaskBlockOptions = {},
 ): Tensor<MaskData> {
   return runPlan(planCausalMask(b, t, s, offset, form, opts, allocLocal), maskKernels);
+}
+
+export function planWindowMask(
+  b: number,
+  t: number,
+  s: number,
+  keys: KeyWindowOptions,
+  form: MaskForm,
+  opts: MaskBlockOptions,
+  alloc: Alloc,
+): Plan<Tensor<MaskData>> {
+  checkSize('b', b);
+  checkSize('t', t);
+  checkSize('s', s);
+  checkOneOf('form', form, MASK_FORMS);
+  const offset = keys.causalOffset === undefined ? Infinity : checkInteger('causalOffset', keys.causalOffset);
+  const ranges = resolveRowKeys(keys, b, t, s, alloc);
+  const [start, end] = checkRows(opts.rows, b * t);
+  const width = rowWidth(form, s);
+  const out = resultBuffer(form, end - start, s, opts, `a ${form} window mask of ${end - start} rows x ${s} keys`, alloc);
+  const lo = ranges?.lo ?? null, hi = ranges?.hi ?? null;
+  return {
+    steps: [{ kernel: `mask.causal.${form}`, args: { out, t, s, rowBase: start, offset, lo, hi }, rows: [start, end], writes: ['out'] }],
+    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
+  };
+}
+
+/**
+ * The mask [b, t, s] (bits: [b, t, ceil(s/32)]) keeping exactly the keys
+ * each row may see: `causalOffset`, `window` [start, end) per row, `seqLens`
+ * [b] or `ragged` (src/window.ts), intersected. With no option every key
+ * is kept. `combineMasks` with it windows any other mask. With `rows`,
+ * [end - start, ...].
+ */
+export function windowMask(
+  b: number,
+  t: number,
+  s: number,
+  keys: KeyWindowOptions,
+  form: MaskForm = 'additive',
+  opts: MaskBlockOptions = {},
+): Tensor<MaskData> {
+  return runPlan(planWindowMask(b, t, s, keys, form, opts, allocLocal), maskKernels);
 }

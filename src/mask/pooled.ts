@@ -5,10 +5,12 @@ import {
   planCombineMasks,
   planGenerateMask,
   planMaskFromThreshold,
+  planWindowMask,
   type GenerateMaskOptions,
   type MaskBlockOptions,
   type ThresholdMaskOptions,
 } from './masks.js';
+import type { KeyWindowOptions } from '../window.js';
 
 /**
  * The async versions of this area's public functions, for `createPool`:
@@ -29,6 +31,9 @@ export function maskPoolApi(run: PlanRunner) {
     },
     async causalMask(b: number, t: number, s: number, offset: number, form: MaskForm = 'additive', opts: MaskBlockOptions = {}): Promise<Tensor<MaskData>> {
       return run(planCausalMask(b, t, s, offset, form, opts, allocShared));
+    },
+    async windowMask(b: number, t: number, s: number, keys: KeyWindowOptions, form: MaskForm = 'additive', opts: MaskBlockOptions = {}): Promise<Tensor<MaskData>> {
+      return run(planWindowMask(b, t, s, keys, form, opts, allocShared));
     },
   };
 }

@@ -7,13 +7,14 @@
  * (Fills go through fill.ts: on the pool's shared memory, 8 bytes a store.)
  * Args: indices [rows, k] Int32, out [rows - rowBase.., width], t, s, k,
  * rowBase (the first row of `out`), offset (causal offset; Infinity = none),
+ * lo, hi (per-row key ranges, src/window.ts, or null: [0, causal limit)),
  * firstBad (see check.ts). Indices >= s are rejected by the check step; here
- * any j outside [0, limit) keeps nothing, which is both the padding rule (-1)
- * and `outOfRange: 'skip'`.
+ * any j outside the row's range keeps nothing, which is both the padding
+ * rule (-1) and `outOfRange: 'skip'`.
  */
 import { DEFAULT_MASK_VALUE } from '../tensor.js';
 import type { KernelArgs } from '../plan.js';
-import { causalLimit } from './form.js';
+import { keyRange } from './form.js';
 import { flagged } from './check.js';
 import { fillRange, widePattern, wideView } from './fill.js';
 
@@ -28,11 +29,11 @@ export function scatterAdditive(args: KernelArgs, rowStart: number, rowEnd: numb
   const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * s;
-    const limit = causalLimit(r % t, s, offset);
+    const [first, limit] = keyRange(args, r, t, s, offset);
     fillRange(out, wide, o, o + s, DEFAULT_MASK_VALUE, DROPPED);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
-      if (j < limit && j >= 0) out[o + j] = 0;
+      if (j < limit && j >= first) out[o + j] = 0;
     }
   }
 }
@@ -46,11 +47,11 @@ export function scatterBool(args: KernelArgs, rowStart: number, rowEnd: number):
   const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * s;
-    const limit = causalLimit(r % t, s, offset);
+    const [first, limit] = keyRange(args, r, t, s, offset);
     fillRange(out, wide, o, o + s, 0, 0);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
-      if (j < limit && j >= 0) out[o + j] = 1;
+      if (j < limit && j >= first) out[o + j] = 1;
     }
   }
 }
@@ -65,11 +66,11 @@ export function scatterBits(args: KernelArgs, rowStart: number, rowEnd: number):
   const wide = wideView(out);
   for (let r = rowStart; r < rowEnd; r++) {
     const o = (r - rowBase) * words;
-    const limit = causalLimit(r % t, s, offset);
+    const [first, limit] = keyRange(args, r, t, s, offset);
     fillRange(out, wide, o, o + words, 0, 0);
     for (let i = r * k, end = i + k; i < end; i++) {
       const j = indices[i];
-      if (j < limit && j >= 0) out[o + (j >>> 5)] |= 1 << (j & 31);
+      if (j < limit && j >= first) out[o + (j >>> 5)] |= 1 << (j & 31);
     }
   }
 }

@@ -44,6 +44,16 @@ export interface SimdExports {
   quantizeRows(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   indexerBlockI8(q: number, qs: number, w: number, keys: number, ks: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
   /**
+   * e4m3 codes of n keys (n a multiple of 4) x dp dims (a multiple of 16) into
+   * the key-interleaved float32 block: out[(g * dp + e) * 4 + i] = value of key 4g + i at dim e.
+   */
+  fp8DecodeKeys(codes: number, n: number, dp: number, out: number): void;
+  /**
+   * FP8 scores of one query row against n keys (a multiple of 8) of the
+   * interleaved block: q [h, dp] decoded values, wq [h], key scales ks [n]; h a multiple of 4.
+   */
+  indexerBlockFp8(q: number, wq: number, keys: number, ks: number, n: number, h: number, dp: number, out: number): void;
+  /**
    * Mask rows against their top-k indices (src/mask/verify.ts): the first of
    * n rows failing the fast test, or n; overwrites the cells.
    */
@@ -81,6 +91,7 @@ export interface SimdModule {
   i32(ptr: number, length: number): Int32Array;
   i16(ptr: number, length: number): Int16Array;
   i8(ptr: number, length: number): Int8Array;
+  u8(ptr: number, length: number): Uint8Array;
 }
 
 // (func (result v128) v128.const 0): valid only where WebAssembly SIMD is.
@@ -168,6 +179,7 @@ function wrap(inst: WebAssembly.Instance, build: SimdBuild): SimdModule | null {
     i32: (ptr, length) => new Int32Array(memory.buffer, ptr, length),
     i16: (ptr, length) => new Int16Array(memory.buffer, ptr, length),
     i8: (ptr, length) => new Int8Array(memory.buffer, ptr, length),
+    u8: (ptr, length) => new Uint8Array(memory.buffer, ptr, length),
   };
 }
 

@@ -47,6 +47,9 @@ export interface TopkKernelArgs {
   sorted: boolean;
   /** Row ti sees keys j <= ti + causalOffset; null: no causal limit. */
   causalOffset: number | null;
+  /** Per-row key ranges [lo[row], hi[row]) (src/window.ts; the causal limit already folded in), or null. */
+  lo: Int32Array | null;
+  hi: Int32Array | null;
   /** Eligibility [b, t, s] (additive, bool) or [b, t, ceil(s/32)] (bits); null: every key. */
   mask: Float32Array | Uint8Array | Uint32Array | null;
   maskForm: 'additive' | 'bool' | 'bits' | null;
@@ -124,7 +127,7 @@ function eligible(form: TopkKernelArgs['maskForm'], mask: TopkKernelArgs['mask']
  * The sample is 64 blocks of 16 adjacent scores: 64 cache lines fetched
  * from memory instead of 1024.
  */
-function estimateThreshold(a: TopkKernelArgs, sc: Scratch, base: number, n: number, mbase: number): number {
+function estimateThreshold(a: TopkKernelArgs, sc: Scratch, base: number, n: number, mbase: number, first: number): number {
   const { scores, k, mask, maskForm } = a;
   if (n <= k) return -Infinity;
   const sample = sc.sample;
@@ -134,7 +137,7 @@ function estimateThreshold(a: TopkKernelArgs, sc: Scratch, base: number, n: numb
     const start = n <= SAMPLE ? block : Math.floor((block * (n - BLOCK)) / (SAMPLE - BLOCK));
     for (let j = start, end = start + Math.min(BLOCK, m - block); j < end; j++) {
       const x = scores[base + j];
-      if (x === x && (maskForm === null || eligible(maskForm, mask, mbase, j))) sample[e++] = x;
+      if (x === x && (maskForm === null || eligible(maskForm, mask, mbase, first + j))) sample[e++] = x;
     }
   }
   const expected = (k * m) / n;
@@ -242,9 +245,11 @@ function simdPass(s: number, sc: Scratch): { pass: SimdPass; sc: Scratch } | nul
 
 /**
  * Appends every eligible key j < n with `!(score < threshold)` (so every
- * NaN too) to the candidates, in ascending order, with its score.
+ * NaN too) to the candidates, in ascending order, with its score. Keys are
+ * numbered from the row's first visible key `first` (scores at base + j,
+ * mask entry first + j).
  */
-function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: number, n: number, mbase: number, threshold: number): number {
+function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: number, n: number, mbase: number, first: number, threshold: number): number {
   const scores = a.scores;
   const { candIdx, candVals } = sc;
   let c = 0;
@@ -280,29 +285,34 @@ function collect(a: TopkKernelArgs, sc: Scratch, simd: SimdPass | null, base: nu
     }
     case 'additive': {
       const mask = a.mask as Float32Array;
+      const m = mbase + first;
       for (let j = 0; j < n; j++) {
         const x = scores[base + j];
-        if (mask[mbase + j] === 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+        if (mask[m + j] === 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
       }
       break;
     }
     case 'bool': {
       const mask = a.mask as Uint8Array;
+      const m = mbase + first;
       for (let j = 0; j < n; j++) {
         const x = scores[base + j];
-        if (mask[mbase + j] !== 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+        if (mask[m + j] !== 0 && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
       }
       break;
     }
     case 'bits': {
       const mask = a.mask as Uint32Array;
-      for (let w = 0; w << 5 < n; w++) {
+      const end = first + n;
+      for (let w = first >>> 5; w << 5 < end; w++) {
         let word = mask[mbase + w];
         while (word !== 0) {
-          const j = (w << 5) + 31 - Math.clz32(word & -word);
+          const key = (w << 5) + 31 - Math.clz32(word & -word);
           word &= word - 1;
+          if (key < first || key >= end) continue;
+          const j = key - first;
           const x = scores[base + j];
-          if (j < n && !(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
+          if (!(x < threshold)) (candVals[c] = x), (candIdx[c++] = j);
         }
       }
       break;
@@ -500,7 +510,7 @@ function sortRange(sc: Scratch, from: number, to: number, base: number, bits: nu
 
 export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): void {
   const a = args as unknown as TopkKernelArgs;
-  const { scores, t, s, k, row0, values, indices, nanAt, sorted, causalOffset, maskForm } = a;
+  const { scores, t, s, k, row0, values, indices, nanAt, sorted, causalOffset, maskForm, lo, hi } = a;
   const scoreBits = new Int32Array(scores.buffer, scores.byteOffset, scores.length);
   const valueBits = new Int32Array(values.buffer, values.byteOffset, values.length);
   let sc = scratchFor(s, k);
@@ -511,21 +521,23 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
   }
   const maskWidth = maskForm === 'bits' ? (s + 31) >>> 5 : s;
   for (let row = rowStart; row < rowEnd; row++) {
-    const base = row * s;
+    // The row's visible keys are [first, first + n): a per-row range, or the causal prefix.
+    const first = lo === null ? 0 : lo[row];
+    const n = hi !== null ? hi[row] - first : causalOffset === null ? s : Math.max(0, Math.min(s, (row % t) + causalOffset + 1));
+    const base = row * s + first;
     const mbase = row * maskWidth;
-    const n = causalOffset === null ? s : Math.max(0, Math.min(s, (row % t) + causalOffset + 1));
     const out = (row - row0) * k;
     nanAt[row - row0] = -1;
 
-    const threshold = estimateThreshold(a, sc, base, n, mbase);
-    let c = collect(a, sc, simd, base, n, mbase, threshold);
+    const threshold = estimateThreshold(a, sc, base, n, mbase, first);
+    let c = collect(a, sc, simd, base, n, mbase, first, threshold);
     let finite = keysOf(a, sc, simd, c);
     if (finite >= 0 && finite < k && threshold !== -Infinity) {
-      c = collect(a, sc, simd, base, n, mbase, -Infinity);
+      c = collect(a, sc, simd, base, n, mbase, first, -Infinity);
       finite = keysOf(a, sc, simd, c);
     }
     if (finite < 0) {
-      nanAt[row - row0] = -1 - finite;
+      nanAt[row - row0] = first - 1 - finite;
       values.fill(Number.NaN, out, out + k);
       indices.fill(-1, out, out + k);
       continue;
@@ -551,7 +563,7 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
     }
     for (let i = 0; i < w; i++) {
       const j = winIdx[i];
-      indices[out + i] = j;
+      indices[out + i] = first + j;
       // The value back from its key, saving a scattered read of the scores;
       // zeros (the key forgets the sign) and NaN (key 0) are read back.
       const signed = winKeys[i] ^ 0x80000000;
@@ -564,13 +576,14 @@ export function topkRadix(args: KernelArgs, rowStart: number, rowEnd: number): v
 
 /** The reference: per row, sort every eligible key by (value desc, NaN last, index asc) and take k. */
 export function topkSortReference(args: KernelArgs, rowStart: number, rowEnd: number): void {
-  const { scores, t, s, k, row0, values, indices, nanAt, nanLowest, causalOffset, mask, maskForm } = args as unknown as TopkKernelArgs;
+  const { scores, t, s, k, row0, values, indices, nanAt, nanLowest, causalOffset, mask, maskForm, lo, hi } = args as unknown as TopkKernelArgs;
   const maskWidth = maskForm === 'bits' ? (s + 31) >>> 5 : s;
   for (let row = rowStart; row < rowEnd; row++) {
     const out = (row - row0) * k;
-    const limit = causalOffset === null ? s : (row % t) + causalOffset + 1;
+    const limit = hi ? hi[row] : causalOffset === null ? s : (row % t) + causalOffset + 1;
+    const from = lo ? lo[row] : 0;
     const keys: number[] = [];
-    for (let j = 0; j < s; j++) if (j < limit && eligible(maskForm, mask, row * maskWidth, j)) keys.push(j);
+    for (let j = from; j < s; j++) if (j < limit && eligible(maskForm, mask, row * maskWidth, j)) keys.push(j);
     const x = (j: number) => scores[row * s + j];
     const firstNaN = keys.find((j) => Number.isNaN(x(j)));
     nanAt[row - row0] = !nanLowest && firstNaN !== undefined ? firstNaN : -1;

@@ -8,16 +8,15 @@ import { runPlan, type Plan } from '../plan.js';
 import { topkKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { TopkKernelArgs } from './radix.js';
+import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
 
 const MASK_CTORS = [Float32Array, Uint8Array, Uint32Array] as TypedArrayConstructor<MaskData>[];
 
-export interface TopkOptions {
+export interface TopkOptions extends KeyWindowOptions {
   /** true (default): slots in descending value, ties by ascending key index. false: the same set of keys, slot order unspecified. */
   sorted?: boolean;
   /** 'error' (default): a NaN at an eligible key is a RangeError naming [bi, ti, j]. 'lowest': NaN ranks below -Infinity. */
   nan?: 'error' | 'lowest';
-  /** Row ti may select only keys j <= ti + causalOffset (s - t for a query block at the end of the cache). */
-  causalOffset?: number;
   /** Eligibility [b, t, s]: additive (Float32, kept where exactly 0), bool (Uint8, kept where non-zero) or bits (Uint32 [b, t, ceil(s/32)]). */
   mask?: Tensor<MaskData>;
   /** Only rows [start, end) (row = bi * t + ti); the result is then [end - start, k]. */
@@ -45,6 +44,8 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   if (typeof sorted !== 'boolean') throw new TypeError(`sorted: expected a boolean, got ${describe(sorted)}`);
   const nan = checkOneOf('nan', opts.nan ?? 'error', ['error', 'lowest'] as const);
   const causalOffset = opts.causalOffset === undefined ? null : checkInteger('causalOffset', opts.causalOffset);
+  // Windows, seqLens, ragged: per-row ranges [lo, hi) with the causal limit folded in.
+  const keys = resolveRowKeys(opts, b, t, s, alloc);
   const kernel = checkOneOf('kernel', opts.kernel ?? 'radix', ['radix', 'sort'] as const);
   const simd = opts.simd ?? true;
   if (typeof simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(simd)}`);
@@ -71,7 +72,10 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   const values = alloc(Float32Array, rows * k);
   const indices = alloc(Int32Array, rows * k);
   const nanAt = alloc(Int32Array, rows);
-  const args: TopkKernelArgs = { scores: scores.data, t, s, k, row0: start, values, indices, nanAt, nanLowest: nan === 'lowest', sorted, causalOffset, mask, maskForm, simd };
+  const args: TopkKernelArgs = {
+    scores: scores.data, t, s, k, row0: start, values, indices, nanAt, nanLowest: nan === 'lowest', sorted, causalOffset, mask, maskForm, simd,
+    lo: keys?.lo ?? null, hi: keys?.hi ?? null,
+  };
   const shape = opts.rows !== undefined ? [rows, k] : [b, t, k];
   return {
     steps: [{ kernel: kernel === 'radix' ? 'topkRadix' : 'topkSortReference', args: args as never, rows: [start, end], writes: ['values', 'indices', 'nanAt'] }],
@@ -93,8 +97,11 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
  * Exact top-k of each row of `scores [b, t, s]` (Float32Array): `values` and
  * `indices` `[b, t, k]`, in descending value with ties by ascending key
  * index (jax.lax.top_k). O(s + k) per row (radix select), never a full sort.
- * Ineligible keys (causal offset, mask) are never chosen; slots past the
- * eligible keys (and past s) hold index -1 and value -Infinity. NaN at an
+ * Ineligible keys (causal offset, mask, key window, seqLens, ragged) are
+ * never chosen; slots past the eligible keys (and past s) hold index -1 and
+ * value -Infinity. Indices are positions on the s axis: with `ragged`
+ * (scores [1, totalQ, longest sequence] from a ragged `indexerScores`) and
+ * with `seqLens` they are positions within each row's sequence. NaN at an
  * eligible key is a RangeError naming it, unless `nan: 'lowest'`.
  *
  * @example

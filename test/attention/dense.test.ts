@@ -53,9 +53,9 @@ for (const c of grid) for (const simd of PATHS) {
     const additive = denseAttention(q, kv, masks.additive, { dV: c.dV, simd });
     assertClose(additive.out.data, ref.out, TOL, 'out');
     assertClose(additive.lse.data, ref.lse, TOL, 'lse');
-    // Row 0 keeps nothing: 0 out, -Infinity lse.
+    // Row 0 keeps nothing: 0 out, +Infinity lse (FlashMLA's empty row).
     assert.ok(additive.out.data.subarray(0, c.hq * c.dV).every((x) => x === 0));
-    assert.ok(additive.lse.data.subarray(0, c.hq).every((x) => x === -Infinity));
+    assert.ok(additive.lse.data.subarray(0, c.hq).every((x) => x === Infinity));
     for (const form of ['bool', 'bits'] as const) {
       const r = denseAttention(q, kv, masks[form], { dV: c.dV, simd });
       assert.deepEqual(r.out.data, additive.out.data, `${form} out bit-identical to additive`);
@@ -75,7 +75,7 @@ for (const simd of PATHS) test(`an additive mask may hold -Infinity for dropped 
   const ref = reference(q, kv, m, 6);
   assertClose(r.out.data, ref.out, TOL, 'out');
   assertClose(r.lse.data, ref.lse, TOL, 'lse');
-  assert.deepEqual([...r.lse.data.subarray(0, 2)], [-Infinity, -Infinity]);
+  assert.deepEqual([...r.lse.data.subarray(0, 2)], [Infinity, Infinity]);
   const v8 = [...kv.data.subarray(8 * 6, 9 * 6)];
   assert.deepEqual([...r.out.data.subarray(4 * 6, 6 * 6)], [...v8, ...v8], 'one kept key: its value row, both heads');
 });

@@ -97,13 +97,13 @@ test('duplicates count once; assumeUnique on unique indices gives the same bits'
   assert.deepEqual(c.out.data, a.out.data);
 });
 
-test('-1 and indices >= s are skipped; a row with no valid key outputs 0, lse = maxLogits = -Infinity', () => {
+test('-1 and indices >= s are skipped; a row with no valid key outputs 0, lse = +Infinity, maxLogits = -Infinity (FlashMLA)', () => {
   const q = randomFloats([3, 2, 4], 6);
   const kv = randomFloats([5, 1, 4], 7);
   const indices = { data: Int32Array.from([-1, 5, 99, -7, 2, -1, 5, 4, 2, 2, -1, 4]), shape: [3, 1, 4] };
   const r = sparseAttention(q, kv, indices);
   assert.deepEqual([...r.out.data.subarray(0, 8)], new Array(8).fill(0));
-  assert.deepEqual([...r.lse.data.subarray(0, 2)], [-Infinity, -Infinity]);
+  assert.deepEqual([...r.lse.data.subarray(0, 2)], [Infinity, Infinity]);
   assert.deepEqual([...r.maxLogits.data.subarray(0, 2)], [-Infinity, -Infinity]);
   const same = sparseAttention(q, kv, { data: Int32Array.from([0, 0, 0, 0, 2, 4, 4, 4, 2, 4, 4, 4]), shape: [3, 1, 4] }, { rows: [1, 3] });
   assert.deepEqual(r.out.data.subarray(8), same.out.data);

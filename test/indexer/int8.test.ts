@@ -176,7 +176,7 @@ test('quantizeKeys: keys quantized once give bit-identical int8 scores (SIMD, fa
   } finally {
     await pool.close();
   }
-  assert.throws(() => indexerScores(q, kq, w), { name: 'RangeError', message: /k: quantized keys \(quantizeKeys\) need precision 'int8' or 'int7', got precision 'float32'/ });
+  assert.throws(() => indexerScores(q, kq, w), { name: 'RangeError', message: /k: int8 keys \(quantizeKeys\) need precision 'int8' or 'int7', got precision 'float32'/ });
   assert.throws(() => indexerScores(q, { values: kq.values, scales: { data: new Float32Array(600), shape: [1, 600, 1] } }, w, { precision: 'int8' }), {
     name: 'RangeError', message: /k\.scales\.shape: expected \[1, 600, 2\] for k\.values \[1, 600, 130\], got \[1, 600, 1\]/,
   });

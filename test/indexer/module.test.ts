@@ -179,3 +179,24 @@ test('lightningIndexer int8 with a quantized key cache equals int8 with the floa
     name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8' or 'int7', got precision 'float32'/,
   });
 });
+
+test('lightningIndexer fp8: an FP8 key cache equals the float32 cache with precision fp8; split calls equal one call; flags must agree', async () => {
+  const { quantizeKeysFp8 } = await import('../../src/indexer/quantized-keys.js');
+  const W = weights(24, 16, 4, 16, 17);
+  const x = tensor([2, 3, 24], 51), qr = tensor([2, 3, 16], 52), kCache = tensor([2, 9, 16], 53);
+  const opts = { topK: 4, ropeDim: 8, precision: 'fp8' as const };
+  const float = lightningIndexer(W, { x, qr, kCache }, opts);
+  const fp8 = lightningIndexer(W, { x, qr, kCache: quantizeKeysFp8(kCache) }, opts);
+  assert.deepEqual(fp8.scores.data, float.scores.data, 'scores');
+  assert.deepEqual(fp8.indices.data, float.indices.data, 'indices');
+  assert.deepEqual(fp8.keys.data, quantizeKeysFp8(float.keys as never).data, 'appended keys quantized as scoring does');
+  // Prefill then decode through the FP8 cache equals one prefill.
+  const all = tensor([1, 6, 24], 61), allQr = tensor([1, 6, 16], 62);
+  const cut = (v: { data: Float32Array; shape: number[] }, from: number, to: number) => ({ data: v.data.slice(from * v.shape[2], to * v.shape[2]), shape: [1, to - from, v.shape[2]] });
+  const whole = lightningIndexer(W, { x: all, qr: allQr }, { ...opts, topK: 3 });
+  const prefix = lightningIndexer(W, { x: cut(all, 0, 4), qr: cut(allQr, 0, 4) }, { ...opts, topK: 3 });
+  const next = lightningIndexer(W, { x: cut(all, 4, 6), qr: cut(allQr, 4, 6), kCache: quantizeKeysFp8(prefix.keys as never) }, { ...opts, topK: 3 });
+  assert.deepEqual(Array.from(next.indices.data), Array.from(whole.indices.data.subarray(4 * 3)));
+  assert.throws(() => lightningIndexer(W, { x, qr, kCache: quantizeKeysFp8(kCache, { hadamard: false }) }, { ...opts, hadamard: true }), /hadamard: the FP8 kCache was quantized with hadamard false/);
+  assert.throws(() => lightningIndexer(W, { x, qr, kCache: quantizeKeysFp8(kCache) }, { topK: 4 }), /inputs\.kCache: FP8 keys need precision 'fp8'/);
+});

@@ -7,3 +7,4 @@ export * from './indexer';
 export * from './attention';
 export * from './topk';
 export * from './verify';
+export * from './fp8';
