@@ -18,7 +18,7 @@ import { attentionInputs, indexerInputs } from '../../src/cli/demo-data.js';
 import { encodeNpy } from '../../src/io/npy.js';
 import { scratch } from '../helpers/numpy.js';
 import { dsa as cli } from '../cli/run.js';
-import { launch, openPage, shot, shots, startWeb, type Server } from './harness.js';
+import { launch, openPage, shot, shots, startWeb, type Server } from '../../web/chromium.js';
 
 let server: Server;
 let browser: Browser;
@@ -34,7 +34,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
-  console.log(`# screenshots: ${shots}`);
+  console.log(`# screenshots: ${shots()}`);
 });
 
 /**

@@ -1,9 +1,10 @@
 /**
- * The real-browser test harness: the page served by `npm run web` (a child
- * process group, stopped at the end), Debian's Chromium driven headless by
- * playwright-core through its executable path (CHROMIUM_PATH, default
- * /usr/bin/chromium), each page's console errors collected, and screenshots
- * kept in a temporary folder.
+ * The page in a real browser, for test/web/ and bench/browser.ts: the page
+ * served by `npm run web` (a child process group, stopped at the end),
+ * Debian's Chromium driven headless by playwright-core through its
+ * executable path (CHROMIUM_PATH, default /usr/bin/chromium; playwright never
+ * downloads a browser of its own), each page's console errors collected, and
+ * screenshots kept in a temporary folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = fileURLToPath(new URL('../', import.meta.url));
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Chromium's flags: root in CI needs --no-sandbox; the rest keeps it off the (closed) network. */
@@ -75,6 +76,12 @@ export async function openPage(browser: Browser, url: string): Promise<{ page: P
   return { page, errors };
 }
 
-/** Where this run's screenshots go (kept after the run; the path is printed). */
-export const shots = mkdtempSync(join(tmpdir(), 'dsa-web-'));
-export const shot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+let shotsDir: string | undefined;
+
+/** Where this process's screenshots go (a temporary folder, kept after the run). */
+export function shots(): string {
+  shotsDir ??= mkdtempSync(join(tmpdir(), 'dsa-web-'));
+  return shotsDir;
+}
+
+export const shot = (page: Page, name: string) => page.screenshot({ path: join(shots(), `${name}.png`), fullPage: true });
