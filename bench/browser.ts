@@ -270,6 +270,17 @@ try {
     const kernelCode = `${KERNELS}(${JSON.stringify(modules)}, ${h})`;
     const nodeKernels = await (new Function(`return ${kernelCode}`)() as Promise<Record<string, number>>);
     const browserKernels = await inPage<Record<string, number>>(kernelCode);
+    // The same kernels in two Web Workers at once (the sum of their rates): what two threads of this machine can do together.
+    const pairKernels = await inPage<Record<string, number>>(`(async () => {
+      const source = 'self.onmessage = async (e) => self.postMessage(await (' + ${JSON.stringify(KERNELS)} + ')(e.data.modules, e.data.h));';
+      const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+      const workers = [new Worker(url), new Worker(url)];
+      const results = await Promise.all(workers.map((w) => new Promise((resolve) => { w.onmessage = (e) => resolve(e.data); w.postMessage({ modules: ${JSON.stringify({ baseline: modules.baseline, relaxed: modules.relaxed })}, h: ${h} }); })));
+      workers.forEach((w) => w.terminate());
+      const sum = {};
+      for (const r of results) for (const [k, v] of Object.entries(r)) sum[k] = (sum[k] ?? 0) + v;
+      return sum;
+    })()`);
 
     // Recall of int8 and int7 against float32 (the same bits in Node and Chromium, checked above).
     const recalls = cases.map((c) => ({
@@ -331,18 +342,19 @@ try {
     });
     lines.push('');
     lines.push(`kernel floors: one resident block of 512 keys x ${h} heads x d = ${d}, G multiply-adds/s`);
-    lines.push('| module: kernel | Node | Chromium |');
-    lines.push('|---|---|---|');
+    lines.push('| module: kernel | Node | Chromium | Chromium, 2 workers at once (sum) | 2 / 1 |');
+    lines.push('|---|---|---|---|---|');
     for (const name of new Set([...Object.keys(browserKernels), ...Object.keys(nodeKernels)])) {
-      lines.push(`| ${name} | ${nodeKernels[name] === undefined ? '-' : f1(nodeKernels[name])} | ${browserKernels[name] === undefined ? '-' : f1(browserKernels[name])} |`);
+      const pair = pairKernels[name];
+      lines.push(`| ${name} | ${nodeKernels[name] === undefined ? '-' : f1(nodeKernels[name])} | ${browserKernels[name] === undefined ? '-' : f1(browserKernels[name])} | ${pair === undefined ? '-' : f1(pair)} | ${pair === undefined ? '-' : `${(pair / browserKernels[name]).toFixed(2)}x`} |`);
     }
     lines.push('');
     lines.push(`recall against float32 at k = ${topK}: ${recalls.map((r) => `${r.shape} int8 ${r.int8.toFixed(4)}, int7 ${r.int7.toFixed(4)}`).join('; ')}`);
     if (pageTimes.length > 0) lines.push(`the page's default run (t = 256, s = 16384, k = 2048, 2 workers): ${pageTimes.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')}`);
     console.log(lines.join('\n'));
     writeResults(
-      'browser.json',
-      JSON.stringify({ date: started.toISOString(), machine: machine(), userAgent, h, d, topK, rounds, scores: rows, topk: topkRows, kernels: { node: nodeKernels, chromium: browserKernels }, recalls, pageMs: pageTimes, sink }, null, 2) + '\n',
+      smoke ? 'browser.smoke.tmp' : 'browser.json',
+      JSON.stringify({ date: started.toISOString(), machine: machine(), userAgent, h, d, topK, rounds, scores: rows, topk: topkRows, kernels: { node: nodeKernels, chromium: browserKernels, chromiumTwoWorkers: pairKernels }, recalls, pageMs: pageTimes, sink }, null, 2) + '\n',
     );
   } finally {
     await Promise.all([nodePools[1].close(), nodePools[2].close()]);
