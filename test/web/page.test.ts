@@ -50,7 +50,7 @@ const FINGERPRINT = `async (dsa, inputs, api) => {
   const Q = { data: q, shape: [1, t, h, d] }, K = { data: keys, shape: [1, s, d] }, W = { data: w, shape: [1, t, h] };
   const out = {};
   let top;
-  for (const precision of ['float32', 'int8', 'int7']) {
+  for (const precision of ['float32', 'int8', 'int7', 'fp8']) {
     const scores = await api.indexerScores(Q, K, W, { weightScale: 1 / Math.sqrt(h * d), causalOffset: s - t, precision });
     out['scores ' + precision] = await hex(scores.data);
     const selected = await api.topk(scores, k, { causalOffset: s - t });
@@ -116,14 +116,14 @@ test('the default run completes in the browser with every check passing, on 2 We
   assert.deepEqual(errors, []);
 });
 
-test('scores (float32, int8, int7), top-k, masks and attention in Chromium are bit-identical to Node for the same seed, on one thread and on the pool', async () => {
+test('scores (float32, int8, int7, fp8), top-k, masks and attention in Chromium are bit-identical to Node for the same seed, on one thread and on the pool', async () => {
   const node = await (new Function(`return ${FINGERPRINT}`)() as (d: unknown, i: unknown, a: unknown) => Promise<Record<string, string>>)(library, { indexerInputs, attentionInputs }, null);
   const browserOne = await inPage<Record<string, string>>(`(${FINGERPRINT})(window.dsa, window.dsaPage.demoInputs, null)`);
   const browserPool = await inPage<Record<string, string>>(`(async () => {
     const pool = window.dsa.createPool({ threads: 2 });
     try { return await (${FINGERPRINT})(window.dsa, window.dsaPage.demoInputs, pool); } finally { await pool.close(); }
   })()`);
-  assert.equal(Object.keys(node).length, 17);
+  assert.equal(Object.keys(node).length, 21);
   assert.deepEqual(browserOne, node, 'Chromium (relaxed module), one thread, vs Node (baseline module)');
   assert.deepEqual(browserPool, node, 'Chromium, 2 Web Workers, vs Node');
 });
