@@ -7,10 +7,12 @@ import { maskKernels } from './mask/kernels.js';
 import { topkKernels } from './topk/kernels.js';
 import { indexerKernels } from './indexer/kernels.js';
 import { attentionKernels } from './attention/kernels.js';
+import { cacheKernels } from './cache/kernels.js';
 
 export const kernels: KernelTable = {
   ...maskKernels,
   ...topkKernels,
   ...indexerKernels,
   ...attentionKernels,
+  ...cacheKernels,
 };

@@ -12,6 +12,9 @@ import { maskPoolApi } from './mask/pooled.js';
 import { topkPoolApi } from './topk/pooled.js';
 import { indexerPoolApi } from './indexer/pooled.js';
 import { attentionPoolApi } from './attention/pooled.js';
+import { cachePoolApi } from './cache/pooled.js';
+import { kernels } from './kernels.js';
+import { runKernel } from './plan.js';
 
 /** Runs a plan (built with `allocShared`) on the pool and resolves to its result. */
 export type PlanRunner = <R>(plan: Plan<R>) => Promise<R>;
@@ -28,6 +31,13 @@ export interface PoolOptions {
  */
 function inPlace(a: TypedArray): boolean {
   return typeof SharedArrayBuffer === 'undefined' || a.buffer instanceof SharedArrayBuffer;
+}
+
+/** A step's args for a kernel run on this thread: arrays an earlier pool step wrote through a shared copy are read from that copy. */
+function argsHere(args: Record<string, unknown>, copies: Map<TypedArray, TypedArray>): Record<string, never> {
+  const here: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(args)) here[name] = ArrayBuffer.isView(value) ? copies.get(value as TypedArray) ?? value : value;
+  return here as Record<string, never>;
 }
 
 function sharedCopy<T extends TypedArray>(a: T): T {
@@ -52,6 +62,7 @@ export function poolApi(pool: WorkerPool) {
     ...topkPoolApi(run),
     ...indexerPoolApi(run),
     ...attentionPoolApi(run),
+    ...cachePoolApi(run),
     /** Stops the workers. Calls after close reject. */
     close: () => pool.close(),
   };
@@ -62,17 +73,23 @@ function planRunner(pool: WorkerPool): PlanRunner {
   return async (plan) => {
     const copies = new Map<TypedArray, TypedArray>();
     for (const step of plan.steps) {
-      const args: Record<string, unknown> = {};
-      for (const [name, value] of Object.entries(step.args)) {
-        if (ArrayBuffer.isView(value) && !inPlace(value)) {
-          let copy = copies.get(value);
-          if (!copy) copies.set(value, (copy = sharedCopy(value)));
-          args[name] = copy;
-        } else {
-          args[name] = value;
+      if (step.rows[1] - step.rows[0] <= 1) {
+        // A step of one row cannot be split: it runs here rather than pay a worker's round
+        // trip (the same kernel on the same row). Arrays with a shared copy are used through it.
+        runKernel({ ...step, args: argsHere(step.args, copies) }, kernels);
+      } else {
+        const args: Record<string, unknown> = {};
+        for (const [name, value] of Object.entries(step.args)) {
+          if (ArrayBuffer.isView(value) && !inPlace(value)) {
+            let copy = copies.get(value);
+            if (!copy) copies.set(value, (copy = sharedCopy(value)));
+            args[name] = copy;
+          } else {
+            args[name] = value;
+          }
         }
+        await pool.runRows(step.kernel, args, step.rows[0], step.rows[1], step.splittable ?? true);
       }
-      await pool.runRows(step.kernel, args, step.rows[0], step.rows[1], step.splittable ?? true);
       for (const name of step.writes) {
         const original = step.args[name] as TypedArray;
         const copy = copies.get(original);

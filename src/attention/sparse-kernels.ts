@@ -6,7 +6,8 @@
  * Work is split into tiles of (query row, kv head, chunk of that head's
  * query heads), numbered row-major: tile = (r * hkv + g) * chunks + c. One
  * decode row (t = 1) with 128 query heads is then several tiles the pool
- * can run at once; each head's result depends only on its own keys and
+ * can run at once, while a thread given consecutive tiles of one row runs
+ * them as one pass. Each head's result depends only on its own keys and
  * blocks, so any split gives bit-identical output.
  *
  * Kernel args: q [t,hq,dqk], kv [s,hkv,dqk], indices [t,hkv,k] (read);
@@ -71,25 +72,23 @@ function gatherKeys(a: SparseArgs, s: number, hkv: number, r: number, g: number,
 
 export function sparseAttentionRows(args: KernelArgs, tileStart: number, tileEnd: number): void {
   const a = args as unknown as SparseArgs;
-  const heads = a.headChunk;
-  const { q, kv, out, lse, s, hq, hkv, dqk, dV, smScale, rowOffset, group, kvStride, buf } = rowArgs(args, heads);
-  const chunks = Math.ceil(group / heads);
+  const { q, kv, out, lse, s, hq, hkv, dqk, dV, smScale, rowOffset, group, kvStride, buf } = rowArgs(args);
+  const chunks = Math.ceil(group / a.headChunk);
   // Positions are < s, or (ragged) < the longest sequence, which is <= s too.
-  const ws = getWorkspace(heads, dV, a.k, a.assumeUnique ? 0 : s);
+  const ws = getWorkspace(group, dV, a.k, a.assumeUnique ? 0 : s);
   const { keys, seen } = ws;
-  let gathered = -1; // the (row, kv head) whose keys `keys` holds
-  let n = 0;
-  for (let tile = tileStart; tile < tileEnd; tile++) {
+  // Consecutive tiles of one (row, kv head) run as one pass over its keys with all their heads:
+  // the key rows are copied into the module's memory once, not once per tile.
+  for (let tile = tileStart; tile < tileEnd; ) {
     const rg = Math.floor(tile / chunks);
-    const c = tile - rg * chunks;
+    const c0 = tile - rg * chunks;
+    const c1 = Math.min(chunks, c0 + (tileEnd - tile));
+    tile += c1 - c0;
     const r = Math.floor(rg / hkv);
     const g = rg - r * hkv;
-    if (gathered !== rg) {
-      n = gatherKeys(a, s, hkv, r, g, keys, seen);
-      gathered = rg;
-    }
-    const h0 = g * group + c * heads; // first query head of the tile
-    const nh = Math.min(heads, (g + 1) * group - h0);
+    const n = gatherKeys(a, s, hkv, r, g, keys, seen);
+    const h0 = g * group + c0 * a.headChunk; // first query head of the pass
+    const nh = Math.min(c1 * a.headChunk, group) - c0 * a.headChunk;
     resetGroup(ws, nh, dV);
     const qBase = (r * hq + h0) * dqk;
     const headRow = (r - rowOffset) * hq + h0;

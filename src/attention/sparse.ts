@@ -33,10 +33,15 @@ export interface SparseAttentionResult extends AttentionResult {
   maxLogits: Tensor<Float32Array>;
 }
 
-/** Query heads per tile when a call has few rows, so one decode row still spreads over threads. */
-const MIN_HEADS_PER_TILE = 16;
-/** Rows from which a call has work enough to split by row alone (each tile then gathers its keys once). */
-const ROWS_TO_SPLIT = 8;
+/**
+ * A kv head's query heads are split in two tiles once there are 32 or more
+ * (MLA decode: 128), so one decode row spreads over two threads; a thread
+ * given both tiles runs them as one pass. Measured at hq = 128, k = 2048,
+ * dqk = 576 on 2 cores: one pass of 128 heads 15 ms; two threads on 64 each
+ * 8.4-10.5 ms; tiles of 32 or 16 heads, each copying the key rows again,
+ * 11-14 ms on two threads.
+ */
+const MIN_HEADS_TO_SPLIT = 32;
 
 /** A paged kv cache [numPages, pageSize, hkv, dqk] as the flat [slots, hkv, dqk] its physical slots index. */
 function flatKv(kv: Tensor<Float32Array>): Tensor<Float32Array> {
@@ -84,7 +89,7 @@ export function planSparseAttention(
   const lse = alloc(Float32Array, rows * hq);
   const maxLogits = alloc(Float32Array, rows * hq);
   const group = hq / hkv;
-  const headChunk = rows >= ROWS_TO_SPLIT ? group : Math.min(group, Math.max(MIN_HEADS_PER_TILE, Math.ceil(group / 4)));
+  const headChunk = group >= MIN_HEADS_TO_SPLIT ? Math.ceil(group / 2) : group;
   const chunks = Math.ceil(group / headChunk);
   const args: KernelArgs = {
     q: q.data, kv: kv.data, indices: indices.data, out, lse, maxLogits,

@@ -18,10 +18,10 @@
  */
 import { allocLocal, allocShared, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
-import { simdModule } from '../simd/index.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
 import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, quantizeKeysFp8, type QuantizedKeys } from './quantized-keys.js';
-import { checkFp8Keys, hadamardInPlace, isFp8Keys, type Fp8Keys, type ScaleFormat } from './fp8.js';
+import { checkFp8Keys, isFp8Keys, type Fp8Keys, type ScaleFormat } from './fp8.js';
+import { linearRows, prepareRows } from './projection.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
@@ -102,53 +102,59 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
   mask?: Tensor<MaskData>;
 }
 
-/**
- * y[r, o] = x[r, :] . W[o, :] for rows r < n: x [n, in], W [out, in].
- * On WebAssembly SIMD, blocks of W rows (about 256 KiB, L2-sized) are copied
- * into the module's memory and every x row of a chunk passes over a block
- * before the next: W streams from memory once per chunk of x rows, not once
- * per row. Each dot is the same `dot` whatever the blocking.
- */
-function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, useSimd: boolean, alloc: Alloc): Float32Array {
+/** The projection y = x W^T of n rows, all output features, on this thread (the same kernel the pool splits). */
+function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, simd: boolean, alloc: Alloc): Float32Array {
   const y = alloc(Float32Array, n * outDim);
-  const m = useSimd ? simdModule() : null;
-  if (m) {
-    const block = Math.max(1, Math.min(outDim, Math.floor(65536 / inDim)));
-    const chunk = Math.max(1, Math.min(n, Math.floor((8 << 20) / (4 * inDim))));
-    const [pw, px, py] = m.layout(block * inDim * 4, chunk * inDim * 4, chunk * block * 4);
-    const wv = m.f32(pw, block * inDim), xv = m.f32(px, chunk * inDim), yv = m.f32(py, chunk * block);
-    for (let r0 = 0; r0 < n; r0 += chunk) {
-      const r1 = Math.min(n, r0 + chunk);
-      xv.set(x.subarray(r0 * inDim, r1 * inDim));
-      for (let o0 = 0; o0 < outDim; o0 += block) {
-        const o1 = Math.min(outDim, o0 + block);
-        wv.set(W.subarray(o0 * inDim, o1 * inDim));
-        for (let r = r0; r < r1; r++) m.exports.dotRows(px + (r - r0) * inDim * 4, pw, o1 - o0, inDim, inDim, py + (r - r0) * block * 4);
-        for (let r = r0; r < r1; r++) y.set(yv.subarray((r - r0) * block, (r - r0) * block + (o1 - o0)), r * outDim + o0);
-      }
-    }
-    return y;
-  }
-  for (let r = 0; r < n; r++) {
-    for (let o = 0; o < outDim; o++) {
-      let acc = 0;
-      for (let e = 0; e < inDim; e++) acc += x[r * inDim + e] * W[o * inDim + e];
-      y[r * outDim + o] = acc;
-    }
-  }
+  linearRows({ x, W, y, n, inDim, outDim, simd }, 0, outDim);
   return y;
 }
 
-/** Non-interleaved RoPE on v[at .. at+ropeDim): pairs (i, i + half). */
-function rope(v: Float32Array, at: number, ropeDim: number, position: number, freqs: Float64Array): void {
-  const half = ropeDim / 2;
-  for (let i = 0; i < half; i++) {
-    const angle = position * freqs[i];
-    const c = Math.cos(angle), sn = Math.sin(angle);
-    const a = v[at + i], b = v[at + half + i];
-    v[at + i] = a * c - b * sn;
-    v[at + half + i] = a * sn + b * c;
+/**
+ * The weights with every tensor backed by SharedArrayBuffer (copied once;
+ * tensors already shared are kept), so pool calls use them in place instead
+ * of copying them into shared memory on every call.
+ */
+export function shareWeights(weights: IndexerWeights): IndexerWeights {
+  checkIndexerWeights(weights);
+  const share = (x: Tensor<Float32Array>): Tensor<Float32Array> => {
+    if (x.data.buffer instanceof SharedArrayBuffer) return x;
+    const data = allocShared(Float32Array, x.data.length);
+    data.set(x.data);
+    return { data, shape: x.shape.slice() };
+  };
+  return { wqB: share(weights.wqB), wk: share(weights.wk), kNormWeight: share(weights.kNormWeight), kNormBias: share(weights.kNormBias), weightsProj: share(weights.weightsProj) };
+}
+
+/** The indexer's dimensions from its weights, each checked by name: h heads, d head dim, dim (model), qRank. */
+export function checkIndexerWeights(weights: IndexerWeights): { h: number; d: number; dim: number; qRank: number } {
+  const [h, dim] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
+  const [d, dimK] = checkTensor('weights.wk', weights.wk, Float32Array, ['d', 'dim']);
+  checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'weights.weightsProj dim');
+  const [hd, qRank] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
+  checkSame('lightningIndexer', hd, 'weights.wqB rows', h * d, 'h*d');
+  checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
+  checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
+  return { h, d, dim, qRank };
+}
+
+/** RoPE and LayerNorm settings from the options: ropeDim, the inverse frequencies, eps. */
+export function ropeSettings(opts: Pick<LightningIndexerOptions, 'ropeDim' | 'ropeTheta' | 'ropeFreqs' | 'eps'>, d: number): { ropeDim: number; freqs: Float64Array; eps: number } {
+  const ropeDim = opts.ropeDim ?? 64;
+  if (!Number.isInteger(ropeDim) || ropeDim < 0 || ropeDim % 2 !== 0 || ropeDim > d) {
+    throw new RangeError(`ropeDim: expected an even integer in [0, d = ${d}], got ${String(ropeDim)}`);
   }
+  const freqs = new Float64Array(ropeDim / 2);
+  if (opts.ropeFreqs !== undefined) {
+    if (!(opts.ropeFreqs instanceof Float32Array) || opts.ropeFreqs.length !== ropeDim / 2) {
+      throw new RangeError(`ropeFreqs: expected a Float32Array of length ropeDim/2 = ${ropeDim / 2}, got ${opts.ropeFreqs instanceof Float32Array ? `length ${opts.ropeFreqs.length}` : typeof opts.ropeFreqs}`);
+    }
+    freqs.set(opts.ropeFreqs);
+  } else {
+    const theta = checkFinite('ropeTheta', opts.ropeTheta ?? 10000);
+    for (let i = 0; i < ropeDim / 2; i++) freqs[i] = theta ** (-(2 * i) / ropeDim);
+  }
+  const eps = checkFinite('eps', opts.eps ?? 1e-6);
+  return { ropeDim, freqs, eps };
 }
 
 interface Prepared {
@@ -169,15 +175,9 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   const [bq, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['b', 't', 'qRank']);
   checkSame('lightningIndexer', bq, 'inputs.qr b', b, 'inputs.x b');
   checkSame('lightningIndexer', tq, 'inputs.qr t', t, 'inputs.x t');
-  const [h, dimW] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
+  const { h, d, dim: dimW, qRank: qRankW } = checkIndexerWeights(weights);
   checkSame('lightningIndexer', dimW, 'weights.weightsProj dim', dim, 'inputs.x dim');
-  const [d, dimK] = checkTensor('weights.wk', weights.wk, Float32Array, ['d', 'dim']);
-  checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'inputs.x dim');
-  const [hd, qRankW] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
-  checkSame('lightningIndexer', hd, 'weights.wqB rows', h * d, 'h*d');
   checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
-  checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
-  checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
   const precision = opts.precision ?? 'float32';
   if (isQuantizedKeys(inputs.kCache) && precision !== 'int8' && precision !== 'int7') {
     throw new RangeError(`inputs.kCache: quantized keys need precision 'int8' or 'int7', got precision '${precision}'`);
@@ -190,21 +190,7 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   checkSame('lightningIndexer', dc, 'inputs.kCache d', d, 'weights.wk d');
   const s = sPast + t;
   const topK = checkSize('topK', opts.topK ?? 2048);
-  const ropeDim = opts.ropeDim ?? 64;
-  if (!Number.isInteger(ropeDim) || ropeDim < 0 || ropeDim % 2 !== 0 || ropeDim > d) {
-    throw new RangeError(`ropeDim: expected an even integer in [0, d = ${d}], got ${String(ropeDim)}`);
-  }
-  const freqs = new Float64Array(ropeDim / 2);
-  if (opts.ropeFreqs !== undefined) {
-    if (!(opts.ropeFreqs instanceof Float32Array) || opts.ropeFreqs.length !== ropeDim / 2) {
-      throw new RangeError(`ropeFreqs: expected a Float32Array of length ropeDim/2 = ${ropeDim / 2}, got ${opts.ropeFreqs instanceof Float32Array ? `length ${opts.ropeFreqs.length}` : typeof opts.ropeFreqs}`);
-    }
-    freqs.set(opts.ropeFreqs);
-  } else {
-    const theta = checkFinite('ropeTheta', opts.ropeTheta ?? 10000);
-    for (let i = 0; i < ropeDim / 2; i++) freqs[i] = theta ** (-(2 * i) / ropeDim);
-  }
-  const eps = checkFinite('eps', opts.eps ?? 1e-6);
+  const { ropeDim, freqs, eps } = ropeSettings(opts, d);
   const causal = opts.causal ?? true;
   let hadamard = opts.hadamard ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.hadamard : precision === 'fp8');
   if (isFp8Keys(inputs.kCache) && hadamard !== inputs.kCache.hadamard) {
@@ -227,27 +213,15 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd, alloc); // [b*t, h*d]
   // k = LayerNorm(x @ wk^T), RoPE, optional Hadamard; appended to the cache.
   const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd, allocLocal); // [b*t, d]
-  const gamma = weights.kNormWeight.data, beta = weights.kNormBias.data;
-  for (let r = 0; r < b * t; r++) {
-    let mean = 0;
-    for (let e = 0; e < d; e++) mean += kNew[r * d + e];
-    mean /= d;
-    let variance = 0;
-    for (let e = 0; e < d; e++) variance += (kNew[r * d + e] - mean) ** 2;
-    const inv = 1 / Math.sqrt(variance / d + eps);
-    for (let e = 0; e < d; e++) kNew[r * d + e] = (kNew[r * d + e] - mean) * inv * gamma[e] + beta[e];
-  }
   // With fp8 the rotation happens where the keys and queries are quantized (quantizeKeysFp8, the score call).
   const rotateHere = hadamard && precision !== 'fp8';
-  for (let r = 0; r < b * t; r++) {
-    const position = sPast + (r % t);
-    for (let hh = 0; hh < h; hh++) {
-      rope(q, (r * h + hh) * d, ropeDim, position, freqs);
-      if (rotateHere) hadamardInPlace(q, (r * h + hh) * d, d);
-    }
-    rope(kNew, r * d, ropeDim, position, freqs);
-    if (rotateHere) hadamardInPlace(kNew, r * d, d);
-  }
+  const positions = new Int32Array(b * t);
+  for (let r = 0; r < b * t; r++) positions[r] = sPast + (r % t);
+  prepareRows(
+    { q, k: kNew, positions, gamma: weights.kNormWeight.data, beta: weights.kNormBias.data, eps, ropeDim, freqs, h, d, rotateQ: rotateHere, rotateK: rotateHere },
+    0,
+    b * t,
+  );
   let keys: KeyCache;
   if (isFp8Keys(inputs.kCache)) {
     const format = scaleFormat ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.scaleFormat : 'float32');

@@ -6,7 +6,7 @@
 import { allocLocal, describe, wordsPerRow, type Alloc, type MaskData, type Tensor, type TypedArrayConstructor } from '../tensor.js';
 import { runPlan, type Plan } from '../plan.js';
 import { topkKernels } from './kernels.js';
-import { checkBytes, checkInteger, checkOneOf, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
+import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { TopkKernelArgs } from './radix.js';
 import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
 
@@ -23,6 +23,8 @@ export interface TopkOptions extends KeyWindowOptions {
   rows?: [number, number];
   /** Memory guard for the result (default min(4 GiB, half the memory)). */
   maxBytes?: number;
+  /** Buffers for the result, [rows * k] each (a decode loop reuses them). */
+  out?: { values: Float32Array; indices: Int32Array };
   /** The kernel to run: 'radix' (default) or 'sort', the O(s log s) reference. Same results. */
   kernel?: 'radix' | 'sort';
   /** Stream unmasked rows through the WebAssembly SIMD module where this engine has it (default true; false: TypeScript only). Same results. */
@@ -69,8 +71,14 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   // up to s candidate keys and indices).
   checkBytes(`topk of ${rows} rows, k = ${k}`, rows * k * 8 + rows * 4 + s * 24, opts.maxBytes, 'stream query blocks with rows: [start, end) or lower k');
 
-  const values = alloc(Float32Array, rows * k);
-  const indices = alloc(Int32Array, rows * k);
+  let values: Float32Array, indices: Int32Array;
+  if (opts.out !== undefined) {
+    values = checkOut('out.values', (opts.out as { values?: unknown } | null)?.values, Float32Array, rows * k);
+    indices = checkOut('out.indices', opts.out.indices, Int32Array, rows * k);
+  } else {
+    values = alloc(Float32Array, rows * k);
+    indices = alloc(Int32Array, rows * k);
+  }
   const nanAt = alloc(Int32Array, rows);
   const args: TopkKernelArgs = {
     scores: scores.data, t, s, k, row0: start, values, indices, nanAt, nanLowest: nan === 'lowest', sorted, causalOffset, mask, maskForm, simd,

@@ -1,0 +1,326 @@
+/**
+ * The DSA cache of a decode loop: for each of `batch` sequences, the
+ * indexer keys (float32, int8 or DeepSeek's FP8) and the attention kv rows
+ * (MLA's latent rows) of every token so far, in pages of `pageSize` tokens
+ * reached through a block table (SPEC "Paged cache"). Two layouts:
+ *
+ * - contiguous (`capacity`): sequence i owns page i of `capacity` tokens;
+ * - paged (`pages`, `pageSize` 64 by default): sequences take pages from a
+ *   shared pool as they grow and give them back on `reset`.
+ *
+ * Buffers are allocated once (in SharedArrayBuffer by default, so pool
+ * steps read and write them in place) and `append` writes only the new
+ * tokens' slots: nothing earlier is copied. A failed append (a full cache, a
+ * key that cannot be quantized, a bad shape) changes nothing.
+ */
+import { allocLocal, allocShared, describe, type Tensor } from '../tensor.js';
+import { checkBytes, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
+import { QUANT_BLOCK } from '../indexer/quantize.js';
+import { FP8_BLOCK, type Fp8Keys, type ScaleFormat } from '../indexer/fp8.js';
+import type { QuantizedKeys } from '../indexer/quantized-keys.js';
+import type { IndexerKeys } from '../indexer/scores.js';
+import { NO_BAD_ROW } from '../mask/check.js';
+import { checkKeys, writeTokens } from './append.js';
+
+export type KeyForm = 'float32' | 'int8' | 'fp8';
+
+export interface DsaCacheOptions {
+  /** Sequences the cache holds. */
+  batch: number;
+  /** Contiguous layout: tokens per sequence. Give this or `pages`. */
+  capacity?: number;
+  /** Paged layout: pages in the shared pool. */
+  pages?: number;
+  /** Paged layout: tokens per page (default 64, vLLM's and FlashMLA's). */
+  pageSize?: number;
+  /** Indexer head dim d (default 128). */
+  indexerDim?: number;
+  /** How indexer keys are stored: 'fp8' (default, DeepSeek's 132 bytes a token), 'int8' or 'float32'. */
+  keyForm?: KeyForm;
+  /** fp8: act_quant's scale rounding, 'float32' (default) or 'ue8m0'. */
+  scaleFormat?: ScaleFormat;
+  /** Rotate keys (and so queries) by the Hadamard transform before storing (default true for fp8, false otherwise). */
+  hadamard?: boolean;
+  /** kv heads hkv (default 1, MLA). */
+  kvHeads?: number;
+  /** Floats per kv row dqk (default 576: MLA's 512 latent + 64 rope dims). */
+  kvDim?: number;
+  /** SharedArrayBuffer-backed buffers (default: where the engine has SharedArrayBuffer), used in place by pool steps. */
+  shared?: boolean;
+  /** Memory guard for the buffers (default: min(4 GiB, half the machine's memory)). */
+  maxBytes?: number;
+}
+
+/** The new tokens of one sequence: its indexer keys (before rotation) and kv rows. */
+export interface AppendInputs {
+  /** [n, d] Float32Array: the indexer keys of the new tokens (LayerNorm and RoPE applied, not rotated). */
+  keys: Tensor<Float32Array>;
+  /** [n, hkv, dqk] Float32Array: their kv rows. */
+  kv: Tensor<Float32Array>;
+}
+
+/** Where n new tokens of a sequence go, before they are committed. */
+export interface Reservation {
+  seq: number;
+  n: number;
+  /** Int32Array [n]: the slot of each new token. */
+  slots: Int32Array;
+  /** Pages taken from the free pool (paged layout). */
+  pages: number;
+}
+
+export class DsaCache {
+  readonly batch: number;
+  readonly layout: 'contiguous' | 'paged';
+  readonly pageSize: number;
+  readonly numPages: number;
+  /** Blocks per sequence in the block table. */
+  readonly maxBlocks: number;
+  readonly d: number;
+  readonly keyForm: KeyForm;
+  readonly scaleFormat: ScaleFormat;
+  readonly hadamard: boolean;
+  readonly hkv: number;
+  readonly dqk: number;
+  readonly shared: boolean;
+  /** Int32Array [batch]: tokens per sequence. Read it; only the cache writes it. */
+  readonly lengths: Int32Array;
+  /** [batch, maxBlocks] Int32Array: the page of each block of each sequence (entries past a sequence's blocks are unused). */
+  readonly blockTable: Tensor<Int32Array>;
+  /** The indexer keys in pages, in the form `indexerScores` takes with `blockTable`. */
+  readonly keys: IndexerKeys;
+  /** [numPages, pageSize, hkv, dqk] Float32Array: the kv rows in pages, as `sparseAttention` takes them (indices = physical slots). */
+  readonly kv: Tensor<Float32Array>;
+  /** Free pages (paged): a stack, the next page taken from the top. */
+  private readonly free: Int32Array;
+  private freeCount: number;
+  /** A step is using the reserved slots: no other may reserve until it ends. */
+  private busy = false;
+  private scratch: Float32Array;
+  private flag: Int32Array;
+
+  constructor(opts: DsaCacheOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError(`createDsaCache: expected options { batch, capacity | pages, ... }, got ${describe(opts)}`);
+    this.batch = checkSize('batch', opts.batch);
+    if ((opts.capacity === undefined) === (opts.pages === undefined)) {
+      throw new RangeError(`createDsaCache: give capacity (tokens per sequence, contiguous) or pages (a shared pool of pages), got ${opts.capacity === undefined ? 'neither' : 'both'}`);
+    }
+    this.d = checkSize('indexerDim', opts.indexerDim ?? 128);
+    this.keyForm = checkOneOf('keyForm', opts.keyForm ?? 'fp8', ['float32', 'int8', 'fp8'] as const);
+    this.scaleFormat = checkOneOf('scaleFormat', opts.scaleFormat ?? 'float32', ['float32', 'ue8m0'] as const);
+    const hadamard = opts.hadamard ?? this.keyForm === 'fp8';
+    if (typeof hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(hadamard)}`);
+    if (hadamard && (this.d & (this.d - 1)) !== 0) throw new RangeError(`hadamard: needs indexerDim a power of 2, got ${this.d}`);
+    this.hadamard = hadamard;
+    if (this.keyForm === 'fp8' && this.d > FP8_BLOCK) throw new RangeError(`keyForm 'fp8': needs indexerDim <= ${FP8_BLOCK} (one scale per key), got ${this.d}`);
+    this.hkv = checkSize('kvHeads', opts.kvHeads ?? 1);
+    this.dqk = checkSize('kvDim', opts.kvDim ?? 576);
+    this.shared = opts.shared ?? typeof SharedArrayBuffer !== 'undefined';
+    if (typeof this.shared !== 'boolean') throw new TypeError(`shared: expected a boolean, got ${describe(this.shared)}`);
+    if (opts.capacity !== undefined) {
+      this.layout = 'contiguous';
+      this.pageSize = checkSize('capacity', opts.capacity);
+      this.numPages = this.batch;
+      this.maxBlocks = 1;
+      if (opts.pageSize !== undefined) throw new RangeError('pageSize: only the paged layout (pages) takes a page size; a contiguous sequence is one region of capacity tokens');
+    } else {
+      this.layout = 'paged';
+      this.numPages = checkSize('pages', opts.pages);
+      this.pageSize = checkSize('pageSize', opts.pageSize ?? 64);
+      this.maxBlocks = this.numPages;
+    }
+    if (this.keyForm === 'fp8' && (this.pageSize * this.d) % 4 !== 0) {
+      throw new RangeError(`pageSize: the FP8 page layout needs pageSize * indexerDim a multiple of 4 (float32 scales after the codes), got ${this.pageSize} * ${this.d}`);
+    }
+    const slots = this.numPages * this.pageSize;
+    const nb = Math.ceil(this.d / QUANT_BLOCK);
+    const keyBytes = this.keyForm === 'float32' ? this.d * 4 : this.keyForm === 'int8' ? this.d + nb * 4 : this.d + 4;
+    checkBytes(`a DSA cache of ${slots} slots`, slots * (keyBytes + this.hkv * this.dqk * 4), opts.maxBytes, 'use fewer pages or a smaller capacity, or an fp8 key form');
+    const alloc = this.shared ? allocShared : allocLocal;
+    const d = this.d;
+    if (this.keyForm === 'float32') this.keys = { data: alloc(Float32Array, slots * d), shape: [this.numPages, this.pageSize, d] };
+    else if (this.keyForm === 'int8') {
+      this.keys = {
+        values: { data: alloc(Int8Array, slots * d), shape: [this.numPages, this.pageSize, d] },
+        scales: { data: alloc(Float32Array, slots * nb), shape: [this.numPages, this.pageSize, nb] },
+      } satisfies QuantizedKeys;
+    } else {
+      this.keys = { data: alloc(Uint8Array, slots * (d + 4)), shape: [this.numPages, this.pageSize, d + 4], hadamard: this.hadamard, scaleFormat: this.scaleFormat } satisfies Fp8Keys;
+    }
+    this.kv = { data: alloc(Float32Array, slots * this.hkv * this.dqk), shape: [this.numPages, this.pageSize, this.hkv, this.dqk] };
+    this.lengths = alloc(Int32Array, this.batch);
+    this.blockTable = { data: alloc(Int32Array, this.batch * this.maxBlocks), shape: [this.batch, this.maxBlocks] };
+    this.free = new Int32Array(this.layout === 'paged' ? this.numPages : 0);
+    if (this.layout === 'contiguous') for (let i = 0; i < this.batch; i++) this.blockTable.data[i] = i;
+    else for (let p = 0; p < this.numPages; p++) this.free[p] = this.numPages - 1 - p; // page 0 on top
+    this.freeCount = this.free.length;
+    this.scratch = alloc(Float32Array, 0);
+    this.flag = alloc(Int32Array, 1);
+  }
+
+  /** Tokens held by sequence `seq`. */
+  length(seq: number): number {
+    return this.lengths[this.checkSeq('seq', seq)];
+  }
+
+  /** Pages not held by any sequence (paged); 0 for the contiguous layout. */
+  freePages(): number {
+    return this.freeCount;
+  }
+
+  /** Tokens sequence `seq` can still take. */
+  room(seq: number): number {
+    const s = this.checkSeq('seq', seq);
+    if (this.layout === 'contiguous') return this.pageSize - this.lengths[s];
+    const inLastPage = (this.pageSize - (this.lengths[s] % this.pageSize)) % this.pageSize;
+    const blocksLeft = this.maxBlocks - Math.ceil(this.lengths[s] / this.pageSize);
+    return inLastPage + Math.min(this.freeCount, blocksLeft) * this.pageSize;
+  }
+
+  checkSeq(name: string, seq: unknown): number {
+    if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0 || seq >= this.batch) {
+      throw new RangeError(`${name}: expected a sequence in [0, ${this.batch}), got ${describe(seq)}`);
+    }
+    return seq;
+  }
+
+  /** Throws unless no step is using the cache; then marks it in use until `release`. */
+  acquire(): void {
+    if (this.busy) throw new Error('DsaCache: a step is already running on this cache; await it before the next (steps on one cache run one at a time)');
+    this.busy = true;
+  }
+
+  release(): void {
+    this.busy = false;
+  }
+
+  /**
+   * Reserves slots for n more tokens of each listed sequence, in order,
+   * without committing anything: the block table gets the new blocks'
+   * pages (entries past a sequence's blocks are unused, so this is
+   * invisible), the free pool and the lengths are unchanged until
+   * `commit`. Throws a RangeError naming the sequence when it does not fit.
+   */
+  reserve(seqs: Int32Array, n: number): Reservation[] {
+    const seen = new Set<number>();
+    let taken = 0;
+    const out: Reservation[] = [];
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = this.checkSeq(`seqs[${i}]`, seqs[i]);
+      if (seen.has(seq)) throw new RangeError(`seqs: sequence ${seq} is listed twice; give each sequence its new tokens in one row`);
+      seen.add(seq);
+      const len = this.lengths[seq];
+      const slots = new Int32Array(n);
+      let pages = 0;
+      if (this.layout === 'contiguous') {
+        if (len + n > this.pageSize) {
+          throw new RangeError(`cache: sequence ${seq} holds ${len} of ${this.pageSize} tokens; ${n} more do not fit (a full cache; reset it or create a larger one)`);
+        }
+        for (let j = 0; j < n; j++) slots[j] = seq * this.pageSize + len + j;
+      } else {
+        const P = this.pageSize;
+        const blocksNow = Math.ceil(len / P), blocksAfter = Math.ceil((len + n) / P);
+        pages = blocksAfter - blocksNow;
+        if (blocksAfter > this.maxBlocks || taken + pages > this.freeCount) {
+          throw new RangeError(
+            `cache: sequence ${seq} holds ${len} tokens; ${n} more need ${pages} new pages of ${P}, but only ${this.freeCount - taken} of ${this.numPages} are free (a full cache; reset sequences or create more pages)`,
+          );
+        }
+        const row = seq * this.maxBlocks;
+        for (let blk = blocksNow; blk < blocksAfter; blk++) this.blockTable.data[row + blk] = this.free[this.freeCount - 1 - taken++];
+        for (let j = 0; j < n; j++) {
+          const p = len + j;
+          slots[j] = this.blockTable.data[row + Math.floor(p / P)] * P + (p % P);
+        }
+      }
+      out.push({ seq, n, slots, pages });
+    }
+    return out;
+  }
+
+  /** Makes reserved tokens part of their sequences: lengths grow, reserved pages leave the free pool. */
+  commit(reservations: Reservation[]): void {
+    for (const r of reservations) {
+      this.freeCount -= r.pages;
+      this.lengths[r.seq] += r.n;
+    }
+  }
+
+  /** Empties sequence `seq`: its length becomes 0 and (paged) its pages return to the pool. */
+  reset(seq: number): void {
+    const s = this.checkSeq('seq', seq);
+    if (this.busy) throw new Error('DsaCache: a step is running on this cache; reset after it ends');
+    if (this.layout === 'paged') {
+      const blocks = Math.ceil(this.lengths[s] / this.pageSize);
+      for (let blk = blocks - 1; blk >= 0; blk--) this.free[this.freeCount++] = this.blockTable.data[s * this.maxBlocks + blk];
+    }
+    this.lengths[s] = 0;
+  }
+
+  /** The arguments of the append kernels (src/cache/append.ts) for tokens whose keys and kv rows are in `keys` / `kvIn`. */
+  appendArgs(keys: Float32Array, kvIn: Float32Array, slots: Int32Array, firstBad: Int32Array) {
+    const k = this.keys as Tensor<Float32Array> & QuantizedKeys & Fp8Keys;
+    return {
+      keys, kvIn, slots, d: this.d, rowWidth: this.hkv * this.dqk, form: this.keyForm, hadamard: this.hadamard,
+      ue8m0: this.scaleFormat === 'ue8m0', pageSize: this.pageSize, firstBad, kv: this.kv.data,
+      keysF32: this.keyForm === 'float32' ? k.data : null,
+      keysI8: this.keyForm === 'int8' ? k.values.data : null,
+      scalesI8: this.keyForm === 'int8' ? k.scales.data : null,
+      keysFp8: this.keyForm === 'fp8' ? k.data : null,
+    };
+  }
+
+  /**
+   * Appends n tokens to sequence `seq`: keys [n, d] (rotated and quantized
+   * here into the cache's form) and kv [n, hkv, dqk]. Only the new slots are
+   * written. Throws, changing nothing, when they do not fit, when a key
+   * holds NaN or Infinity and the keys are quantized, or on a bad shape.
+   */
+  append(seq: number, inputs: AppendInputs): void {
+    const s = this.checkSeq('seq', seq);
+    const [n, d] = checkTensor('keys', inputs?.keys, Float32Array, ['n', 'd']);
+    checkSame('append', d, 'keys d', this.d, 'the cache indexerDim');
+    const [nkv, hkv, dqk] = checkTensor('kv', inputs.kv, Float32Array, ['n', 'hkv', 'dqk']);
+    checkSame('append', nkv, 'kv n', n, 'keys n');
+    checkSame('append', hkv, 'kv hkv', this.hkv, 'the cache kvHeads');
+    checkSame('append', dqk, 'kv dqk', this.dqk, 'the cache kvDim');
+    this.acquire();
+    try {
+      const [reservation] = this.reserve(Int32Array.of(s), n);
+      const firstBad = this.flag;
+      firstBad[0] = NO_BAD_ROW;
+      const args = this.appendArgs(inputs.keys.data, inputs.kv.data, reservation.slots, firstBad);
+      if (this.keyForm !== 'float32') checkKeys(args, 0, n);
+      if (firstBad[0] !== NO_BAD_ROW) throw nonFiniteKey(inputs.keys.data, d, firstBad[0], this.keyForm);
+      writeTokens(args, 0, n);
+      this.commit([reservation]);
+    } finally {
+      this.release();
+    }
+  }
+
+  /** A reusable float buffer of at least `length` elements (the step's scores), grown by doubling. */
+  workspace(length: number): Float32Array {
+    if (this.scratch.length < length) {
+      const size = Math.max(length, 2 * this.scratch.length);
+      this.scratch = (this.shared ? allocShared : allocLocal)(Float32Array, size);
+    }
+    return this.scratch.subarray(0, length);
+  }
+}
+
+/** The RangeError for a key the cache cannot quantize: token and dim of its first non-finite value. */
+export function nonFiniteKey(keys: Float32Array, d: number, row: number, form: KeyForm): RangeError {
+  let e = 0;
+  while (e < d && Number.isFinite(keys[row * d + e])) e++;
+  return new RangeError(`keys: token ${row}, dim ${e} is ${keys[row * d + e]}; an ${form} cache quantizes keys and cannot store a non-finite one (nothing was appended)`);
+}
+
+/**
+ * Creates a DSA cache (see DsaCache): `{ batch, capacity }` for contiguous
+ * sequences or `{ batch, pages, pageSize }` for a paged pool; indexer keys
+ * in `keyForm` (default 'fp8'), kv rows [hkv, dqk] (default [1, 576]).
+ */
+export function createDsaCache(opts: DsaCacheOptions): DsaCache {
+  return new DsaCache(opts);
+}

@@ -1,0 +1,60 @@
+/**
+ * Logical token positions to physical cache slots (FlashInfer's page-table
+ * transform), at the public edge: every index checked, then the kernel of
+ * slot-kernels.ts.
+ */
+import type { Plan } from '../plan.js';
+import { runPlan } from '../plan.js';
+import { cacheKernels } from './kernels.js';
+import { allocLocal, describe, type Alloc, type Tensor } from '../tensor.js';
+import { checkSize, checkTensor, checkSame } from '../validate.js';
+
+export interface PagedSlotsOptions {
+  /** Int32Array [b]: a position at or past its sequence's length is a RangeError. */
+  seqLens?: Int32Array;
+  /** Pages in the cache: a block entry outside [0, numPages) is a RangeError. */
+  numPages?: number;
+}
+
+export function planPagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<Int32Array>, pageSize: number, opts: PagedSlotsOptions, alloc: Alloc): Plan<Tensor<Int32Array>> {
+  const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
+  const [bt, maxBlocks] = checkTensor('blockTable', blockTable, Int32Array, ['b', 'maxBlocks']);
+  checkSame('pagedSlots', bt, 'blockTable b', b, 'indices b');
+  const P = checkSize('pageSize', pageSize);
+  const numPages = opts.numPages === undefined ? Infinity : checkSize('numPages', opts.numPages);
+  const seqLens = opts.seqLens;
+  if (seqLens !== undefined && (!(seqLens instanceof Int32Array) || seqLens.length !== b)) {
+    throw new TypeError(`seqLens: expected an Int32Array of length b = ${b}, got ${seqLens instanceof Int32Array ? `length ${seqLens.length}` : describe(seqLens)}`);
+  }
+  const idx = indices.data, table = blockTable.data;
+  for (let r = 0; r < b * t; r++) {
+    const bi = Math.floor(r / t);
+    for (let i = 0; i < k; i++) {
+      const p = idx[r * k + i];
+      if (p < 0) continue;
+      const where = `batch ${bi}, query ${r % t}, slot ${i}`;
+      if (seqLens !== undefined && p >= seqLens[bi]) throw new RangeError(`indices: ${where} is position ${p}, past the sequence's length ${seqLens[bi]}`);
+      const blk = Math.floor(p / P);
+      if (blk >= maxBlocks) throw new RangeError(`indices: ${where} is position ${p}, in block ${blk}, past the table's ${maxBlocks} blocks of ${P}`);
+      const page = table[bi * maxBlocks + blk];
+      if (page < 0 || page >= numPages) throw new RangeError(`blockTable: sequence ${bi}, block ${blk} is ${page}; expected a page in [0, ${numPages === Infinity ? 'numPages' : numPages})`);
+    }
+  }
+  const out = alloc(Int32Array, b * t * k);
+  return {
+    steps: [{ kernel: 'cache.slots', args: { indices: idx, table, pageSize: P, maxBlocks, t, k, hkv: 1, out }, rows: [0, b * t], writes: ['out'] }],
+    finish: () => ({ data: out, shape: [b, t, k] }),
+  };
+}
+
+/**
+ * Maps top-k positions [b, t, k] (Int32Array, -1 = none) of b sequences to
+ * physical slots of a paged cache through `blockTable` [b, maxBlocks]:
+ * slot = blockTable[bi][p / pageSize] * pageSize + p % pageSize; -1 stays -1.
+ * Every index is checked before anything is written: a position past
+ * `seqLens` or past the table, or a block entry outside [0, numPages), is a
+ * RangeError naming sequence, block and value.
+ */
+export function pagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<Int32Array>, pageSize: number, opts: PagedSlotsOptions = {}): Tensor<Int32Array> {
+  return runPlan(planPagedSlots(indices, blockTable, pageSize, opts, allocLocal), cacheKernels);
+}
