@@ -58,10 +58,10 @@ export function onnxTensor(dataType: number, dims: number[], raw: ArrayBufferVie
   return w.raw(9, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
 }
 
-/** ValueInfoProto { name, TypeProto { tensor_type { elem_type, shape { dim { dim_value } } } } }. */
-export function onnxValueInfo(name: string, elemType: number, dims: number[]): ProtoWriter {
+/** ValueInfoProto { name, TypeProto { tensor_type { elem_type, shape { dim { dim_value | dim_param } } } } }; a string dim is symbolic. */
+export function onnxValueInfo(name: string, elemType: number, dims: (number | string)[]): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of dims) shape.message(1, new ProtoWriter().int(1, d));
+  for (const d of dims) shape.message(1, typeof d === 'string' ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, new ProtoWriter().int(1, elemType).message(2, shape)));
 }
 

@@ -50,31 +50,29 @@ function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
 /**
  * The e4m3 code nearest to `x` (ties to the even code), saturating: any
  * |x| >= 448 (Infinity included) gives +-448; NaN gives 0x7f; -0 gives 0x80.
- * For float32 inputs every step is exact in double arithmetic.
+ * `x` is taken as float32 (it is rounded to one first). Normal results
+ * round the float32 bits at mantissa bit 20, ties to even, and rebias the
+ * exponent (127 -> 7); subnormal ones (|x| < 2^-6) are multiples of 2^-9.
  */
 export function e4m3Encode(x: number): number {
-  if (x !== x) return E4M3_NAN;
-  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
-  const a = Math.abs(x);
-  if (a >= E4M3_MAX) return sign | 0x7e;
-  if (a < 2 ** -6) return sign | roundHalfEven(a * 512); // subnormal; 8 carries into the smallest normal, code 0x08
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  let m = roundHalfEven(a * 2 ** (3 - e)); // in [8, 16]
-  if (m === 16) {
-    m = 8;
-    e++;
-  }
-  // a < 448 rounds at most to 448 = (8 + 6) * 2^5, code 0x7e: never the NaN code.
-  return sign | ((e + 7) << 3) | (m - 8);
+  F32[0] = x;
+  const bits = U32[0];
+  const sign = (bits >>> 24) & 0x80;
+  const a = bits & 0x7fffffff;
+  if (a > 0x7f800000) return E4M3_NAN;
+  if (a >= 0x43e00000) return sign | 0x7e; // 448
+  if (a < 0x3c800000) return sign | roundHalfEven(F32[0] * (sign ? -512 : 512)); // 2^-6: subnormal (8 carries into code 0x08)
+  // Round to 3 mantissa bits, ties to even; a carry moves into the exponent, as it should.
+  const rounded = (a + 0x7ffff + ((a >>> 20) & 1)) >>> 20;
+  return sign | (rounded - (120 << 3));
 }
 
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
 const INV_MAX = Math.fround(1 / E4M3_MAX);
 const MIN_AMAX = Math.fround(1e-4);
 

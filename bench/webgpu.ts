@@ -1,0 +1,168 @@
+// Benchmark of the WebGPU backend against the adapter's own floor and the CPU
+// path on 2 threads, in the same run. Run: npm run bench:webgpu [-- --smoke | --full]
+// [--software] [--reps 5] [--cpu-reps 3] [--skip-cpu]
+//
+// Shapes: --full is the issue's (mask [1, 1024, 131072] k = 2048; top-k of
+// [1024, 131072] k = 2048; indexer t = 1024, s = 131072, h = 64, d = 128;
+// sparse attention t = 128, hq = 128, dqk = 576, dV = 512, k = 2048); the
+// default is 1/32 of its rows, keys and k and 1/4 of its heads, which a
+// software adapter runs in about a minute; --smoke is smaller still. Inputs are uploaded once; each GPU call
+// keeps its results on the GPU (resident) and is timed to the end of the GPU
+// work (onSubmittedWorkDone), so a figure is the op itself plus its
+// per-call set-up (fresh output buffers), never the copy back to the host.
+// The floor of an op is the adapter's clear of its output bytes or copy of
+// its input bytes, timed the same way. --software points VK_ICD_FILENAMES at
+// SwiftShader when it is unset (Linux without a GPU).
+import { existsSync } from 'node:fs';
+import { createPool } from '../src/pool/index.js';
+import { createGpu, GpuTensor } from '../src/webgpu/index.js';
+import { allocShared, type Tensor } from '../src/tensor.js';
+import { flag, machine, median, option, rng, writeResults } from './common.js';
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (flag('software') && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+
+const smoke = flag('smoke');
+const full = flag('full');
+const scale = (n: number, by: number) => Math.max(1, full ? n : smoke ? Math.ceil(n / by / 4) : Math.ceil(n / by));
+const shape = {
+  t: scale(1024, 32), s: scale(131072, 32), k: scale(2048, 32), h: scale(64, 4), d: 128,
+  at: scale(128, 32), hq: scale(128, 8), dqk: 576, dV: 512,
+};
+const reps = Number(option('reps') ?? (smoke ? 1 : 5));
+const cpuReps = Number(option('cpu-reps') ?? (smoke ? 1 : 3));
+const skipCpu = flag('skip-cpu');
+
+function floats(n: number, seed: number, normal = false): Float32Array {
+  const next = rng(seed);
+  const a = allocShared(Float32Array, n);
+  for (let i = 0; i < n; i++) a[i] = normal ? Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()) : next() * 2 - 1;
+  return a;
+}
+
+function distinctIndices(rows: number, k: number, s: number, seed: number): Int32Array {
+  const next = rng(seed);
+  const a = allocShared(Int32Array, rows * k);
+  const step = Math.max(1, Math.floor(s / k));
+  for (let r = 0; r < rows; r++) {
+    const offset = Math.floor(next() * step);
+    for (let i = 0; i < k; i++) a[r * k + i] = (i * step + offset) % s;
+  }
+  return a;
+}
+
+const gpu = await createGpu();
+const device = gpu.device;
+const done = () => device.queue.onSubmittedWorkDone();
+const pool = skipCpu ? null : createPool({ threads: 2 });
+let sink = 0;
+
+/** Median ms of `reps` runs of `run` after one warm-up; `release` frees what a run returned. */
+async function time<R>(n: number, run: () => Promise<R>, release: (r: R) => void = () => {}): Promise<number> {
+  release(await run());
+  await done();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await run();
+    await done();
+    ms.push(performance.now() - t0);
+    release(r);
+  }
+  return median(ms);
+}
+
+const freeAll = (r: unknown) => {
+  for (const v of Object.values(r instanceof GpuTensor ? { r } : (r as object))) if (v instanceof GpuTensor) v.destroy();
+};
+
+/** The adapter's floor: a clear of `bytes` (writes) or a copy of them (one read, one write). */
+async function floor(kind: 'clear' | 'copy', bytes: number): Promise<number> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const a = device.createBuffer({ size, usage: 0x80 | 0x4 | 0x8 });
+  const b = kind === 'copy' ? device.createBuffer({ size, usage: 0x80 | 0x4 | 0x8 }) : null;
+  const ms = await time(reps, async () => {
+    const enc = device.createCommandEncoder();
+    if (b) enc.copyBufferToBuffer(a, 0, b, 0, size);
+    else enc.clearBuffer(a);
+    device.queue.submit([enc.finish()]);
+  });
+  a.destroy();
+  b?.destroy();
+  return ms;
+}
+
+interface Row { op: string; shape: string; gpuMs: number; floor: string; floorMs: number; cpuMs: number | null; gbs: number | null; gflops: number | null }
+const rows: Row[] = [];
+
+async function measure(op: string, shapeText: string, bytes: number, flops: number | null, floorKind: 'clear' | 'copy', floorBytes: number,
+  gpuRun: () => Promise<unknown>, cpuRun: (() => Promise<unknown>) | null): Promise<void> {
+  const gpuMs = await time(reps, gpuRun, freeAll);
+  const floorMs = await floor(floorKind, floorBytes);
+  let cpuMs: number | null = null;
+  if (cpuRun) {
+    await cpuRun();
+    const ms: number[] = [];
+    for (let i = 0; i < cpuReps; i++) {
+      const t0 = performance.now();
+      sink += ((await cpuRun()) as object) ? 1 : 0;
+      ms.push(performance.now() - t0);
+    }
+    cpuMs = median(ms);
+  }
+  const row = { op, shape: shapeText, gpuMs, floor: `${floorKind} ${(floorBytes / 2 ** 20).toFixed(1)} MiB`, floorMs, cpuMs, gbs: bytes / gpuMs / 1e6, gflops: flops === null ? null : flops / gpuMs / 1e6 };
+  rows.push(row);
+  const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
+  console.log(`${op.padEnd(22)} ${shapeText.padEnd(34)} ${f(gpuMs).padStart(9)} ms  ${f(row.gbs).padStart(8)} GB/s  ${f(row.gflops).padStart(9)} GFLOP/s  ` +
+    `floor ${f(floorMs).padStart(8)} ms (x${f(gpuMs / floorMs)})  cpu2 ${f(cpuMs).padStart(9)} ms (${cpuMs === null ? '-' : `x${f(cpuMs / gpuMs)} faster`})`);
+}
+
+const info = gpu.adapter;
+console.log(`adapter: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || '(no info)'}`);
+console.log(`limits: maxStorageBufferBindingSize ${device.limits.maxStorageBufferBindingSize}, maxBufferSize ${device.limits.maxBufferSize}, ` +
+  `maxComputeWorkgroupStorageSize ${device.limits.maxComputeWorkgroupStorageSize}; features: ${[...device.features].sort().join(', ')}`);
+console.log(`machine: ${machine()}; reps ${reps} (GPU), ${cpuReps} (CPU, 2 threads)${skipCpu ? ', CPU skipped' : ''}\n`);
+
+const { t, s, k, h, d } = shape;
+const up = <T extends Float32Array | Int32Array>(data: T, dims: number[]) => gpu.upload({ data, shape: dims } as Tensor<T>);
+
+// Mask [1, t, s] from k distinct indices per row.
+const idx = { data: distinctIndices(t, k, s, 1), shape: [1, t, k] };
+const idxGpu = up(idx.data, idx.shape);
+for (const form of ['additive', 'bits'] as const) {
+  const bytes = form === 'bits' ? t * Math.ceil(s / 32) * 4 : t * s * 4;
+  await measure(`mask ${form}`, `[1, ${t}, ${s}] k=${k}`, bytes, null, 'clear', bytes,
+    () => gpu.generateMask(idxGpu, s, { form, resident: true }), pool && (() => pool.generateMask(idx, s, { form })));
+}
+
+// Top-k of normal scores [1, t, s].
+const scores = { data: floats(t * s, 2, true), shape: [1, t, s] };
+const scoresGpu = up(scores.data, scores.shape);
+await measure('topk', `[${t}, ${s}] k=${k}`, t * s * 4, null, 'copy', t * s * 4,
+  () => gpu.topk(scoresGpu, k, { resident: true }), pool && (() => pool.topk(scores, k)));
+scoresGpu.destroy();
+
+// Indexer scores and the fused top-k.
+const q = { data: floats(t * h * d, 3), shape: [1, t, h, d] }, keys = { data: floats(s * d, 4), shape: [1, s, d] }, w = { data: floats(t * h, 5), shape: [1, t, h] };
+const [qG, kG, wG] = [up(q.data, q.shape), up(keys.data, keys.shape), up(w.data, w.shape)];
+const flops = 2 * t * s * h * d;
+await measure('indexerScores', `t=${t} s=${s} h=${h} d=${d}`, (t * h * d + s * d + t * s) * 4, flops, 'clear', t * s * 4,
+  () => gpu.indexerScores(qG, kG, wG, { resident: true }), pool && (() => pool.indexerScores(q, keys, w)));
+await measure('indexerTopk (fused)', `t=${t} s=${s} h=${h} d=${d} k=${k}`, (t * h * d + s * d) * 4, flops, 'clear', t * k * 8,
+  () => gpu.indexerTopk(qG, kG, wG, k, { resident: true }),
+  pool && (async () => pool.topk(await pool.indexerScores(q, keys, w), k)));
+[qG, kG, wG].forEach((x) => x.destroy());
+
+// Sparse attention, MLA's shape (one kv head).
+const { at, hq, dqk, dV } = shape;
+const aq = { data: floats(at * hq * dqk, 6), shape: [at, hq, dqk] }, kv = { data: floats(s * dqk, 7), shape: [s, 1, dqk] };
+const aidx = { data: distinctIndices(at, k, s, 8), shape: [at, 1, k] };
+const [aqG, kvG, aiG] = [up(aq.data, aq.shape), up(kv.data, kv.shape), up(aidx.data, aidx.shape)];
+await measure('sparseAttention', `t=${at} hq=${hq} k=${k} dqk=${dqk} dV=${dV}`, at * k * dqk * 4, 2 * at * hq * k * (dqk + dV), 'copy', at * k * dqk * 4,
+  () => gpu.sparseAttention(aqG, kvG, aiG, { dV, resident: true }), pool && (() => pool.sparseAttention(aq, kv, aidx, { dV })));
+
+writeResults('webgpu.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), adapter: info, limits: {
+  maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
+}, shape, reps, cpuReps, results: rows, sink }, null, 2) + '\n');
+await pool?.close();
+gpu.destroy();

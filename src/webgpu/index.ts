@@ -1,0 +1,209 @@
+/**
+ * dsa-ts/webgpu: the library's functions on a GPU, through WebGPU (browsers'
+ * `navigator.gpu`, or the `webgpu` package in Node).
+ *
+ * Each call validates and plans exactly as the CPU function does (the plans
+ * are the CPU edge's own, so the errors are the same) and runs the plan's
+ * kernels as WGSL programs. Masks, top-k and index transforms are
+ * bit-identical to the CPU; scores and attention agree within the CPU's
+ * tolerance of the float64 reference. Inputs may be host tensors or
+ * GpuTensors; with `resident: true` the results stay on the GPU.
+ */
+import type { MaskData, Tensor, TypedArray } from '../tensor.js';
+import { planGenerateMask, type GenerateMaskOptions } from '../mask/masks.js';
+import { planTopk, type TopkOptions, type TopkResult } from '../topk/topk.js';
+import { planIndexerScores, type IndexerScoresOptions } from '../indexer/scores.js';
+import { planSparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from '../attention/sparse.js';
+import type { Plan } from '../plan.js';
+import type { Alloc } from '../tensor.js';
+import { GpuContext, readTensor, runOnGpu, uploadTensor } from './runner.js';
+import { GpuTensor, standIn } from './resident.js';
+import { programs } from './programs.js';
+import { planIndexerTopk, type IndexerTopkOptions } from './fused.js';
+import { describe } from '../tensor.js';
+
+export { GpuTensor } from './resident.js';
+export type { GpuDtype } from './resident.js';
+export type { IndexerTopkOptions } from './fused.js';
+
+export interface CreateGpuOptions {
+  /** A device to use (the caller keeps it: `destroy()` leaves it alone). Default: one requested here. */
+  device?: GPUDevice;
+  /** Passed to requestAdapter when no device is given. */
+  powerPreference?: 'low-power' | 'high-performance';
+}
+
+/** A tensor argument: on the host (`{ data, shape }`) or already on the GPU. */
+export type TensorIn<T extends TypedArray> = Tensor<T> | GpuTensor;
+
+/** A result with each tensor a GpuTensor (what `resident: true` returns). */
+export type OnGpu<R> = R extends Tensor ? GpuTensor : { [K in keyof R]: OnGpu<R[K]> };
+
+export interface Residency {
+  /** Keep the results on the GPU as GpuTensors (default false: typed arrays on the host). */
+  resident?: boolean;
+}
+
+type Out<R, O> = O extends { resident: true } ? OnGpu<R> : R;
+
+type Gpuify<O> = { [K in keyof O]: O[K] extends Tensor<infer T> | undefined ? TensorIn<T & TypedArray> | undefined : O[K] };
+
+export type GpuMaskOptions = GenerateMaskOptions & Residency;
+export type GpuTopkOptions = Gpuify<TopkOptions> & Residency;
+export type GpuIndexerScoresOptions = IndexerScoresOptions & Residency;
+export type GpuIndexerTopkOptions = Gpuify<IndexerTopkOptions> & Residency;
+export type GpuSparseAttentionOptions = SparseAttentionOptions & Residency;
+
+export interface AdapterFacts {
+  /** vendor, architecture, device and description as the adapter reports them ('' where it says nothing). */
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+async function requestDevice(opts: CreateGpuOptions): Promise<{ device: GPUDevice; keep: unknown }> {
+  let gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  let keep: unknown = null;
+  if (!gpu) {
+    const name = 'webgpu'; // a variable, so that bundlers leave this Node-only import alone
+    try {
+      const mod = (await import(name)) as { create(flags: string[]): GPU };
+      gpu = mod.create([]);
+      keep = gpu; // the Dawn instance must outlive the device
+    } catch (e) {
+      throw new Error(`createGpu: no WebGPU: navigator.gpu is missing and the 'webgpu' package did not load (npm install webgpu): ${(e as Error).message}`);
+    }
+  }
+  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+  if (!adapter) {
+    throw new Error('createGpu: requestAdapter() found no WebGPU adapter (on Linux without a GPU, point VK_ICD_FILENAMES at a software Vulkan driver; see docs/webgpu.md)');
+  }
+  // The adapter's own buffer limits (the defaults are 128 / 256 MiB): masks and scores are large.
+  const limits = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      // The fused top-k with a mask binds 11 storage buffers (the default allows 8).
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+  return { device, keep: [keep, adapter] };
+}
+
+function adapterFacts(device: GPUDevice): AdapterFacts {
+  const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+  };
+}
+
+/**
+ * Creates the WebGPU backend: `opts.device`, or a device of the default
+ * adapter (navigator.gpu in browsers, the `webgpu` package in Node). Calls
+ * run one at a time on the device, in call order.
+ */
+export async function createGpu(opts: CreateGpuOptions = {}) {
+  const owned = opts.device === undefined;
+  const { device, keep } = owned ? await requestDevice(opts) : { device: opts.device!, keep: null };
+  const ctx = new GpuContext(device, programs);
+  let destroyed = false;
+
+  /** Runs a plan built from the call's arguments, GPU tensors among them entering as stand-ins. */
+  function call<R>(op: string, resident: unknown, build: (alloc: Alloc, input: <T extends TypedArray>(x: TensorIn<T>) => Tensor<T>) => Plan<R>): Promise<R> {
+    if (resident !== undefined && typeof resident !== 'boolean') {
+      return Promise.reject(new TypeError(`resident: expected a boolean, got ${describe(resident)}`));
+    }
+    if (destroyed) return Promise.reject(new Error(`${op}: this WebGPU backend was destroyed`));
+    return ctx.serial(() => {
+      // One stand-in per GPU tensor for the whole call, so a retry of build sees the values read back.
+      const standIns = new Map<GpuTensor, TypedArray>();
+      const list: TypedArray[] = [];
+      const input = <T extends TypedArray>(x: TensorIn<T>): Tensor<T> => {
+        if (!(x instanceof GpuTensor)) return x;
+        let data = standIns.get(x);
+        if (!data) {
+          standIns.set(x, (data = standIn(x)));
+          list.push(data);
+        }
+        return { data: data as T, shape: x.shape.slice() };
+      };
+      return runOnGpu(ctx, op, (alloc) => build(alloc, input), { resident: resident === true, standIns: list });
+    });
+  }
+
+  const maybe = <T extends TypedArray>(x: TensorIn<T> | undefined, input: (x: TensorIn<T>) => Tensor<T>) => (x === undefined ? undefined : input(x));
+
+  return {
+    device,
+    /** What the adapter says it is. */
+    adapter: adapterFacts(device),
+
+    /** `generateMask` on the GPU: every form, strategy and option; bit-identical. indices [b, t, k] Int32Array. */
+    generateMask<O extends GpuMaskOptions>(indices: TensorIn<Int32Array>, s: number, o?: O): Promise<Out<Tensor<MaskData>, O>> {
+      return call('generateMask', o?.resident, (alloc, input) => planGenerateMask(input(indices), s, o ?? {}, alloc)) as never;
+    },
+
+    /** `topk` on the GPU: every option; bit-identical values and indices (slots always sorted). */
+    topk<O extends GpuTopkOptions>(scores: TensorIn<Float32Array>, k: number, o?: O): Promise<Out<TopkResult, O>> {
+      return call('topk', o?.resident, (alloc, input) =>
+        planTopk(input(scores), k, { ...(o ?? {}), mask: maybe(o?.mask as TensorIn<MaskData> | undefined, input) } as TopkOptions, alloc)) as never;
+    },
+
+    /** `indexerScores` on the GPU (float32); within the CPU's tolerance of the float64 reference. */
+    indexerScores<O extends GpuIndexerScoresOptions>(q: TensorIn<Float32Array>, k: TensorIn<Float32Array>, w: TensorIn<Float32Array>, o?: O): Promise<Out<Tensor<Float32Array>, O>> {
+      return call('indexerScores', o?.resident, (alloc, input) => planIndexerScores(input(q), input(k), input(w), o ?? {}, alloc)) as never;
+    },
+
+    /**
+     * The indexer's scores and their top-k in one pass: key tiles stream
+     * through each row's running top-k, so the [t, s] scores never exist
+     * (memory O(t * topK)). Equals `topk(indexerScores(q, k, w, { weightScale,
+     * causalOffset, window, seqLens }), topK, { causalOffset, window, seqLens,
+     * mask, rows, sorted, nan })`.
+     * q [b, t, h, d], k [b, s, d], w [b, t, h]; returns values/indices [b, t, topK].
+     */
+    indexerTopk<O extends GpuIndexerTopkOptions>(q: TensorIn<Float32Array>, k: TensorIn<Float32Array>, w: TensorIn<Float32Array>, topK: number, o?: O): Promise<Out<TopkResult, O>> {
+      return call('indexerTopk', o?.resident, (alloc, input) =>
+        planIndexerTopk(device, programs, input(q), input(k), input(w), topK, { ...(o ?? {}), mask: maybe(o?.mask as TensorIn<MaskData> | undefined, input) } as IndexerTopkOptions, alloc)) as never;
+    },
+
+    /**
+     * `sparseAttention` on the GPU (FlashMLA's sparse interface): q [t, hq, dqk],
+     * kv [s, hkv, dqk], indices [t, hkv, k]; out [rows, hq, dV], lse and
+     * maxLogits [rows, hq]. A query with no valid key: out 0, lse +Infinity,
+     * maxLogits -Infinity.
+     */
+    sparseAttention<O extends GpuSparseAttentionOptions>(q: TensorIn<Float32Array>, kv: TensorIn<Float32Array>, indices: TensorIn<Int32Array>, o?: O): Promise<Out<SparseAttentionResult, O>> {
+      return call('sparseAttention', o?.resident, (alloc, input) => planSparseAttention(input(q), input(kv), input(indices), o ?? {}, alloc)) as never;
+    },
+
+    /** Copies a host tensor to the GPU. */
+    upload<T extends TypedArray>(tensor: Tensor<T>): GpuTensor {
+      if (destroyed) throw new Error('upload: this WebGPU backend was destroyed');
+      if (typeof tensor !== 'object' || tensor === null || !ArrayBuffer.isView(tensor.data) || !Array.isArray(tensor.shape)) {
+        throw new TypeError(`upload: expected a tensor { data, shape }, got ${describe(tensor)}`);
+      }
+      return uploadTensor(ctx, 'upload', tensor.data, tensor.shape);
+    },
+
+    /** Reads a GPU tensor back to the host. */
+    read(tensor: GpuTensor): Promise<Tensor> {
+      if (!(tensor instanceof GpuTensor)) return Promise.reject(new TypeError(`read: expected a GpuTensor, got ${describe(tensor)}`));
+      return ctx.serial(async () => ({ data: await readTensor(ctx, 'read', tensor), shape: tensor.shape.slice() }));
+    },
+
+    /** Frees the backend (and the device, when it requested it); later calls reject. */
+    destroy(): void {
+      destroyed = true;
+      if (owned) device.destroy();
+      void keep;
+    },
+  };
+}
+
+export type DsaGpu = Awaited<ReturnType<typeof createGpu>>;

@@ -1,0 +1,281 @@
+/**
+ * WGSL shared by several programs: the lightning indexer's score tile and
+ * the running top-k selection. Each is a function of the shader text only;
+ * sizes come from the uniforms of the program that includes it.
+ */
+
+export const WG = 256;
+
+/** Query rows a score tile holds at most. */
+export const TILE_ROWS = 16;
+/** Keys a score tile holds. */
+export const TILE_KEYS = 64;
+
+/**
+ * Query rows per score tile for h heads: a tile is one GEMM block of
+ * (row, head) pairs x 64 keys, so as many whole rows as fit 64 pairs.
+ */
+export function tileRows(h: number): number {
+  return Math.max(1, Math.min(TILE_ROWS, Math.floor(64 / h)));
+}
+
+/**
+ * The score tile: S[lr][n] = weightScale * sum_h w[row, h] * ReLU(q[row, h, :] . k[bi, j0 + n, :])
+ * for the tile's rows r0 .. r0 + nr - 1 (all of batch bi) and positions j0 .. j0 + 63.
+ * It is a GEMM of the [nr * h, d] queries by the [64, d] keys, tiled in
+ * workgroup memory 16 values of d at a time (16 x 16 threads, 4 x 4 outputs
+ * each), with the ReLU and the weighted head sum fused into the epilogue:
+ * [t, s, h] never exists. The heads are summed in ascending order (a fixed
+ * order, so the fused top-k sees the very scores indexerScores writes).
+ * A NaN dot counts (ReLU keeps NaN) and a dot <= 0 adds nothing, as on the CPU.
+ * Keys of batch bi sit at rows bi * pageSize + j (a contiguous [b, s, d]
+ * cache is b pages of s). Needs uniforms width, pageSize, h, d, weightScale
+ * and bindings q, keys, w.
+ */
+export const scoreTileWgsl = `
+const TILE_ROWS = ${TILE_ROWS}u;
+const TILE_KEYS = ${TILE_KEYS}u;
+var<workgroup> Qs: array<array<f32, 16>, 64>;
+var<workgroup> Ks: array<array<f32, 17>, 64>;
+var<workgroup> S: array<array<f32, 64>, ${TILE_ROWS}>;
+
+fn scoreTile(r0: u32, nr: u32, bi: u32, j0: u32, lid: u32) {
+  let tm = lid / 16u;
+  let tn = lid % 16u;
+  workgroupBarrier();
+  for (var i = lid; i < TILE_ROWS * TILE_KEYS; i += ${WG}u) { S[i / TILE_KEYS][i % TILE_KEYS] = 0.0; }
+  let pairs = nr * u.h;
+  for (var m0 = 0u; m0 < pairs; m0 += 64u) {
+    // Zeroed by hand: a var declared in a loop body is not reliably zeroed per iteration.
+    var acc: array<array<f32, 4>, 4>;
+    for (var x = 0u; x < 4u; x++) {
+      for (var y = 0u; y < 4u; y++) { acc[x][y] = 0.0; }
+    }
+    for (var e0 = 0u; e0 < u.d; e0 += 16u) {
+      for (var i = lid; i < 1024u; i += ${WG}u) {
+        let m = m0 + i / 16u;
+        let e = e0 + i % 16u;
+        var qv = 0.0;
+        if (m < pairs && e < u.d) { qv = q[((r0 + m / u.h) * u.h + m % u.h) * u.d + e]; }
+        Qs[i / 16u][i % 16u] = qv;
+        let j = j0 + i / 16u;
+        var kv = 0.0;
+        if (j < u.width && e < u.d) { kv = keys[(bi * u.pageSize + j) * u.d + e]; }
+        Ks[i / 16u][i % 16u] = kv;
+      }
+      workgroupBarrier();
+      for (var e = 0u; e < 16u; e++) {
+        var a: array<f32, 4>;
+        var b: array<f32, 4>;
+        for (var x = 0u; x < 4u; x++) {
+          a[x] = Qs[tm * 4u + x][e];
+          b[x] = Ks[tn * 4u + x][e];
+        }
+        for (var x = 0u; x < 4u; x++) {
+          for (var y = 0u; y < 4u; y++) { acc[x][y] += a[x] * b[y]; }
+        }
+      }
+      workgroupBarrier();
+    }
+    // Epilogue, one 4-pair row of threads at a time: heads add in ascending order.
+    for (var phase = 0u; phase < 16u; phase++) {
+      if (tm == phase) {
+        for (var x = 0u; x < 4u; x++) {
+          let m = m0 + tm * 4u + x;
+          if (m < pairs) {
+            let lr = m / u.h;
+            let weight = w[(r0 + lr) * u.h + m % u.h] * u.weightScale;
+            for (var y = 0u; y < 4u; y++) {
+              let dot = acc[x][y];
+              if (dot > 0.0 || isNan(dot)) { S[lr][tn * 4u + y] += weight * dot; }
+            }
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+}
+`;
+
+/**
+ * The positions some row of a tile sees: [tileLo, tileHi) over the rows'
+ * ranges [keyLo[r], keyHi[r]), as workgroup-uniform values (loop bounds
+ * around barriers must be).
+ */
+export const tileRangeWgsl = `
+var<workgroup> tileLo: u32;
+var<workgroup> tileHi: u32;
+fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
+  if (lid == 0u) {
+    var lo = 0xffffffffu;
+    var hi = 0u;
+    for (var lr = 0u; lr < nr; lr++) {
+      let a = u32(keyLo[r0 + lr]);
+      let b = u32(keyHi[r0 + lr]);
+      if (b > a) {
+        lo = min(lo, a);
+        hi = max(hi, b);
+      }
+    }
+    tileLo = lo;
+    tileHi = hi;
+  }
+  return vec2u(workgroupUniformLoad(&tileLo), workgroupUniformLoad(&tileHi));
+}
+`;
+
+/**
+ * The running top-k of rows, in `cand`: per row a list of (value bits, key
+ * index) of capacity u.cap (a power of two), with u.kc = min(k, s) the most
+ * slots a row can fill. Keys stream in ascending order, a chunk of at most
+ * CHUNK keys per row at a time; before a chunk, a row whose list could
+ * overflow is compacted (sorted, cut to its kc best, whose last sets the
+ * row's threshold). After a compaction only keys whose order key is above
+ * the threshold are appended: a later key equal to it has a larger index,
+ * so it ranks below every kept one. The final sort orders each row by
+ * descending value, ties by ascending index (jax.lax.top_k); -0 equals +0;
+ * NaN (nan: 'lowest') ranks below -Infinity. Sorting is bitonic in the
+ * row's slice of `cand` (a storage buffer: at k = 2048 the list is 32 KiB,
+ * more than workgroup memory holds beside the rest).
+ *
+ * Needs uniforms cap, kc, k, nanLowest and bindings `cand: array<vec2u>`,
+ * `values: array<u32>` (float bits, written exactly), `indices`, `nanAt`;
+ * RW is the most rows one workgroup selects for.
+ */
+export function selectWgsl(rowsPerGroup: number): string {
+  return `
+const RW = ${rowsPerGroup}u;
+const SENTINEL = vec2u(0x7fc00000u, 0xffffffffu);
+var<workgroup> fill: array<atomic<u32>, RW>;
+var<workgroup> nanFirst: array<atomic<u32>, RW>;
+var<workgroup> cnt: array<u32, RW>;
+var<workgroup> thr: array<u32, RW>;
+var<workgroup> full: array<u32, RW>;
+
+// Order-preserving key of a float's bits: larger value, larger key; -0 = +0; NaN lowest (0).
+fn keyOf(b: u32) -> u32 {
+  let mag = b & 0x7fffffffu;
+  if (mag > 0x7f800000u) { return 0u; }
+  if ((b >> 31u) == 1u) { return 0x80000000u - mag; }
+  return 0x80000000u + mag;
+}
+
+fn before(a: vec2u, b: vec2u) -> bool {
+  let ka = keyOf(a.x);
+  let kb = keyOf(b.x);
+  return ka > kb || (ka == kb && a.y < b.y);
+}
+
+fn selectBegin(lid: u32) {
+  if (lid < RW) {
+    atomicStore(&fill[lid], 0u);
+    atomicStore(&nanFirst[lid], 0xffffffffu);
+    full[lid] = 0u;
+    thr[lid] = 0u;
+  }
+  workgroupBarrier();
+}
+
+${bitonicWgsl('sortCand', 'cand', 'before')}
+fn padCand(cb: u32, c: u32, p: u32, lid: u32) {
+  for (var i = c + lid; i < p; i += ${WG}u) { cand[cb + i] = SENTINEL; }
+  storageBarrier();
+}
+
+// Before a chunk of up to 'chunk' keys per row: compacts every row that could overflow.
+fn selectMakeRoom(rows: u32, cbFirst: u32, chunk: u32, lid: u32) {
+  workgroupBarrier();
+  if (lid < RW) { cnt[lid] = atomicLoad(&fill[lid]); }
+  for (var lr = 0u; lr < rows; lr++) {
+    let c = workgroupUniformLoad(&cnt[lr]);
+    if (c + chunk > u.cap) {
+      let cb = cbFirst + lr * u.cap;
+      padCand(cb, c, u.cap, lid);
+      sortCand(cb, u.cap, lid);
+      if (lid == 0u) {
+        atomicStore(&fill[lr], u.kc);
+        thr[lr] = keyOf(cand[cb + u.kc - 1u].x);
+        full[lr] = 1u;
+      }
+    }
+  }
+  workgroupBarrier();
+}
+
+// Offers key j of local row lr (an eligible key) with value bits vb.
+fn selectOffer(lr: u32, cbFirst: u32, j: u32, vb: u32) {
+  if ((vb & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst[lr], j); }
+  if (full[lr] == 0u || keyOf(vb) > thr[lr]) {
+    let at = atomicAdd(&fill[lr], 1u);
+    cand[cbFirst + lr * u.cap + at] = vec2u(vb, j);
+  }
+}
+
+// Sorts each row's list and writes its k slots (-1 / -Infinity past the list) and nanAt.
+fn selectFinish(rows: u32, cbFirst: u32, outRow: u32, lid: u32) {
+  workgroupBarrier();
+  if (lid < RW) { cnt[lid] = atomicLoad(&fill[lid]); }
+  for (var lr = 0u; lr < rows; lr++) {
+    let c = workgroupUniformLoad(&cnt[lr]);
+    let cb = cbFirst + lr * u.cap;
+    var p = 1u;
+    if (c > 1u) { p = 1u << (32u - countLeadingZeros(c - 1u)); }
+    padCand(cb, c, p, lid);
+    sortCand(cb, p, lid);
+    let o = (outRow + lr) * u.k;
+    for (var i = lid; i < u.k; i += ${WG}u) {
+      if (i < min(c, u.kc)) {
+        let e = cand[cb + i];
+        indices[o + i] = i32(e.y);
+        values[o + i] = e.x;
+      } else {
+        indices[o + i] = -1;
+        values[o + i] = 0xff800000u;
+      }
+    }
+    if (lid == 0u) {
+      let first = atomicLoad(&nanFirst[lr]);
+      nanAt[outRow + lr] = select(i32(first), -1, u.nanLowest == 1u || first == 0xffffffffu);
+    }
+  }
+}
+`;
+}
+
+/**
+ * A bitonic sort of `array[base .. base + p)` (p a power of two, uniform) by
+ * the order `before(a, b)`, by one workgroup, in storage memory: every
+ * compare-exchange stage is followed by a storageBarrier.
+ */
+export function bitonicWgsl(name: string, array: string, before: string): string {
+  return `fn ${name}(base: u32, p: u32, lid: u32) {
+  for (var size = 2u; size <= p; size <<= 1u) {
+    for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+      for (var i = lid; i < p / 2u; i += ${WG}u) {
+        let a = (i / stride) * 2u * stride + i % stride;
+        let b = a + stride;
+        let x = ${array}[base + a];
+        let y = ${array}[base + b];
+        if (select(${before}(x, y), ${before}(y, x), (a & size) == 0u)) {
+          ${array}[base + a] = y;
+          ${array}[base + b] = x;
+        }
+      }
+      storageBarrier();
+    }
+  }
+}
+`;
+}
+
+/** WGSL of `maskEligible(r, j)` for a top-k eligibility mask form (null: every key). */
+export function eligibleWgsl(form: 'additive' | 'bool' | 'bits' | null): string {
+  const body = {
+    none: 'return true;',
+    additive: 'return (bitcast<u32>(mask[r * u.s + j]) & 0x7fffffffu) == 0u;',
+    bool: 'let p = r * u.s + j;\n  return ((mask[p >> 2u] >> ((p & 3u) * 8u)) & 0xffu) != 0u;',
+    bits: 'return ((mask[r * ((u.s + 31u) >> 5u) + (j >> 5u)] >> (j & 31u)) & 1u) == 1u;',
+  }[form ?? 'none'];
+  return `fn maskEligible(r: u32, j: u32) -> bool {\n  ${body}\n}\n`;
+}
