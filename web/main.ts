@@ -13,7 +13,7 @@ import type { DemoConfig } from '../src/cli/demo-command.js';
 import { timeAgainstS } from '../src/cli/report.js';
 import type { CheckFlags } from '../src/cli/check-mask.js';
 import { drawSelected } from './heatmap.js';
-import { computePath } from './gpu.js';
+import { GPU_STAGES, computePath, type ComputePath, type GpuChoice } from './gpu.js';
 import { attentionInputs, indexerInputs } from '../src/cli/demo-data.js';
 import { createWebWorkerPool } from '../src/pool/web-pool.js';
 import type { CheckReply, CheckRequest, DemoReply, DemoRequest } from './messages.js';
@@ -38,7 +38,12 @@ const DEFAULTS: DemoConfig = {
 
 // ---- environment ------------------------------------------------------------
 
+/** ?gpu=1 takes the WebGPU path even on a software adapter, ?gpu=0 never. */
+const gpuChoice: GpuChoice = ({ '1': 'on', '0': 'off' } as const)[new URLSearchParams(location.search).get('gpu') ?? ''] ?? 'auto';
+let path: ComputePath = { path: 'cpu', gpu: 'not looked at yet' };
+
 async function describeEnvironment(): Promise<string[]> {
+  path = await computePath(gpuChoice);
   const simd = await library.initSimd();
   const build = library.simdBuild();
   const lines = [
@@ -50,7 +55,7 @@ async function describeEnvironment(): Promise<string[]> {
       : build === 'relaxed'
         ? 'WebAssembly: the relaxed SIMD module (int7 scores on the relaxed i8 x i7 dot).'
         : 'WebAssembly: the baseline SIMD module (this browser rejects relaxed SIMD).',
-    `GPU: ${(await computePath()).gpu}.`,
+    `GPU: ${path.gpu}.`,
   ];
   return lines;
 }
@@ -63,6 +68,8 @@ interface RunSummary {
   wallMs: number;
   simd: string | null;
   poolShared: boolean | null;
+  /** The WebGPU adapter the GPU stages ran on, or null (all on the CPU). */
+  gpu: string | null;
   threads: number;
   rows: DemoResult['rows'];
 }
@@ -111,9 +118,13 @@ async function showResult(result: DemoResult, summary: RunSummary): Promise<void
     .join('');
   $('#results').hidden = false;
   const where = summary.poolShared ? `${c.threads} Web Workers` : c.threads > 1 ? 'one thread (no SharedArrayBuffer)' : 'one worker thread';
+  const cpu = `${where}, ${summary.simd ? `${summary.simd} SIMD module` : 'TypeScript kernels'}`;
+  const ran = summary.gpu
+    ? `path: WebGPU on ${escapeHtml(summary.gpu)} for ${GPU_STAGES.join(', ')}; the rest on the CPU (${cpu})`
+    : `path: CPU, main run on ${cpu}`;
   $('#summary').innerHTML =
     `b = ${c.b}, t = ${c.t}, s = ${c.s}, h = ${c.h}, d = ${c.d}, k = ${c.k}; ${c.causal ? `causal, offset ${c.s - c.t}` : 'not causal'}; seed ${c.seed}; ` +
-    `main run on ${where}, ${summary.simd ? `${summary.simd} SIMD module` : 'TypeScript kernels'}, CPU. Total ${formatMs(result.totalMs)}: ` +
+    `${ran}. Total ${formatMs(result.totalMs)}: ` +
     (result.ok ? '<span class="good">every check passes</span>.' : '<span class="bad">SOME STRATEGIES DISAGREE WITH THE REFERENCE</span>.');
   if (result.sweep.length > 0) {
     $('#plot-figure').hidden = false;
@@ -128,9 +139,14 @@ async function showResult(result: DemoResult, summary: RunSummary): Promise<void
     'The planted sink spans (64 keys at 0 and every 4096) are the dark columns every query picks.';
 }
 
-/** Runs the demo in a worker and shows it; resolves with a summary (also for tests, through window.dsaPage). */
-function run(config: DemoConfig = readForm()): Promise<RunSummary> {
+/**
+ * Runs the demo in a worker and shows it; resolves with a summary (also for
+ * tests, through window.dsaPage). `gpu`: take the WebGPU path (default: the
+ * path the page chose for this browser).
+ */
+function run(config: DemoConfig = readForm(), gpu: boolean = path.path === 'webgpu'): Promise<RunSummary> {
   demoWorker?.terminate();
+  fillForm(config);
   const worker = new Worker(new URL('./demo-worker.ts', import.meta.url), { type: 'module', name: 'dsa-ts demo' });
   demoWorker = worker;
   document.body.dataset.demo = 'running';
@@ -159,7 +175,7 @@ function run(config: DemoConfig = readForm()): Promise<RunSummary> {
       } else {
         worker.terminate();
         const wallMs = performance.now() - start;
-        const summary: RunSummary = { ok: reply.result.ok, totalMs: reply.result.totalMs, wallMs, simd: reply.simd, poolShared: reply.poolShared, threads: reply.result.config.threads, rows: reply.result.rows };
+        const summary: RunSummary = { ok: reply.result.ok, totalMs: reply.result.totalMs, wallMs, simd: reply.simd, poolShared: reply.poolShared, gpu: reply.gpu, threads: reply.result.config.threads, rows: reply.result.rows };
         progress.value = progress.max;
         $('#stage').textContent = `done in ${formatMs(wallMs)}`;
         await showResult(reply.result, summary);
@@ -168,7 +184,7 @@ function run(config: DemoConfig = readForm()): Promise<RunSummary> {
         resolve(summary);
       }
     };
-    worker.postMessage({ config } satisfies DemoRequest);
+    worker.postMessage({ config, gpu } satisfies DemoRequest);
   });
 }
 

@@ -88,7 +88,7 @@ export function demoCommand(ctx: CliContext): Command {
         result = await runDemo(config, (stage, done, total) => {
           bar?.setTotal(total);
           bar?.update(done, { stage });
-        }, openPool);
+        }, config.threads > 1 ? openPool : undefined);
       } finally {
         bar?.stop();
       }

@@ -60,7 +60,8 @@ export interface Api {
   close(): Promise<void>;
 }
 
-function localApi(): Api {
+/** The library's synchronous functions behind the Api (this thread). */
+export function localApi(): Api {
   return {
     indexerScores: async (...a) => indexerScores(...a),
     topk: async (...a) => topk(...a),
@@ -255,13 +256,14 @@ function sweepShapes(c: DemoConfig): number[] {
   return [...new Set(c.sweep.filter((s) => s >= 1).sort((x, y) => x - y))];
 }
 
-/** Opens the worker pool the demo runs on when `threads` > 1 (Node's or a browser's createPool). */
+/** Opens what the demo's main run calls: a worker pool (Node's or a browser's createPool), or more (the page's WebGPU path). */
 export type OpenPool = (threads: number) => Promise<Api>;
 
 /**
- * Runs the demo; `onStage(name, done, total)` reports progress. With
- * threads > 1 the main run goes to the pool `openPool` opens (the Node
- * pool for `dsa demo`, Web Workers on the page), closed at the end.
+ * Runs the demo; `onStage(name, done, total)` reports progress. The main
+ * run goes to what `openPool` opens (the Node pool for `dsa demo --threads
+ * 2`; the page's pool and GPU), closed at the end; without it, this thread.
+ * The sweep always runs on this thread.
  */
 export async function runDemo(
   c: DemoConfig,
@@ -275,8 +277,7 @@ export async function runDemo(
   const total = stagesPerRun * (1 + sweep.length);
   let done = 0;
   const tick = (prefix: string) => (name: string) => onStage(`${prefix}${name}`, done++, total);
-  if (c.threads > 1 && openPool === undefined) throw new RangeError(`threads: ${c.threads} needs a pool to open (openPool), got none`);
-  const api = c.threads > 1 ? await openPool!(c.threads) : localApi();
+  const api = openPool ? await openPool(c.threads) : localApi();
   try {
     const main = await runPipeline(api, c, c, tick(''));
     if (c.module) {

@@ -82,7 +82,7 @@ test('the page loads from npm run web: cross-origin isolated, relaxed SIMD modul
   const env = await page.$eval('#env', (e) => (e as HTMLElement).innerText);
   assert.match(env, /Cross-origin isolated: the pool runs on Web Workers over SharedArrayBuffer/);
   assert.match(env, /the relaxed SIMD module/);
-  assert.match(env, /GPU: .*the WebGPU backend is not in this build yet/);
+  assert.match(env, /GPU: only a software WebGPU adapter \(google swiftshader\), slower than the CPU path: everything runs on the CPU/);
   const facts = await inPage<{ isolated: boolean; build: string; relaxed: boolean; pool: boolean }>(
     '({ isolated: crossOriginIsolated, build: window.dsa.simdBuild(), relaxed: window.dsa.relaxedSimdSupported(), pool: window.dsa.poolSupported() })',
   );
@@ -102,7 +102,7 @@ test('the default run completes in the browser with every check passing, on 2 We
   assert.equal(summary.threads, 2);
   assert.deepEqual(summary.rows.map((r) => r.match), ['', 'bit-exact', 'reference', 'bit-exact', 'bit-exact', 'bit-exact', 'reference', 'within tolerance']);
   assert.equal(await page.$eval('body', (b) => (b as HTMLElement).dataset.demo), 'done');
-  assert.match(await page.$eval('#summary', (e) => (e as HTMLElement).innerText), /main run on 2 Web Workers, relaxed SIMD module, CPU\. .*every check passes/);
+  assert.match(await page.$eval('#summary', (e) => (e as HTMLElement).innerText), /path: CPU, main run on 2 Web Workers, relaxed SIMD module\. .*every check passes/);
   assert.equal(await page.$$eval('#plot svg .mark-line path', (paths) => paths.length), 8, 'one line per strategy in the time-against-s plot');
   const painted = await page.$eval('#heatmap', (c) => {
     const canvas = c as HTMLCanvasElement;
@@ -113,6 +113,19 @@ test('the default run completes in the browser with every check passing, on 2 We
   });
   assert.equal(painted.width, 1024);
   assert.ok(painted.blue > 1000, `the heatmap shows selected keys (${painted.blue} blue pixels)`);
+  assert.deepEqual(errors, []);
+});
+
+test('the WebGPU path (SwiftShader, asked for): scores, top-k, masks and sparse attention on the GPU pass every check, and the page says which path ran', async (t) => {
+  const summary = await inPage<{ ok: boolean; gpu: string | null; wallMs: number; rows: { strategy: string; match: string }[] }>(
+    'window.dsaPage.run({ ...window.dsaPage.defaults, t: 32, s: 2048, k: 256, h: 16, d: 64, sweep: [1024, 2048], sweepRows: 8 }, true)',
+  );
+  await shot(page, 'webgpu-path');
+  t.diagnostic(`WebGPU path on SwiftShader: ${(summary.wallMs / 1000).toFixed(1)} s`);
+  assert.equal(summary.ok, true, JSON.stringify(summary.rows));
+  assert.match(summary.gpu ?? '', /swiftshader/);
+  assert.deepEqual(summary.rows.map((r) => r.match), ['', 'bit-exact', 'reference', 'bit-exact', 'bit-exact', 'bit-exact', 'reference', 'within tolerance']);
+  assert.match(await page.$eval('#summary', (e) => (e as HTMLElement).innerText), /path: WebGPU on google swiftshader for indexer scores, top-k, masks: broadcast, scatter, bits, sparse attention; the rest on the CPU \(2 Web Workers, relaxed SIMD module\)\. .*every check passes/);
   assert.deepEqual(errors, []);
 });
 
