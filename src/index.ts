@@ -1,6 +1,7 @@
 /**
  * dsa-ts: DeepSeek Sparse Attention on typed arrays. This entry runs in Node
- * and in browsers; the worker pool (Node only) is `dsa-ts/pool`.
+ * and in browsers; the worker pool is `dsa-ts/pool` (worker_threads in Node,
+ * Web Workers in browsers: the package's `browser` condition).
  */
 export { DEFAULT_MASK_VALUE, int64ToInt32, wordsPerRow, allocShared } from './tensor.js';
 export type { Tensor, TypedArray, MaskForm, MaskData } from './tensor.js';
@@ -19,7 +20,8 @@ export { topk } from './topk/topk.js';
 export type { TopkOptions, TopkResult } from './topk/topk.js';
 export { indexerScores } from './indexer/scores.js';
 export type { IndexerScoresOptions } from './indexer/scores.js';
-export { simdSupported, initSimd } from './simd/index.js';
+export { simdSupported, initSimd, simdBuild, relaxedSimdSupported } from './simd/index.js';
+export type { InitSimdOptions, SimdBuild } from './simd/index.js';
 export { lightningIndexer } from './indexer/module.js';
 export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, LightningIndexerResult } from './indexer/module.js';
 export { quantizeKeys, quantizeKeysFp8 } from './indexer/quantized-keys.js';

@@ -1,14 +1,13 @@
 /**
- * `createPool`: the public functions, run on worker threads. Each call
- * validates on this thread exactly as the single-threaded function does,
- * then runs the same kernels over row ranges in the workers, so results are
- * bit-identical. Node only (worker_threads).
+ * The pool's public functions over any transport. Each call validates on
+ * this thread exactly as the single-threaded function does, then runs the
+ * same kernels over row ranges in the workers, so results are bit-identical.
+ * `createPool` builds them on a transport: worker_threads in Node
+ * (src/pool/node.ts), Web Workers in browsers (src/pool/browser.ts).
  */
-import { availableParallelism } from 'node:os';
-import { createWorkerPool } from './pool/pool.js';
+import type { WorkerPool } from './pool/pool.js';
 import type { Plan } from './plan.js';
 import type { TypedArray } from './tensor.js';
-import { checkSize } from './validate.js';
 import { maskPoolApi } from './mask/pooled.js';
 import { topkPoolApi } from './topk/pooled.js';
 import { indexerPoolApi } from './indexer/pooled.js';
@@ -25,11 +24,13 @@ export interface PoolOptions {
   threads?: number;
 }
 
-const fromSources = import.meta.url.endsWith('.ts');
-const registry = new URL(fromSources ? './kernels.ts' : './kernels.js', import.meta.url);
-
-function isShared(a: TypedArray): boolean {
-  return a.buffer instanceof SharedArrayBuffer;
+/**
+ * Whether the workers can use `a` in place: it is backed by a
+ * SharedArrayBuffer, or this realm has none (a browser page that is not
+ * cross-origin isolated), where the pool runs on this thread.
+ */
+function inPlace(a: TypedArray): boolean {
+  return typeof SharedArrayBuffer === 'undefined' || a.buffer instanceof SharedArrayBuffer;
 }
 
 /** A step's args for a kernel run on this thread: arrays an earlier pool step wrote through a shared copy are read from that copy. */
@@ -47,16 +48,29 @@ function sharedCopy<T extends TypedArray>(a: T): T {
 }
 
 /**
- * Creates a pool of `threads` workers and returns the async versions of the
- * public functions. Call `close()` when done; workers keep the process alive.
- * Arrays already backed by a SharedArrayBuffer are used in place; others are
- * copied into shared memory (and outputs copied back), which costs a pass.
+ * The async versions of the public functions, running their plans on
+ * `pool`. Arrays already backed by a SharedArrayBuffer are used in place;
+ * others are copied into shared memory (and outputs copied back), which
+ * costs a pass.
  */
-export function createPool(options: PoolOptions = {}) {
-  const threads = checkSize('threads', options.threads ?? availableParallelism());
-  const pool = createWorkerPool({ threads, registry });
+export function poolApi(pool: WorkerPool) {
+  const threads = pool.threads;
+  const run = planRunner(pool);
+  return {
+    threads,
+    ...maskPoolApi(run),
+    ...topkPoolApi(run),
+    ...indexerPoolApi(run),
+    ...attentionPoolApi(run),
+    ...cachePoolApi(run),
+    /** Stops the workers. Calls after close reject. */
+    close: () => pool.close(),
+  };
+}
 
-  const run: PlanRunner = async (plan) => {
+/** Runs each step of a plan on the pool's workers, over shared memory. */
+function planRunner(pool: WorkerPool): PlanRunner {
+  return async (plan) => {
     const copies = new Map<TypedArray, TypedArray>();
     for (const step of plan.steps) {
       if (step.rows[1] - step.rows[0] <= 1) {
@@ -66,7 +80,7 @@ export function createPool(options: PoolOptions = {}) {
       } else {
         const args: Record<string, unknown> = {};
         for (const [name, value] of Object.entries(step.args)) {
-          if (ArrayBuffer.isView(value) && !isShared(value)) {
+          if (ArrayBuffer.isView(value) && !inPlace(value)) {
             let copy = copies.get(value);
             if (!copy) copies.set(value, (copy = sharedCopy(value)));
             args[name] = copy;
@@ -84,17 +98,6 @@ export function createPool(options: PoolOptions = {}) {
     }
     return plan.finish();
   };
-
-  return {
-    threads,
-    ...maskPoolApi(run),
-    ...topkPoolApi(run),
-    ...indexerPoolApi(run),
-    ...attentionPoolApi(run),
-    ...cachePoolApi(run),
-    /** Stops the workers. Calls after close reject. */
-    close: () => pool.close(),
-  };
 }
 
-export type DsaPool = ReturnType<typeof createPool>;
+export type DsaPool = ReturnType<typeof poolApi>;

@@ -55,8 +55,14 @@ export type Alloc = <T extends TypedArray>(ctor: TypedArrayConstructor<T>, lengt
 
 export const allocLocal: Alloc = (ctor, length) => new ctor(length);
 
+/**
+ * Backs arrays with SharedArrayBuffer, so the pool's workers use them in
+ * place. A browser page that is not cross-origin isolated has no
+ * SharedArrayBuffer: there the arrays are plain (and the browser pool runs
+ * on the calling thread, which needs no shared memory).
+ */
 export const allocShared: Alloc = (ctor, length) =>
-  new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length);
+  typeof SharedArrayBuffer === 'function' ? new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length) : new ctor(length);
 
 /**
  * NumPy's default integer is int64. Converts `[..]` int64 indices to the

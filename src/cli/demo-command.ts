@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import type { CliContext } from './program.js';
 import type { DemoShape } from './demo-data.js';
-import type { DemoResult } from './demo.js';
+import type { Api, DemoResult } from './demo.js';
 import { CliError, parsePositive } from './inputs.js';
 
 export interface DemoConfig extends DemoShape {
@@ -82,10 +82,13 @@ export function demoCommand(ctx: CliContext): Command {
       let result: DemoResult;
       try {
         const { runDemo } = await import('./demo.js');
+        // The pool (piscina), like the report (vega, vega-lite: half a second
+        // to load), is imported when used, so every other command starts without it.
+        const openPool = async (threads: number) => (await import('../pool/index.js')).createPool({ threads }) as unknown as Api;
         result = await runDemo(config, (stage, done, total) => {
           bar?.setTotal(total);
           bar?.update(done, { stage });
-        });
+        }, config.threads > 1 ? openPool : undefined);
       } finally {
         bar?.stop();
       }

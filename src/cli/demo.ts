@@ -47,7 +47,7 @@ export interface DemoResult {
 }
 
 /** The library calls the demo makes, on this thread or on the pool (bit-identical either way). */
-interface Api {
+export interface Api {
   indexerScores: (...a: Parameters<typeof indexerScores>) => Promise<Tensor<Float32Array>>;
   topk: (...a: Parameters<typeof topk>) => Promise<ReturnType<typeof topk>>;
   generateMask: (...a: Parameters<typeof generateMask>) => Promise<Tensor<MaskData>>;
@@ -60,7 +60,8 @@ interface Api {
   close(): Promise<void>;
 }
 
-function localApi(): Api {
+/** The library's synchronous functions behind the Api (this thread). */
+export function localApi(): Api {
   return {
     indexerScores: async (...a) => indexerScores(...a),
     topk: async (...a) => topk(...a),
@@ -98,7 +99,11 @@ async function timedReps<R>(budgetMs: number, fn: () => Promise<R>): Promise<{ v
 }
 
 function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  if (a.byteLength !== b.byteLength) return false;
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 /** The bits form of an additive mask, for comparing the bits strategy with the reference. */
@@ -251,8 +256,20 @@ function sweepShapes(c: DemoConfig): number[] {
   return [...new Set(c.sweep.filter((s) => s >= 1).sort((x, y) => x - y))];
 }
 
-/** Runs the demo; `onStage(name, done, total)` reports progress. */
-export async function runDemo(c: DemoConfig, onStage: (name: string, done: number, total: number) => void = () => {}): Promise<DemoResult> {
+/** Opens what the demo's main run calls: a worker pool (Node's or a browser's createPool), or more (the page's WebGPU path). */
+export type OpenPool = (threads: number) => Promise<Api>;
+
+/**
+ * Runs the demo; `onStage(name, done, total)` reports progress. The main
+ * run goes to what `openPool` opens (the Node pool for `dsa demo --threads
+ * 2`; the page's pool and GPU), closed at the end; without it, this thread.
+ * The sweep always runs on this thread.
+ */
+export async function runDemo(
+  c: DemoConfig,
+  onStage: (name: string, done: number, total: number) => void = () => {},
+  openPool?: OpenPool,
+): Promise<DemoResult> {
   const start = performance.now();
   await initSimd();
   const sweep = sweepShapes(c);
@@ -260,9 +277,7 @@ export async function runDemo(c: DemoConfig, onStage: (name: string, done: numbe
   const total = stagesPerRun * (1 + sweep.length);
   let done = 0;
   const tick = (prefix: string) => (name: string) => onStage(`${prefix}${name}`, done++, total);
-  // The pool (piscina) and the report (vega, vega-lite: half a second to load)
-  // are imported when used, so every other command starts without them.
-  const api = c.threads > 1 ? ((await import('../parallel.js')).createPool({ threads: c.threads }) as unknown as Api) : localApi();
+  const api = openPool ? await openPool(c.threads) : localApi();
   try {
     const main = await runPipeline(api, c, c, tick(''));
     if (c.module) {

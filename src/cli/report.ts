@@ -17,7 +17,8 @@ export async function toSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-function timeAgainstS(result: DemoResult): TopLevelSpec {
+/** The seed's finding: time per query row against s, per strategy (also drawn by the web page). */
+export function timeAgainstS(result: Pick<DemoResult, 'config' | 'sweep'>): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'Time per query row against s', subtitle: `k = ${result.config.k}, ${result.config.sweepRows} queries per run, one thread, median of repeats; log-log` },

@@ -1,5 +1,5 @@
 import type { KernelTable } from '../plan.js';
-import { fillOutside, scoresFp8Ts, scoresFp8Wasm, scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
+import { fillOutside, scoresFp8Ts, scoresFp8Wasm, scoresInt7Ts, scoresInt7Wasm, scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
 import { quantizeKeysFp8Rows, quantizeQueriesFp8 } from './fp8-kernels.js';
 import { linearRows, prepareRows } from './projection.js';
 
@@ -8,6 +8,8 @@ export const indexerKernels: KernelTable = {
   'indexer.scoresTs': scoresTs,
   'indexer.scoresInt8Wasm': scoresInt8Wasm,
   'indexer.scoresInt8Ts': scoresInt8Ts,
+  'indexer.scoresInt7Wasm': scoresInt7Wasm,
+  'indexer.scoresInt7Ts': scoresInt7Ts,
   'indexer.scoresFp8Wasm': scoresFp8Wasm,
   'indexer.scoresFp8Ts': scoresFp8Ts,
   'indexer.fillOutside': fillOutside,

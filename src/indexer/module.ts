@@ -48,9 +48,9 @@ export interface IndexerInputs<K extends KeyCache = Tensor<Float32Array>> {
   qr: Tensor<Float32Array>;
   /**
    * Keys of the sPast earlier tokens, [b, sPast, d], as `keys` of an earlier
-   * call returned them: float32, or quantized (`quantizeKeys` for int8,
-   * `quantizeKeysFp8` for fp8; the new keys are then quantized and appended,
-   * and scores are bit-identical). A growing cache is better kept in
+   * call returned them: float32, or quantized (`quantizeKeys` for int8 and
+   * int7, `quantizeKeysFp8` for fp8; the new keys are then quantized and
+   * appended, and scores are bit-identical). A growing cache is better kept in
    * `createDsaCache`, which appends without copying earlier tokens.
    */
   kCache?: K;
@@ -80,7 +80,7 @@ export interface LightningIndexerOptions {
    */
   hadamard?: boolean;
   /** Score precision (see indexerScores). */
-  precision?: 'float32' | 'int8' | 'fp8';
+  precision?: 'float32' | 'int8' | 'int7' | 'fp8';
   /** fp8: scale rounding of act_quant, 'float32' (default) or 'ue8m0'. */
   scaleFormat?: ScaleFormat;
   /** `false` forces the TypeScript kernels. */
@@ -179,8 +179,8 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   checkSame('lightningIndexer', dimW, 'weights.weightsProj dim', dim, 'inputs.x dim');
   checkSame('lightningIndexer', qRankW, 'weights.wqB qRank', qRank, 'inputs.qr qRank');
   const precision = opts.precision ?? 'float32';
-  if (isQuantizedKeys(inputs.kCache) && precision !== 'int8') {
-    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8', got precision '${precision}'`);
+  if (isQuantizedKeys(inputs.kCache) && precision !== 'int8' && precision !== 'int7') {
+    throw new RangeError(`inputs.kCache: quantized keys need precision 'int8' or 'int7', got precision '${precision}'`);
   }
   if (isFp8Keys(inputs.kCache) && precision !== 'fp8') {
     throw new RangeError(`inputs.kCache: FP8 keys need precision 'fp8', got precision '${precision}'`);

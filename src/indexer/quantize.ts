@@ -8,6 +8,10 @@
  * [-127, 127], rounding halves to even (WebAssembly's `nearest`); a block of
  * zeros has scale 0 and values 0; a block holding NaN or Infinity has scale
  * NaN (its scores are NaN). All arithmetic is float32 (Math.fround).
+ *
+ * The 'int7' precision quantizes the queries the same way with 63 levels
+ * (scale = amax / 63, values in [-63, 63]) and the keys as int8: the
+ * operands of WebAssembly's relaxed i8 x i7 dot (docs/indexer.md).
  */
 
 export const QUANT_BLOCK = 128;
@@ -21,9 +25,14 @@ export function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
+/** Quantization levels: int8 values in [-127, 127]; the 'int7' queries in [-63, 63]. */
+export const INT8_LEVELS = 127;
+export const INT7_LEVELS = 63;
+
 /**
  * Quantizes `n` rows of `d` values, src[srcAt + i*d + e], into dst[i*d + e]
- * and scales[b * scaleStride + i] (block-major, as the WebAssembly kernel).
+ * and scales[b * scaleStride + i] (block-major, as the WebAssembly kernel),
+ * with values in [-levels, levels].
  */
 export function quantizeRowsRef(
   src: Float32Array,
@@ -33,6 +42,7 @@ export function quantizeRowsRef(
   dst: Int8Array,
   scales: Float32Array,
   scaleStride: number,
+  levels = INT8_LEVELS,
 ): void {
   const nb = Math.ceil(d / QUANT_BLOCK);
   for (let i = 0; i < n; i++) {
@@ -43,8 +53,8 @@ export function quantizeRowsRef(
       let amax = 0;
       // Math.max keeps NaN once it is in, so one non-finite value makes the block's scale NaN.
       for (let e = e0; e < e1; e++) amax = Number.isFinite(src[x + e]) ? Math.max(amax, Math.abs(src[x + e])) : NaN;
-      const inv = amax > 0 ? Math.fround(127 / amax) : 0;
-      scales[b * scaleStride + i] = Math.fround(amax / 127);
+      const inv = amax > 0 ? Math.fround(levels / amax) : 0;
+      scales[b * scaleStride + i] = Math.fround(amax / levels);
       for (let e = e0; e < e1; e++) dst[i * d + e] = roundHalfEven(Math.fround(src[x + e] * inv));
     }
   }

@@ -27,7 +27,7 @@ export interface QuantizeKeysOptions {
 
 /**
  * Quantizes keys k [b, s, d] (finite float32) exactly as
- * `indexerScores(..., { precision: 'int8' })` does: the result passed as
+ * `indexerScores(..., { precision: 'int8' })` (and 'int7') does: the result passed as
  * its `k` gives bit-identical scores.
  */
 export function quantizeKeys(k: Tensor<Float32Array>, opts: QuantizeKeysOptions = {}): QuantizedKeys {

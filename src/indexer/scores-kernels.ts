@@ -30,8 +30,8 @@
  * hold anything).
  */
 import type { KernelArgs } from '../plan.js';
-import { simdModule } from '../simd/index.js';
-import { QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
+import { simdModule, type RelaxedExports, type SimdModule } from '../simd/index.js';
+import { INT7_LEVELS, INT8_LEVELS, QUANT_BLOCK, int8RowScoresRef, quantizeRowsRef } from './quantize.js';
 import { E4M3_VALUES, fp8CodesAt, fp8RowScoresRef, fp8ScaleAt } from './fp8.js';
 
 interface ScoreArgs {
@@ -40,7 +40,7 @@ interface ScoreArgs {
   out: Float32Array;
   /** float32 keys, or null when the keys come quantized. */
   k: Float32Array | null;
-  /** int8 keys [slots, d] and scales [slots, nb] (quantizeKeys), or null. */
+  /** int8 keys [slots, d] and scales [slots, nb] (quantizeKeys; int8 and int7), or null. */
   kq: Int8Array | null;
   kScales: Float32Array | null;
   /** FP8 keys in the page layout (src/indexer/fp8.ts), or null. */
@@ -248,9 +248,23 @@ export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number)
 
 /** int8 on WebAssembly SIMD: keys and the query row quantized in wasm (or keys given quantized), integer dots by i32x4.dot_i16x8_s. */
 export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: number): void {
-  const a = args as unknown as ScoreArgs;
-  const { q, k, w, out, h, d, keyBlock, weightScale } = a;
+  quantizedScoresWasm(args as unknown as ScoreArgs, simdModule()!, false, tileStart, tileEnd);
+}
+
+/**
+ * int7 on WebAssembly SIMD: in the relaxed module, int8 key bytes against
+ * biased 7-bit query bytes by i32x4.relaxed_dot_i8x16_i7x16_add_s; in the
+ * baseline module, the int8 kernels on 7-bit queries. The same bits.
+ */
+export function scoresInt7Wasm(args: KernelArgs, tileStart: number, tileEnd: number): void {
   const m = simdModule()!;
+  if (m.relaxed) int7RelaxedScores(args as unknown as ScoreArgs, m, m.relaxed, tileStart, tileEnd);
+  else quantizedScoresWasm(args as unknown as ScoreArgs, m, true, tileStart, tileEnd);
+}
+
+/** int8 (or, with `int7`, 7-bit queries) in int16 lanes, dots by i32x4.dot_i16x8_s. */
+function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileStart: number, tileEnd: number): void {
+  const { q, k, w, out, h, d, keyBlock, weightScale } = a;
   const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
   const nbk = Math.ceil(d / QUANT_BLOCK);
   const { kq, kScales } = a;
@@ -281,13 +295,55 @@ export function scoresInt8Wasm(args: KernelArgs, tileStart: number, tileEnd: num
     }
     if (loadedRow !== r) {
       copyRows(qf, q, r * h * d, h, d, dp, 0);
-      m.exports.quantizeRows(pqf, pq, pqs, hp, hp, dp);
+      if (int7) m.exports.quantizeRows7(pqf, pq, pqs, hp, hp, dp);
+      else m.exports.quantizeRows(pqf, pq, pqs, hp, hp, dp);
       for (let hh = 0; hh < h; hh++) wv[hh] = w[r * h + hh] * weightScale;
       loadedRow = r;
     }
     const n = up(e1 - j0, 4);
     if (dp === 128) m.exports.indexerBlockI8D128(pq, pqs, pw, pk, pks, n, hp, po);
     else m.exports.indexerBlockI8(pq, pqs, pw, pk, pks, kbp, n, hp, dp, po);
+    out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
+  });
+}
+
+/** int7 on the relaxed module: keys as int8 bytes with block sums, queries as 7-bit values + 64 (src/simd/assembly/indexer-relaxed.ts). */
+function int7RelaxedScores(a: ScoreArgs, m: SimdModule, x: RelaxedExports, tileStart: number, tileEnd: number): void {
+  const { q, k, w, out, h, d, keyBlock, weightScale, kq, kScales } = a;
+  const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
+  const nbk = Math.ceil(d / QUANT_BLOCK);
+  const [pkf, pk, pks, psum, pqf, pq, pqs, pw, po] = m.layout(
+    kbp * dp * 4, kbp * dp, nb * kbp * 4, nb * kbp * 4, hp * dp * 4, hp * dp, nb * hp * 4, hp * 4, kbp * 4,
+  );
+  const keysF = m.f32(pkf, kbp * dp), keys8 = m.i8(pk, kbp * dp), ks = m.f32(pks, nb * kbp);
+  const qf = m.f32(pqf, hp * dp), wv = m.f32(pw, hp), ov = m.f32(po, kbp);
+  qf.fill(0);
+  wv.fill(0);
+  let loaded = NaN, loadedRow = -1;
+  forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
+    if (loaded !== block) {
+      const n = loadEnd - j0;
+      if (kq && kScales) {
+        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => {
+          copyRows(keys8, kq, slot * d, count, d, dp, at);
+          for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales[(slot + i) * nbk + b];
+        });
+        x.keyBlockSums(pk, psum, kbp, n, dp);
+      } else {
+        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => copyRows(keysF, k!, slot * d, count, d, dp, at));
+        x.quantizeKeysBytes(pkf, pk, pks, psum, kbp, up(n, 4), dp);
+      }
+      loaded = block;
+    }
+    if (loadedRow !== r) {
+      copyRows(qf, q, r * h * d, h, d, dp, 0);
+      x.quantizeQueriesBiased(pqf, pq, pqs, hp, hp, dp);
+      for (let hh = 0; hh < h; hh++) wv[hh] = w[r * h + hh] * weightScale;
+      loadedRow = r;
+    }
+    const n = up(e1 - j0, 4);
+    if (dp === 128) x.indexerBlockI7D128(pq, pqs, pw, pk, pks, psum, n, hp, po);
+    else x.indexerBlockI7(pq, pqs, pw, pk, pks, psum, kbp, n, hp, dp, po);
     out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
   });
 }
@@ -311,7 +367,15 @@ function scratchFor(h: number, d: number, keyBlock: number) {
 
 /** int8 in plain TypeScript: the exact reference arithmetic (src/indexer/quantize.ts). */
 export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: number): void {
-  const a = args as unknown as ScoreArgs;
+  quantizedScoresTs(args as unknown as ScoreArgs, INT8_LEVELS, tileStart, tileEnd);
+}
+
+/** int7 in plain TypeScript: int8 keys, queries at 63 levels, the int8 arithmetic. */
+export function scoresInt7Ts(args: KernelArgs, tileStart: number, tileEnd: number): void {
+  quantizedScoresTs(args as unknown as ScoreArgs, INT7_LEVELS, tileStart, tileEnd);
+}
+
+function quantizedScoresTs(a: ScoreArgs, queryLevels: number, tileStart: number, tileEnd: number): void {
   const { q, k, w, out, h, d, keyBlock, weightScale } = a;
   const nb = Math.ceil(d / QUANT_BLOCK);
   const { qv, qs, kv, ks, w: wv } = scratchFor(h, d, keyBlock);
@@ -331,7 +395,7 @@ export function scoresInt8Ts(args: KernelArgs, tileStart: number, tileEnd: numbe
       loaded = block;
     }
     if (loadedRow !== r) {
-      quantizeRowsRef(q, r * h * d, h, d, qv, qs, h);
+      quantizeRowsRef(q, r * h * d, h, d, qv, qs, h, queryLevels);
       for (let hh = 0; hh < h; hh++) wv[hh] = w[r * h + hh] * weightScale;
       loadedRow = r;
     }

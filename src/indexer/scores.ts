@@ -26,11 +26,15 @@ export interface IndexerScoresOptions extends KeyWindowOptions {
   /**
    * 'float32' (default); 'int8': q and k quantized per 128-element block
    * (one float32 scale each), integer dots, scales, ReLU and weights in
-   * float32; 'fp8': DeepSeek-V3.2's FP8 indexer (`act_quant` of q and k,
-   * e4m3, d <= 128, scores as `fp8_index`; docs/indexer.md). A NaN or
-   * Infinity makes its block's scale NaN, so the scores using it are NaN.
+   * float32; 'int7': as 'int8' with the queries at 63 levels (values in
+   * [-63, 63], scale amax / 63) against int8 keys, the operands of
+   * WebAssembly's relaxed i8 x i7 dot: about twice as fast where the
+   * relaxed module runs (browsers), the same bits everywhere; 'fp8':
+   * DeepSeek-V3.2's FP8 indexer (`act_quant` of q and k, e4m3, d <= 128,
+   * scores as `fp8_index`). docs/indexer.md defines each. A NaN or Infinity
+   * makes its block's scale NaN, so the scores using it are NaN.
    */
-  precision?: 'float32' | 'int8' | 'fp8';
+  precision?: 'float32' | 'int8' | 'int7' | 'fp8';
   /**
    * fp8: rotate q (and float32 keys) by the Hadamard transform before
    * quantizing, as DeepSeek does (default true; needs d a power of 2). With
@@ -129,9 +133,9 @@ export function planIndexerScores(
   checkSame('indexerScores', tw, 'w.shape[1] (t)', t, 'q.shape[1] (t)');
   checkSame('indexerScores', hw, 'w.shape[2] (h)', h, 'q.shape[2] (h)');
   const weightScale = opts.weightScale === undefined ? 1 : checkFinite('weightScale', opts.weightScale);
-  const precision = opts.precision === undefined ? 'float32' : checkOneOf('precision', opts.precision, ['float32', 'int8', 'fp8'] as const);
-  if (layout.form === 'int8' && precision !== 'int8') {
-    throw new RangeError(`k: int8 keys (quantizeKeys) need precision 'int8', got precision '${precision}'`);
+  const precision = opts.precision === undefined ? 'float32' : checkOneOf('precision', opts.precision, ['float32', 'int8', 'int7', 'fp8'] as const);
+  if (layout.form === 'int8' && precision !== 'int8' && precision !== 'int7') {
+    throw new RangeError(`k: int8 keys (quantizeKeys) need precision 'int8' or 'int7', got precision '${precision}'`);
   }
   if (layout.form === 'fp8' && precision !== 'fp8') {
     throw new RangeError(`k: FP8 keys (quantizeKeysFp8) need precision 'fp8', got precision '${precision}'`);
@@ -227,7 +231,7 @@ export function planIndexerScores(
     }
   }
   const useSimd = simdReady;
-  const kernel = `indexer.scores${precision === 'int8' ? 'Int8' : precision === 'fp8' ? 'Fp8' : ''}${useSimd ? 'Wasm' : 'Ts'}`;
+  const kernel = `indexer.scores${precision === 'int8' ? 'Int8' : precision === 'int7' ? 'Int7' : precision === 'fp8' ? 'Fp8' : ''}${useSimd ? 'Wasm' : 'Ts'}`;
   const args = {
     q: q.data,
     k: layout.form === 'float32' ? (k as Tensor<Float32Array>).data : null,
@@ -252,7 +256,7 @@ export function planIndexerScores(
  *
  * - q [b, t, h, d] Float32Array: indexer queries;
  * - k: indexer keys (one head, shared by all h), [b, s, d] Float32Array; for
- *   int8 also keys quantized once by `quantizeKeys`, for fp8 by
+ *   int8 and int7 also keys quantized once by `quantizeKeys`, for fp8 by
  *   `quantizeKeysFp8` (a cache; bit-identical scores); with `blockTable`, a
  *   paged cache of the same forms, [numPages, pageSize, d(+4)];
  * - w [b, t, h] Float32Array: per-query head weights.

@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, openSync, read, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { product, type Tensor, type TypedArray } from '../tensor.js';
-import { NPY_DTYPES, NPY_PREAMBLE_BYTES, encodeNpyHeader, npyDtypeOf, npyHeaderLength, npyItemSize, parseNpyHeader, type NpyDtype, type NpyHeader } from './npy.js';
+import { NPY_DTYPES, encodeNpyHeader, npyDtypeOf, npyItemSize, readNpyHeader, type NpyDtype, type NpyHeader, type NpySource } from './npy.js';
 
 /** readSync/writeSync move at most 2 GiB - 1 per call. */
 const IO_CHUNK = 1 << 30;
@@ -29,7 +29,7 @@ function writeFully(fd: number, bytes: Uint8Array): void {
 }
 
 /** An open .npy file whose header has been checked against the file size. */
-export class NpyReader {
+export class NpyReader implements NpySource {
   readonly dtype: NpyDtype;
   readonly shape: number[];
   /** Elements in the file. */
@@ -53,19 +53,11 @@ export class NpyReader {
   static open(path: string): NpyReader {
     const fd = openSync(path, 'r');
     try {
-      const fileBytes = fstatSync(fd).size;
-      const preamble = new Uint8Array(Math.min(NPY_PREAMBLE_BYTES, fileBytes));
-      readFully(fd, preamble, 0);
-      const headerBytes = new Uint8Array(Math.min(npyHeaderLength(preamble, path), fileBytes));
-      readFully(fd, headerBytes, 0);
-      const header = parseNpyHeader(headerBytes, path);
-      const need = product(header.shape) * npyItemSize(header.dtype);
-      const have = fileBytes - header.dataOffset;
-      if (have !== need) {
-        throw new RangeError(
-          `${path}: ${have < need ? 'truncated' : 'corrupt'} .npy data (shape [${header.shape.join(', ')}] ${header.dtype} needs ${need} bytes, file has ${have})`,
-        );
-      }
+      const header = readNpyHeader(path, fstatSync(fd).size, (length) => {
+        const bytes = new Uint8Array(length);
+        readFully(fd, bytes, 0);
+        return bytes;
+      });
       return new NpyReader(path, fd, header);
     } catch (err) {
       closeSync(fd);

@@ -169,6 +169,42 @@ export function npyDtypeOf(data: TypedArray): NpyDtype {
   throw new TypeError(`npy: expected an Int32Array, BigInt64Array, Float32Array, Uint8Array or Uint32Array, got ${data.constructor.name}`);
 }
 
+/**
+ * A .npy array that can be read in element ranges without loading the rest:
+ * a file in Node (NpyReader, npy-file.ts) or a Blob in a browser worker
+ * (NpyBlobReader, npy-blob.ts). `name` (the path or file name) starts its
+ * error messages.
+ */
+export interface NpySource {
+  readonly name: string;
+  readonly dtype: NpyDtype;
+  readonly shape: number[];
+  /** Elements in the array. */
+  readonly size: number;
+  /** Reads elements `[start, start + count)` (flat, C order) into `out` (a fresh array when omitted) and returns it. */
+  read(start: number, count: number, out?: TypedArray): TypedArray;
+  close(): void;
+}
+
+/**
+ * The header of a .npy file of `fileBytes` bytes, read through `readBytes`
+ * (its first `length` bytes), checked: C order, a supported dtype, and a
+ * file size that matches the shape (a truncated or padded file is an error
+ * here, before a caller writes anything).
+ */
+export function readNpyHeader(name: string, fileBytes: number, readBytes: (length: number) => Uint8Array): NpyHeader {
+  const preamble = readBytes(Math.min(NPY_PREAMBLE_BYTES, fileBytes));
+  const header = parseNpyHeader(readBytes(Math.min(npyHeaderLength(preamble, name), fileBytes)), name);
+  const need = product(header.shape) * npyItemSize(header.dtype);
+  const have = fileBytes - header.dataOffset;
+  if (have !== need) {
+    throw new RangeError(
+      `${name}: ${have < need ? 'truncated' : 'corrupt'} .npy data (shape [${header.shape.join(', ')}] ${header.dtype} needs ${need} bytes, file has ${have})`,
+    );
+  }
+  return header;
+}
+
 /** A whole .npy file as bytes (header + data). */
 export function encodeNpy(tensor: Tensor, dtype: NpyDtype = npyDtypeOf(tensor.data)): Uint8Array {
   const header = encodeNpyHeader(dtype, tensor.shape);

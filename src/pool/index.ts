@@ -1,2 +1,2 @@
-export { createPool } from '../parallel.js';
+export { createPool } from './node.js';
 export type { DsaPool, PoolOptions } from '../parallel.js';

@@ -5,11 +5,20 @@
  * workers; a browser's main thread should `await initSimd()` first, as it
  * refuses synchronous compiles of modules over 4 KiB).
  *
+ * There are two builds of the same sources: the baseline module
+ * (fixed-width SIMD) and the relaxed module (also relaxed SIMD, with the
+ * 'int7' indexer kernels on `i32x4.relaxed_dot_i8x16_i7x16_add_s`). The
+ * relaxed one is used where the engine validates it and computes a probe of
+ * the relaxed dot exactly, except in Node, where the baseline stays (Node 20
+ * needs a flag for it, runs it slower, and its baseline compiler gets the
+ * probe wrong). Both give the same bits for every kernel: the relaxed
+ * module is only faster.
+ *
  * Kernels take byte offsets into the instance's memory. A caller copies its
  * data in (`reserve` + the views below), runs a kernel, and copies results
  * out; views must be re-taken after `reserve`, which may grow the memory.
  */
-import { wasmBase64 } from './wasm-bytes.generated.js';
+import { wasmBase64, wasmRelaxedBase64 } from './wasm-bytes.generated.js';
 
 /** The module's exports. Pointers are byte offsets; sizes are element counts. */
 export interface SimdExports {
@@ -51,11 +60,29 @@ export interface SimdExports {
   verifyRowsF32(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number, dropped: number): number;
   verifyRowsU8(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number): number;
   verifyRowsBits(cells: number, idx: number, n: number, s: number, k: number, bound: number, strict: number): number;
+  /** quantizeRows with 63 levels (values in [-63, 63]): the 'int7' queries. */
+  quantizeRows7(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   [name: string]: unknown;
 }
 
+/** The kernels only the relaxed module has (src/simd/assembly/indexer-relaxed.ts). */
+export interface RelaxedExports {
+  quantizeKeysBytes(src: number, dst: number, scales: number, sums: number, stride: number, n: number, dp: number): void;
+  keyBlockSums(keys: number, sums: number, stride: number, n: number, dp: number): void;
+  quantizeQueriesBiased(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
+  indexerBlockI7(q: number, qs: number, w: number, keys: number, ks: number, sums: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
+  indexerBlockI7D128(q: number, qs: number, w: number, keys: number, ks: number, sums: number, n: number, h: number, out: number): void;
+  relaxedDotProbe(a: number, b: number, c: number): number;
+}
+
+/** Which build of the module a thread runs. */
+export type SimdBuild = 'baseline' | 'relaxed';
+
 export interface SimdModule {
   exports: SimdExports;
+  /** The relaxed module's own kernels, or null in the baseline module. */
+  relaxed: RelaxedExports | null;
+  build: SimdBuild;
   /** Makes the memory at least `bytes` long (grows it; views taken before are then stale). */
   reserve(bytes: number): void;
   /** Offsets, 64-byte aligned, for consecutive regions of the given byte sizes; reserves them all. */
@@ -87,17 +114,47 @@ export function simdSupported(): boolean {
   return supported;
 }
 
-function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const text = atob(wasmBase64);
+function moduleBytes(build: SimdBuild): Uint8Array<ArrayBuffer> {
+  const text = atob(build === 'relaxed' ? wasmRelaxedBase64 : wasmBase64);
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
 }
 
+let relaxedValid: boolean | undefined;
+
+/** Whether this engine validates the relaxed module (relaxed SIMD: Chromium, Firefox 145+; not Safari, not Node 20 without a flag). */
+export function relaxedSimdSupported(): boolean {
+  if (relaxedValid === undefined) {
+    try {
+      relaxedValid = simdSupported() && WebAssembly.validate(moduleBytes('relaxed'));
+    } catch {
+      relaxedValid = false;
+    }
+  }
+  return relaxedValid;
+}
+
+const inNode = typeof process === 'object' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+
+/** The build this thread loads unless told otherwise: relaxed where validated, outside Node. */
+let preferred: SimdBuild | null = null;
+
+function wantedBuild(): SimdBuild {
+  return preferred ?? (!inNode && relaxedSimdSupported() ? 'relaxed' : 'baseline');
+}
+
 let instance: SimdModule | null | undefined;
 
-function wrap(inst: WebAssembly.Instance): SimdModule {
+/** The relaxed dot with an accumulator, on values where a misread operand or a dropped accumulator shows. */
+function probeOk(r: RelaxedExports): boolean {
+  return r.relaxedDotProbe(-127, 127, 5) === 4 * -127 * 127 + 5 && r.relaxedDotProbe(100, 1, -3) === 397;
+}
+
+function wrap(inst: WebAssembly.Instance, build: SimdBuild): SimdModule | null {
   const exports = inst.exports as unknown as SimdExports;
+  const relaxed = build === 'relaxed' ? (inst.exports as unknown as RelaxedExports) : null;
+  if (relaxed !== null && !probeOk(relaxed)) return null;
   const memory = exports.memory;
   const reserve = (bytes: number) => {
     const have = memory.buffer.byteLength;
@@ -105,6 +162,8 @@ function wrap(inst: WebAssembly.Instance): SimdModule {
   };
   return {
     exports,
+    relaxed,
+    build,
     reserve,
     layout(...sizes) {
       const offsets: number[] = [];
@@ -132,7 +191,16 @@ function wrap(inst: WebAssembly.Instance): SimdModule {
 export function simdModule(): SimdModule | null {
   if (instance === undefined) {
     try {
-      instance = simdSupported() ? wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()), {})) : null;
+      if (!simdSupported()) instance = null;
+      else {
+        const build = wantedBuild();
+        instance = wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(build)), {}), build);
+        // A relaxed module that fails its probe: the baseline one, for good.
+        if (instance === null) {
+          relaxedValid = false;
+          instance = wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes('baseline')), {}), 'baseline');
+        }
+      }
     } catch {
       return null; // not cached: initSimd() may still succeed
     }
@@ -140,11 +208,50 @@ export function simdModule(): SimdModule | null {
   return instance;
 }
 
-/** Compiles the module asynchronously (for browser main threads); resolves to whether SIMD is in use. */
-export async function initSimd(): Promise<boolean> {
+export interface InitSimdOptions {
+  /**
+   * true: the relaxed module (a RangeError where the engine lacks relaxed
+   * SIMD or fails its probe); false: the baseline module; default: relaxed
+   * where supported, except in Node. Results are the same either way; this
+   * only picks the speed (benchmarks compare the two).
+   */
+  relaxed?: boolean;
+}
+
+/**
+ * Compiles the module asynchronously (needed on browser main threads) and
+ * resolves to whether SIMD is in use. With `relaxed` set, this thread's
+ * module is replaced when it is the other build: call it before running
+ * kernels, or between calls (typed-array views into the old module's memory
+ * are then stale).
+ */
+export async function initSimd(options: InitSimdOptions = {}): Promise<boolean> {
+  const { relaxed } = options;
+  if (relaxed !== undefined && typeof relaxed !== 'boolean') throw new TypeError(`relaxed: expected a boolean, got ${typeof relaxed}`);
+  if (relaxed === true && !relaxedSimdSupported()) {
+    throw new RangeError('relaxed: true needs WebAssembly relaxed SIMD, which this engine does not validate (Safari; Node 20 without --experimental-wasm-relaxed-simd)');
+  }
+  if (relaxed !== undefined && instance && instance.build !== (relaxed ? 'relaxed' : 'baseline')) instance = undefined;
   if (instance === undefined) {
     if (!simdSupported()) instance = null;
-    else instance = wrap((await WebAssembly.instantiate(moduleBytes(), {})).instance);
+    else {
+      const build = relaxed === undefined ? wantedBuild() : relaxed ? 'relaxed' : 'baseline';
+      const loaded = wrap((await WebAssembly.instantiate(moduleBytes(build), {})).instance, build);
+      if (loaded === null) {
+        // A relaxed module that fails its probe: the baseline one, for good.
+        relaxedValid = false;
+        instance = wrap((await WebAssembly.instantiate(moduleBytes('baseline'), {})).instance, 'baseline');
+        if (relaxed === true) throw new RangeError('relaxed: true: this engine validates relaxed SIMD but computes the relaxed dot probe wrong; the baseline module is used');
+      } else {
+        instance = loaded;
+      }
+    }
   }
+  if (relaxed !== undefined) preferred = relaxed ? 'relaxed' : 'baseline';
   return instance !== null;
+}
+
+/** The build this thread's kernels run ('relaxed' or 'baseline'), or null when they run in TypeScript. */
+export function simdBuild(): SimdBuild | null {
+  return simdModule()?.build ?? null;
 }

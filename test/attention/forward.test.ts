@@ -83,7 +83,7 @@ test('errors: one sequence (b = 1), kv holding s = sPast + t keys, q holding t r
 
 test('dsaForward and the pool\'s dsaForward accept int8 and FP8 key caches (quantizeKeys, quantizeKeysFp8): same output as the float32 cache at that precision', async () => {
   const { quantizeKeys, quantizeKeysFp8 } = await import('../../src/indexer/quantized-keys.js');
-  const { createPool } = await import('../../src/parallel.js');
+  const { createPool } = await import('../../src/pool/index.js');
   const { weights, inputs, attention } = layer(3, 20, 4, 1, 24);
   const kCache = inputs.kCache!;
   const pool = createPool({ threads: 2 });

@@ -9,7 +9,7 @@ import { createDsaCache, type DsaCacheOptions } from '../../src/cache/cache.js';
 import { decodeStep, prefill } from '../../src/cache/step.js';
 import { dsaForward } from '../../src/attention/forward.js';
 import { lightningIndexer, shareWeights, type IndexerWeights } from '../../src/indexer/module.js';
-import { createPool } from '../../src/parallel.js';
+import { createPool } from '../../src/pool/index.js';
 import type { Tensor } from '../../src/tensor.js';
 import { rng } from '../../src/cli/demo-data.js';
 

@@ -1,13 +1,13 @@
 // indexerScores in the serving forms (SPEC "Serving-engine forms"): a key
 // window, seqLens, a ragged batch and a paged cache each equal the
-// contiguous call they stand for, bit for bit, in float32 and int8, on one
+// contiguous call they stand for, bit for bit, in float32, int8 and int7, on one
 // thread and on the pool; bad block tables and bounds are named errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { indexerScores } from '../../src/indexer/scores.js';
 import { quantizeKeys } from '../../src/indexer/quantized-keys.js';
-import { createPool } from '../../src/parallel.js';
+import { createPool } from '../../src/pool/index.js';
 import { simdSupported } from '../../src/simd/index.js';
 import type { Tensor } from '../../src/tensor.js';
 import { rng } from '../../src/cli/demo-data.js';
@@ -46,7 +46,7 @@ function page(k: F, P: number, extraPages: number, seed: number) {
   return { pages: { data, shape: [numPages, P, d] }, table: { data: table, shape: [b, blocks] } };
 }
 
-for (const precision of ['float32', 'int8'] as const) for (const simd of PATHS) {
+for (const precision of ['float32', 'int8', 'int7'] as const) for (const simd of PATHS) {
   test(`property: paged keys with a block table equal the contiguous cache with seqLens, ${precision}, simd=${simd}`, () => {
     fc.assert(
       fc.property(
@@ -58,8 +58,8 @@ for (const precision of ['float32', 'int8'] as const) for (const simd of PATHS) 
           const next = rng(seed + 3);
           const seqLens = Int32Array.from({ length: b }, () => t + Math.floor(next() * (s - t + 1)));
           const { pages, table } = page(k, P, 2, seed + 4);
-          const keys = precision === 'int8' ? quantizeKeys(pages) : pages;
-          const want = indexerScores(q, precision === 'int8' ? quantizeKeys(k) : k, w, { precision, seqLens, simd });
+          const keys = precision !== 'float32' ? quantizeKeys(pages) : pages;
+          const want = indexerScores(q, precision !== 'float32' ? quantizeKeys(k) : k, w, { precision, seqLens, simd });
           const got = indexerScores(q, keys, w, { precision, seqLens, blockTable: table, maxLen: s, simd });
           assert.deepEqual(got.shape, [b, t, s]);
           assert.deepEqual(got.data, want.data);
@@ -79,7 +79,7 @@ for (const precision of ['float32', 'int8'] as const) for (const simd of PATHS) 
     const cuSeqlensQ = Int32Array.from([0, 2, 3, 6, 6]), cuSeqlensK = Int32Array.from([0, 600, 601, 641, 650]);
     const h = 5, d = 24;
     const q = floats([1, 6, h, d], 1), k = floats([1, 650, d], 2), w = floats([1, 6, h], 3);
-    const keys = precision === 'int8' ? quantizeKeys(k) : k;
+    const keys = precision !== 'float32' ? quantizeKeys(k) : k;
     const got = indexerScores(q, keys, w, { precision, ragged: { cuSeqlensQ, cuSeqlensK }, simd });
     assert.deepEqual(got.shape, [1, 6, 600], 'width = the longest sequence');
     for (let i = 0; i < 4; i++) {
@@ -87,7 +87,7 @@ for (const precision of ['float32', 'int8'] as const) for (const simd of PATHS) 
       const qi = { data: q.data.slice(cuSeqlensQ[i] * h * d, cuSeqlensQ[i + 1] * h * d), shape: [1, qLens[i], h, d] };
       const wi = { data: w.data.slice(cuSeqlensQ[i] * h, cuSeqlensQ[i + 1] * h), shape: [1, qLens[i], h] };
       const ki = { data: k.data.slice(cuSeqlensK[i] * d, cuSeqlensK[i + 1] * d), shape: [1, kLens[i], d] };
-      const alone = indexerScores(qi, precision === 'int8' ? quantizeKeys(ki) : ki, wi, { precision, causalOffset: kLens[i] - qLens[i], simd });
+      const alone = indexerScores(qi, precision !== 'float32' ? quantizeKeys(ki) : ki, wi, { precision, causalOffset: kLens[i] - qLens[i], simd });
       for (let p = 0; p < qLens[i]; p++) {
         const row = got.data.subarray((cuSeqlensQ[i] + p) * 600, (cuSeqlensQ[i] + p + 1) * 600);
         assert.deepEqual(row.subarray(0, kLens[i]), alone.data.subarray(p * kLens[i], (p + 1) * kLens[i]), `sequence ${i} query ${p}`);
@@ -133,8 +133,8 @@ test('the pool gives bit-identical paged and ragged scores, a decode batch of un
   const { pages, table } = page(k, 64, 1, 10);
   const pool = createPool({ threads: 2 });
   try {
-    for (const precision of ['float32', 'int8'] as const) {
-      const keys = precision === 'int8' ? quantizeKeys(pages, { shared: true }) : pages;
+    for (const precision of ['float32', 'int8', 'int7'] as const) {
+      const keys = precision !== 'float32' ? quantizeKeys(pages, { shared: true }) : pages;
       const one = indexerScores(q, keys, w, { precision, seqLens, blockTable: table });
       const two = await pool.indexerScores(q, keys, w, { precision, seqLens, blockTable: table });
       assert.deepEqual(two.data, one.data, precision);

@@ -9,7 +9,7 @@ import { E4M3_VALUES, actQuantRows, e4m3Decode, e4m3Encode, fp8Scale, fp8ScaleVi
 import { indexerScores } from '../../src/indexer/scores.js';
 import { quantizeKeysFp8 } from '../../src/indexer/quantized-keys.js';
 import { topk } from '../../src/topk/topk.js';
-import { createPool } from '../../src/parallel.js';
+import { createPool } from '../../src/pool/index.js';
 import { simdSupported } from '../../src/simd/index.js';
 import type { Tensor } from '../../src/tensor.js';
 import { rng } from '../../src/cli/demo-data.js';

@@ -145,7 +145,7 @@ test('lightningIndexer: shapes of the weights are checked by name', () => {
 });
 
 test('pool: lightningIndexer is bit-identical to the synchronous call (x[2,5,24] cache=7 topK=6, bool mask)', async () => {
-  const { createPool } = await import('../../src/parallel.js');
+  const { createPool } = await import('../../src/pool/index.js');
   const pool = createPool({ threads: 2 });
   try {
     const W = weights(24, 16, 4, 16, 11);
@@ -176,7 +176,7 @@ test('lightningIndexer int8 with a quantized key cache equals int8 with the floa
   assert.deepEqual(quant.keys.values.data, expectedKeys.values.data, 'appended keys quantized as scoring does');
   assert.deepEqual(quant.keys.scales.data, expectedKeys.scales.data);
   assert.throws(() => lightningIndexer(W, { x, qr, kCache: quantizeKeys(kCache) }, { topK: 4, ropeDim: 8 }), {
-    name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8', got precision 'float32'/,
+    name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8' or 'int7', got precision 'float32'/,
   });
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { indexerScores } from '../../src/indexer/scores.js';
-import { createPool } from '../../src/parallel.js';
+import { createPool } from '../../src/pool/index.js';
 import type { Tensor } from '../../src/tensor.js';
 
 type F = Tensor<Float32Array>;
@@ -146,7 +146,7 @@ test('validation: types, shapes, options and out are checked before anything is 
   assert.throws(() => indexerScores({ data: new Float64Array(24), shape: [1, 2, 3, 4] } as never, k, w), { name: 'TypeError', message: /q\.data: expected a Float32Array, got Float64Array/ });
   assert.throws(() => indexerScores(q, { data: new Float32Array(15), shape: [1, 5, 3] }, w), { name: 'RangeError', message: /k\.shape\[2\] \(d\) = 3 must equal q\.shape\[3\] \(d\) = 4/ });
   assert.throws(() => indexerScores(q, k, { data: new Float32Array(4), shape: [1, 2, 2] }), { name: 'RangeError', message: /w\.shape\[2\] \(h\) = 2 must equal q\.shape\[2\] \(h\) = 3/ });
-  assert.throws(() => indexerScores(q, k, w, { precision: 'fp16' as never }), { name: 'RangeError', message: /precision: expected one of 'float32', 'int8', 'fp8', got string "fp16"/ });
+  assert.throws(() => indexerScores(q, k, w, { precision: 'fp16' as never }), { name: 'RangeError', message: /precision: expected one of 'float32', 'int8', 'int7', 'fp8', got string "fp16"/ });
   assert.throws(() => indexerScores(q, k, w, { causalOffset: 1.5 }), { name: 'RangeError', message: /causalOffset/ });
   assert.throws(() => indexerScores(q, k, w, { rows: [1, 3] }), { name: 'RangeError', message: /rows: expected \[start, end\) with 0 <= start <= end <= 2, got \[1, 3\]/ });
   const out = new Float32Array(9).fill(7);

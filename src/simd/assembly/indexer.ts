@@ -7,18 +7,7 @@
 // vector once per 4 keys; the keys of a block stay in L1/L2 while all heads
 // pass over them.
 
-/** [sum(a), sum(b), sum(c), sum(d)] of four f32x4 vectors. */
-@inline function sum4f(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
-  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
-  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
-}
-
-@inline function sum4i(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
-}
+import { blockAmax, roundLanes, sum4f, sum4i } from './indexer-lanes';
 
 /**
  * float32: q [h, dp], w [h], keys [n, dp], out [n]; h even, n a multiple
@@ -64,6 +53,15 @@ export function indexerBlockF32(q: usize, w: usize, keys: usize, n: i32, h: i32,
  * so the scales of consecutive rows load as one vector). dp a multiple of 16.
  */
 export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride: i32, n: i32, dp: i32): void {
+  quantizeRowsTo(src, dst, scales, scaleStride, n, dp, 127);
+}
+
+/** quantizeRows with 63 levels: values in [-63, 63], scale = amax / 63 (the 'int7' queries). */
+export function quantizeRows7(src: usize, dst: usize, scales: usize, scaleStride: i32, n: i32, dp: i32): void {
+  quantizeRowsTo(src, dst, scales, scaleStride, n, dp, 63);
+}
+
+@inline function quantizeRowsTo(src: usize, dst: usize, scales: usize, scaleStride: i32, n: i32, dp: i32, levels: f32): void {
   const nb = (dp + 127) >> 7;
   for (let i = 0; i < n; i++) {
     const x = src + (<usize>i * <usize>dp << 2);
@@ -71,34 +69,13 @@ export function quantizeRows(src: usize, dst: usize, scales: usize, scaleStride:
     for (let b = 0; b < nb; b++) {
       const e0 = b << 7;
       const e1 = min(e0 + 128, dp);
-      let m = f32x4.splat(0);
-      let nan = i32x4.splat(0);
-      // pmax is one maxps (f32x4.max is a NaN-exact sequence in V8) and
-      // drops NaN, so non-finite lanes (v - v is NaN) are tracked apart: a
-      // block holding NaN or Infinity gets amax (and so its scale) NaN, and
-      // every score using it is NaN.
-      for (let e = e0; e < e1; e += 4) {
-        const v = v128.load(x + (<usize>e << 2));
-        m = f32x4.pmax(m, f32x4.abs(v));
-        const z = f32x4.sub(v, v);
-        nan = v128.or(nan, f32x4.ne(z, z));
-      }
-      let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-      if (v128.any_true(nan)) amax = NaN;
-      const inv: f32 = amax > 0 ? <f32>127 / amax : 0;
-      store<f32>(scales + ((<usize>b * <usize>scaleStride + <usize>i) << 2), amax / <f32>127);
+      const amax = blockAmax(x, e0, e1);
+      const inv: f32 = amax > 0 ? levels / amax : 0;
+      store<f32>(scales + ((<usize>b * <usize>scaleStride + <usize>i) << 2), amax / levels);
       const iv = f32x4.splat(inv);
-      // Adding 1.5 * 2^23 rounds |v| <= 127 to an integer, halves to even
-      // (exactly f32.nearest), in the low mantissa bits; subtracting the
-      // constant's bits leaves that integer. Cheaper than nearest +
-      // trunc_sat, which V8 expands into a long sequence.
-      const magic = f32x4.splat(12582912.0);
-      const magicBits = i32x4.splat(0x4b400000);
       for (let e = e0; e < e1; e += 8) {
         const p = x + (<usize>e << 2);
-        const lo = i32x4.sub(f32x4.add(f32x4.mul(v128.load(p), iv), magic), magicBits);
-        const hi = i32x4.sub(f32x4.add(f32x4.mul(v128.load(p, 16), iv), magic), magicBits);
-        v128.store(y + (<usize>e << 1), i16x8.narrow_i32x4_s(lo, hi));
+        v128.store(y + (<usize>e << 1), i16x8.narrow_i32x4_s(roundLanes(p, iv), roundLanes(p + 16, iv)));
       }
     }
   }
