@@ -176,7 +176,7 @@ for (const name of caseNames) {
   // Every contender in every round, one after another, so that ratios see the same machine (it is shared and drifts).
   const picked = new Map<KeyForm, Int32Array[]>(forms.map((f) => [f, []]));
   const times = new Map<string, number[]>();
-  const allocated = new Map<string, number>();
+  const allocated = new Map<string, number[]>();
   const timed = async (key: string, run: () => Promise<unknown> | unknown, measureAllocation: boolean) => {
     if (measureAllocation) gc();
     const before = process.memoryUsage();
@@ -186,7 +186,10 @@ for (const name of caseNames) {
     const after = process.memoryUsage();
     if (!times.has(key)) times.set(key, []);
     times.get(key)!.push(ms);
-    if (measureAllocation) allocated.set(key, Math.max(allocated.get(key) ?? 0, after.arrayBuffers - before.arrayBuffers + after.heapUsed - before.heapUsed));
+    if (measureAllocation) {
+      if (!allocated.has(key)) allocated.set(key, []);
+      allocated.get(key)!.push(after.arrayBuffers - before.arrayBuffers + after.heapUsed - before.heapUsed);
+    }
   };
   const stepOf = (form: KeyForm, i: number, threads: number) => async () => {
     const cache = caches.get(form)!;
@@ -230,8 +233,9 @@ for (const name of caseNames) {
   for (const form of forms) {
     for (const threads of [1, 2]) {
       const t = times.get(`${form} ${threads}`)!;
-      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, allocatedBytes: allocated.get(`${form} ${threads}`), recall: recallOf.get(form), rssMiB: peakRssMiB() });
-      console.log(`${name} ${form} ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), ~${((allocated.get(`${form} ${threads}`) ?? 0) / 1024).toFixed(0)} KiB allocated a step${recallOf.has(form) ? `, recall@${topK} ${recallOf.get(form)!.toFixed(4)}` : ''}`);
+      const bytes = median(allocated.get(`${form} ${threads}`)!);
+      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, allocatedBytes: bytes, recall: recallOf.get(form), rssMiB: peakRssMiB() });
+      console.log(`${name} ${form} ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), ~${(bytes / 1024).toFixed(0)} KiB allocated a step (median)${recallOf.has(form) ? `, recall@${topK} ${recallOf.get(form)!.toFixed(4)}` : ''}`);
     }
   }
   if (ortArrays) {

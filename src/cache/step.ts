@@ -134,9 +134,12 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
   firstBad[0] = NO_BAD_ROW;
   const x = inputs.x.data, qr = inputs.qr.data;
   const steps: Step[] = [
-    { kernel: 'indexer.linear', args: { x: qr, W: weights.wqB.data, y: qIdx, n, inDim: qRank, outDim: h * d, simd }, rows: [0, h * d], writes: ['y'] },
-    { kernel: 'indexer.linear', args: { x, W: weights.wk.data, y: kNew, n, inDim: dim, outDim: d, simd }, rows: [0, d], writes: ['y'] },
-    { kernel: 'indexer.linear', args: { x, W: weights.weightsProj.data, y: wIdx, n, inDim: dim, outDim: h, simd }, rows: [0, h], writes: ['y'] },
+    {
+      kernel: 'indexer.projections',
+      args: { qr, wqB: weights.wqB.data, q: qIdx, x, wk: weights.wk.data, k: kNew, weightsProj: weights.weightsProj.data, w: wIdx, n, dim, qRank, h, d, simd },
+      rows: [0, h * d + d + h],
+      writes: ['q', 'k', 'w'],
+    },
     {
       kernel: 'indexer.prepare',
       // Queries rotate here for float32 and int8 caches; FP8 rotates them where it quantizes them, keys rotate as they are stored.

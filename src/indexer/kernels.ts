@@ -1,7 +1,7 @@
 import type { KernelTable } from '../plan.js';
 import { fillOutside, scoresFp8Ts, scoresFp8Wasm, scoresInt7Ts, scoresInt7Wasm, scoresInt8Ts, scoresInt8Wasm, scoresTs, scoresWasm } from './scores-kernels.js';
 import { quantizeKeysFp8Rows, quantizeQueriesFp8 } from './fp8-kernels.js';
-import { linearRows, prepareRows } from './projection.js';
+import { prepareRows, projectionRows } from './projection.js';
 
 export const indexerKernels: KernelTable = {
   'indexer.scoresWasm': scoresWasm,
@@ -15,6 +15,6 @@ export const indexerKernels: KernelTable = {
   'indexer.fillOutside': fillOutside,
   'indexer.fp8.queries': quantizeQueriesFp8,
   'indexer.fp8.keys': quantizeKeysFp8Rows,
-  'indexer.linear': linearRows,
+  'indexer.projections': projectionRows,
   'indexer.prepare': prepareRows,
 };

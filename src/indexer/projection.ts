@@ -1,12 +1,17 @@
 /**
  * The indexer's projections and key/query preparation as kernels, so a
- * decode step can run them on the pool: `linear` (y = x W^T over a range of
+ * decode step can run them on the pool: `linearRows` (y = x W^T over a range of
  * output features) and `prepare` (LayerNorm of the new keys, non-interleaved
  * partial RoPE of keys and query heads at their positions, optional
  * Hadamard rotation; over token rows).
  *
- * 'indexer.linear' args: x [n, inDim], W [outDim, inDim], y [n, outDim],
+ * `linearRows` args: x [n, inDim], W [outDim, inDim], y [n, outDim],
  * n, inDim, outDim, simd; rows = output features [o0, o1).
+ * 'indexer.projections' args: the indexer's three projections of n tokens
+ * in one step (one dispatch on the pool, not three): q = qr wqB^T
+ * [n, h*d], k = x wk^T [n, d], w = x weightsProj^T [n, h]; qr, wqB, q, x,
+ * wk, k, weightsProj, w, n, dim, qRank, h, d, simd; rows = the output
+ * features of q, then k, then w, [0, h*d + d + h).
  * 'indexer.prepare' args: q [n, h*d] and k [n, d] (both rewritten in place),
  * positions Int32Array [n], gamma [d], beta [d], eps, ropeDim, freqs
  * Float64Array [ropeDim / 2], h, d, rotateQ, rotateK; rows = tokens.
@@ -50,6 +55,22 @@ export function linearRows(args: KernelArgs, o0: number, o1: number): void {
       for (let e = 0; e < inDim; e++) acc += x[r * inDim + e] * W[o * inDim + e];
       y[r * outDim + o] = acc;
     }
+  }
+}
+
+export function projectionRows(args: KernelArgs, o0: number, o1: number): void {
+  const n = args.n as number, dim = args.dim as number, qRank = args.qRank as number, h = args.h as number, d = args.d as number;
+  const simd = args.simd as boolean;
+  const parts = [
+    { x: args.qr, W: args.wqB, y: args.q, inDim: qRank, outDim: h * d },
+    { x: args.x, W: args.wk, y: args.k, inDim: dim, outDim: d },
+    { x: args.x, W: args.weightsProj, y: args.w, inDim: dim, outDim: h },
+  ];
+  let first = 0;
+  for (const part of parts) {
+    const from = Math.max(o0, first), to = Math.min(o1, first + part.outDim);
+    if (from < to) linearRows({ ...part, n, simd } as KernelArgs, from - first, to - first);
+    first += part.outDim;
   }
 }
 
