@@ -229,9 +229,11 @@ export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number)
   qv.fill(0);
   wv.fill(0);
   let loaded = NaN, loadedRow = -1;
+  // Made once per call, not per tile: a decode step walks s / 512 tiles.
+  const copyKeys = (slot: number, at: number, count: number) => copyRows(keys, k, slot * d, count, d, dp, at);
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
-      forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => copyRows(keys, k, slot * d, count, d, dp, at));
+      forRuns(a, r, bi, j0, loadEnd, copyKeys);
       loaded = block;
     }
     if (loadedRow !== r) {
@@ -277,18 +279,21 @@ function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileSta
   qf.fill(0);
   wv.fill(0);
   let loaded = NaN, loadedRow = -1;
+  // Made once per call, not per tile: a decode step walks s / 512 tiles.
+  const copyQuantized = (slot: number, at: number, count: number) => {
+    copyRows(keys8, kq!, slot * d, count, d, dp, at);
+    for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales![(slot + i) * nbk + b];
+  };
+  const copyFloats = (slot: number, at: number, count: number) => copyRows(keysF, k!, slot * d, count, d, dp, at);
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
       const n = loadEnd - j0;
       if (kq && kScales) {
-        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => {
-          copyRows(keys8, kq, slot * d, count, d, dp, at);
-          for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales[(slot + i) * nbk + b];
-        });
+        forRuns(a, r, bi, j0, loadEnd, copyQuantized);
         // Keys past the block's end are never read into a written score; widen whole 16-lane runs.
         m.exports.widenI8(pkf, pk, up(n * dp, 16));
       } else {
-        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => copyRows(keysF, k!, slot * d, count, d, dp, at));
+        forRuns(a, r, bi, j0, loadEnd, copyFloats);
         m.exports.quantizeRows(pkf, pk, pks, kbp, up(n, 4), dp);
       }
       loaded = block;
@@ -320,17 +325,20 @@ function int7RelaxedScores(a: ScoreArgs, m: SimdModule, x: RelaxedExports, tileS
   qf.fill(0);
   wv.fill(0);
   let loaded = NaN, loadedRow = -1;
+  // Made once per call, not per tile: a decode step walks s / 512 tiles.
+  const copyQuantized = (slot: number, at: number, count: number) => {
+    copyRows(keys8, kq!, slot * d, count, d, dp, at);
+    for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales![(slot + i) * nbk + b];
+  };
+  const copyFloats = (slot: number, at: number, count: number) => copyRows(keysF, k!, slot * d, count, d, dp, at);
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
       const n = loadEnd - j0;
       if (kq && kScales) {
-        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => {
-          copyRows(keys8, kq, slot * d, count, d, dp, at);
-          for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales[(slot + i) * nbk + b];
-        });
+        forRuns(a, r, bi, j0, loadEnd, copyQuantized);
         x.keyBlockSums(pk, psum, kbp, n, dp);
       } else {
-        forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => copyRows(keysF, k!, slot * d, count, d, dp, at));
+        forRuns(a, r, bi, j0, loadEnd, copyFloats);
         x.quantizeKeysBytes(pkf, pk, pks, psum, kbp, up(n, 4), dp);
       }
       loaded = block;
@@ -459,15 +467,17 @@ export function scoresFp8Wasm(args: KernelArgs, tileStart: number, tileEnd: numb
   codesU8.fill(0);
   const wq = scratchFor(h, d, keyBlock).w;
   let loaded = NaN, loadedRow = -1;
+  // Made once per call, not per tile: a decode step walks s / 512 tiles.
+  const copyCodes = (slot: number, at: number, count: number) => {
+    // Consecutive slots of one page: codes back to back, scales back to back.
+    copyRows(codesU8, k8, fp8CodesAt(slot, pageSize, d), count, d, dp, at);
+    const from = fp8ScaleAt(slot, pageSize, d);
+    ks.set(scales.subarray(from, from + count), at);
+  };
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
       const n = loadEnd - j0;
-      forRuns(a, r, bi, j0, loadEnd, (slot, at, count) => {
-        const c = fp8CodesAt(slot, pageSize, d);
-        // Consecutive slots of one page: codes back to back, scales back to back.
-        copyRows(codesU8, k8, c, count, d, dp, at);
-        ks.set(scales.subarray(fp8ScaleAt(slot, pageSize, d), fp8ScaleAt(slot, pageSize, d) + count), at);
-      });
+      forRuns(a, r, bi, j0, loadEnd, copyCodes);
       // Zero codes (value 0) past the block so the padded keys stay finite.
       codesU8.fill(0, n * dp, up(n, 8) * dp);
       m.exports.fp8DecodeKeys(pc, up(n, 8), dp, pkt);
