@@ -72,11 +72,14 @@ type Visit = (r: number, bi: number, j0: number, loadEnd: number, e0: number, e1
 // Per-thread scratch of the tile walk: rows seeing each key block, grown on demand.
 let perBlock = new Int32Array(0);
 
-/** The first and one-past-last key block row r sees, [kbLo, kbHi) (empty when lo >= hi). */
-function blocksOf(a: ScoreArgs, r: number): [number, number] {
-  const lo = a.lo[r], hi = a.hi[r];
-  if (lo >= hi) return [0, 0];
-  return [Math.floor(lo / a.keyBlock), Math.ceil(hi / a.keyBlock)];
+/** The first key block row r sees (see `blockEnd`). */
+function blockStart(a: ScoreArgs, r: number): number {
+  return a.lo[r] >= a.hi[r] ? 0 : Math.floor(a.lo[r] / a.keyBlock);
+}
+
+/** One past the last key block row r sees: [blockStart, blockEnd) is empty when the row sees nothing. */
+function blockEnd(a: ScoreArgs, r: number): number {
+  return a.lo[r] >= a.hi[r] ? 0 : Math.ceil(a.hi[r] / a.keyBlock);
 }
 
 /** The number of tiles of a call (see the header): pairs (key block, row) where the row sees the block. */
@@ -94,7 +97,7 @@ function forTiles(a: ScoreArgs, v0: number, v1: number, visit: Visit): void {
   const count = perBlock;
   count.fill(0, 0, nKb + 1);
   for (let r = rowStart; r < rowStart + nRows; r++) {
-    const [kbLo, kbHi] = blocksOf(a, r);
+    const kbLo = blockStart(a, r), kbHi = blockEnd(a, r);
     if (kbLo < kbHi) {
       count[kbLo]++;
       count[kbHi]--;
@@ -114,8 +117,7 @@ function forTiles(a: ScoreArgs, v0: number, v1: number, visit: Visit): void {
         kb++;
         r = rowStart;
       }
-      const [kbLo, kbHi] = blocksOf(a, r);
-      if (kb >= kbLo && kb < kbHi) {
+      if (kb >= blockStart(a, r) && kb < blockEnd(a, r)) {
         if (skip === 0) break;
         skip--;
       }
@@ -202,6 +204,15 @@ export function scoresTs(args: KernelArgs, tileStart: number, tileEnd: number): 
   });
 }
 
+/**
+ * out[outRow + j] = block[j - j0] for j in [e0, e1): a tile's scores out of
+ * the module's memory, by a loop rather than `set` of a subarray, which
+ * would allocate a view per tile (a decode step has s / 512 tiles).
+ */
+function copyOut(out: Float32Array, outRow: number, block: Float32Array, j0: number, e0: number, e1: number): void {
+  for (let j = e0; j < e1; j++) out[outRow + j] = block[j - j0];
+}
+
 /** Rounds up to a multiple of m. */
 const up = (x: number, m: number) => Math.ceil(x / m) * m;
 
@@ -244,7 +255,7 @@ export function scoresWasm(args: KernelArgs, tileStart: number, tileEnd: number)
     const n = up(e1 - j0, 4);
     if (dp === 128) m.exports.indexerBlockF32D128(pq, pw, pk, n, hp, po);
     else m.exports.indexerBlockF32(pq, pw, pk, n, hp, dp, po);
-    out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
+    copyOut(out, outRow, ov, j0, e0, e1);
   });
 }
 
@@ -308,7 +319,7 @@ function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileSta
     const n = up(e1 - j0, 4);
     if (dp === 128) m.exports.indexerBlockI8D128(pq, pqs, pw, pk, pks, n, hp, po);
     else m.exports.indexerBlockI8(pq, pqs, pw, pk, pks, kbp, n, hp, dp, po);
-    out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
+    copyOut(out, outRow, ov, j0, e0, e1);
   });
 }
 
@@ -352,7 +363,7 @@ function int7RelaxedScores(a: ScoreArgs, m: SimdModule, x: RelaxedExports, tileS
     const n = up(e1 - j0, 4);
     if (dp === 128) x.indexerBlockI7D128(pq, pqs, pw, pk, pks, psum, n, hp, po);
     else x.indexerBlockI7(pq, pqs, pw, pk, pks, psum, kbp, n, hp, dp, po);
-    out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
+    copyOut(out, outRow, ov, j0, e0, e1);
   });
 }
 
@@ -472,7 +483,7 @@ export function scoresFp8Wasm(args: KernelArgs, tileStart: number, tileEnd: numb
     // Consecutive slots of one page: codes back to back, scales back to back.
     copyRows(codesU8, k8, fp8CodesAt(slot, pageSize, d), count, d, dp, at);
     const from = fp8ScaleAt(slot, pageSize, d);
-    ks.set(scales.subarray(from, from + count), at);
+    for (let i = 0; i < count; i++) ks[at + i] = scales[from + i];
   };
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
@@ -490,6 +501,6 @@ export function scoresFp8Wasm(args: KernelArgs, tileStart: number, tileEnd: numb
       loadedRow = r;
     }
     m.exports.indexerBlockFp8(pq, pw, pkt, pks, up(e1 - j0, 8), hp, dp, po);
-    out.set(ov.subarray(e0 - j0, e1 - j0), outRow + e0);
+    copyOut(out, outRow, ov, j0, e0, e1);
   });
 }
