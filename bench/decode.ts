@@ -113,7 +113,8 @@ function checkOrt(label: string, x: Float32Array, qr: Float32Array, q: Float32Ar
 
 interface Row {
   case: string; lengths: number[]; method: string; threads: number; medianMs: number; minMs: number; timesMs: number[];
-  allocatedBytes?: number; recall?: number; rssMiB: number; relErr?: number;
+  /** Median bytes of ArrayBuffers allocated in a step (outputs, plan buffers), and of JS heap garbage; this thread only. */
+  allocatedBytes?: number; heapBytes?: number; recall?: number; rssMiB: number; relErr?: number;
 }
 const rows: Row[] = [];
 let sink = 0;
@@ -177,6 +178,7 @@ for (const name of caseNames) {
   const picked = new Map<KeyForm, Int32Array[]>(forms.map((f) => [f, []]));
   const times = new Map<string, number[]>();
   const allocated = new Map<string, number[]>();
+  const heap = new Map<string, number[]>();
   const timed = async (key: string, run: () => Promise<unknown> | unknown, measureAllocation: boolean) => {
     if (measureAllocation) gc();
     const before = process.memoryUsage();
@@ -187,8 +189,9 @@ for (const name of caseNames) {
     if (!times.has(key)) times.set(key, []);
     times.get(key)!.push(ms);
     if (measureAllocation) {
-      if (!allocated.has(key)) allocated.set(key, []);
-      allocated.get(key)!.push(after.arrayBuffers - before.arrayBuffers + after.heapUsed - before.heapUsed);
+      if (!allocated.has(key)) (allocated.set(key, []), heap.set(key, []));
+      allocated.get(key)!.push(after.arrayBuffers - before.arrayBuffers);
+      heap.get(key)!.push(after.heapUsed - before.heapUsed);
     }
   };
   const stepOf = (form: KeyForm, i: number, threads: number) => async () => {
@@ -233,9 +236,9 @@ for (const name of caseNames) {
   for (const form of forms) {
     for (const threads of [1, 2]) {
       const t = times.get(`${form} ${threads}`)!;
-      const bytes = median(allocated.get(`${form} ${threads}`)!);
-      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, allocatedBytes: bytes, recall: recallOf.get(form), rssMiB: peakRssMiB() });
-      console.log(`${name} ${form} ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), ~${(bytes / 1024).toFixed(0)} KiB allocated a step (median)${recallOf.has(form) ? `, recall@${topK} ${recallOf.get(form)!.toFixed(4)}` : ''}`);
+      const bytes = median(allocated.get(`${form} ${threads}`)!), heapBytes = median(heap.get(`${form} ${threads}`)!);
+      rows.push({ case: name, lengths, method: `decodeStep ${form}`, threads, medianMs: median(t), minMs: Math.min(...t), timesMs: t, allocatedBytes: bytes, heapBytes, recall: recallOf.get(form), rssMiB: peakRssMiB() });
+      console.log(`${name} ${form} ${threads}t: ${median(t).toFixed(1)} ms (min ${Math.min(...t).toFixed(1)}), ${(bytes / 1024).toFixed(0)} KiB of buffers and ~${(heapBytes / 1024).toFixed(0)} KiB of JS heap a step${recallOf.has(form) ? `, recall@${topK} ${recallOf.get(form)!.toFixed(4)}` : ''}`);
     }
   }
   if (ortArrays) {
@@ -251,14 +254,14 @@ await pool.close();
 
 // The table: each row with its 2-thread speedup and its ratio to onnxruntime (same case, same threads).
 const find = (c: string, method: string, threads: number) => rows.find((r) => r.case === c && r.method === method && r.threads === threads);
-console.log('\n| case | method | threads | median ms | min ms | 1t / 2t | / onnxruntime | recall vs float32 | KiB allocated / step | peak RSS MiB |');
-console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('\n| case | method | threads | median ms | min ms | 1t / 2t | / onnxruntime | recall vs float32 | buffers KiB / step | JS heap KiB / step | peak RSS MiB |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   const one = find(r.case, r.method, 1), peer = find(r.case, 'onnxruntime-node float32', r.threads);
   const speedup = r.threads === 2 && one ? (one.medianMs / r.medianMs).toFixed(2) : '';
   const vsOrt = peer && r !== peer ? (r.medianMs / peer.medianMs).toFixed(2) : '';
   console.log(
-    `| ${r.case === 'batch' ? `batch of ${r.lengths.length} (${r.lengths[0]}..${r.lengths[r.lengths.length - 1]})` : `s=${r.case}`} | ${r.method} | ${r.threads} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${speedup} | ${vsOrt} | ${r.recall?.toFixed(4) ?? ''} | ${r.allocatedBytes === undefined ? '' : (r.allocatedBytes / 1024).toFixed(0)} | ${r.rssMiB} |`,
+    `| ${r.case === 'batch' ? `batch of ${r.lengths.length} (${r.lengths[0]}..${r.lengths[r.lengths.length - 1]})` : `s=${r.case}`} | ${r.method} | ${r.threads} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${speedup} | ${vsOrt} | ${r.recall?.toFixed(4) ?? ''} | ${r.allocatedBytes === undefined ? '' : (r.allocatedBytes / 1024).toFixed(0)} | ${r.heapBytes === undefined ? '' : (r.heapBytes / 1024).toFixed(0)} | ${r.rssMiB} |`,
   );
 }
 if (!smoke) writeResults('decode.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), shape, reps, rows, sink }, null, 2));
