@@ -17,6 +17,7 @@
  * to even.
  */
 import { describe } from '../tensor.js';
+import { roundHalfEven } from './quantize.js';
 
 export const E4M3_MAX = 448;
 /** The code of NaN this library writes (0xff also decodes to NaN). */
@@ -39,15 +40,6 @@ export const E4M3_VALUES: Float32Array = (() => {
 /** The value of an e4m3 code. */
 export function e4m3Decode(code: number): number {
   return E4M3_VALUES[code & 0xff];
-}
-
-/** Rounds half to even (exact on the doubles used here). */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const diff = x - f;
-  if (diff < 0.5) return f;
-  if (diff > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 const F32 = new Float32Array(1);

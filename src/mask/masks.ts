@@ -208,18 +208,7 @@ export function planCausalMask(
   opts: MaskBlockOptions,
   alloc: Alloc,
 ): Plan<Tensor<MaskData>> {
-  checkSize('b', b);
-  checkSize('t', t);
-  checkSize('s', s);
-  checkInteger('offset', offset);
-  checkOneOf('form', form, MASK_FORMS);
-  const [start, end] = checkRows(opts.rows, b * t);
-  const width = rowWidth(form, s);
-  const out = resultBuffer(form, end - start, s, opts, `a ${form} causal mask of ${end - start} rows x ${s} keys`, alloc);
-  return {
-    steps: [{ kernel: `mask.causal.${form}`, args: { out, t, s, rowBase: start, offset }, rows: [start, end], writes: ['out'] }],
-    finish: () => ({ data: out, shape: resultShape(opts, start, end, b, t, width) }),
-  };
+  return planRangeMask(b, t, s, { causalOffset: checkInteger('offset', offset) }, form, opts, alloc, 'causal');
 }
 
 /**
@@ -247,6 +236,20 @@ export function planWindowMask(
   opts: MaskBlockOptions,
   alloc: Alloc,
 ): Plan<Tensor<MaskData>> {
+  return planRangeMask(b, t, s, keys, form, opts, alloc, 'window');
+}
+
+/** The plan of a mask that keeps each row's range of keys (causalMask, windowMask): three fills a row. */
+function planRangeMask(
+  b: number,
+  t: number,
+  s: number,
+  keys: KeyWindowOptions,
+  form: MaskForm,
+  opts: MaskBlockOptions,
+  alloc: Alloc,
+  kind: 'causal' | 'window',
+): Plan<Tensor<MaskData>> {
   checkSize('b', b);
   checkSize('t', t);
   checkSize('s', s);
@@ -255,7 +258,7 @@ export function planWindowMask(
   const ranges = resolveRowKeys(keys, b, t, s, alloc);
   const [start, end] = checkRows(opts.rows, b * t);
   const width = rowWidth(form, s);
-  const out = resultBuffer(form, end - start, s, opts, `a ${form} window mask of ${end - start} rows x ${s} keys`, alloc);
+  const out = resultBuffer(form, end - start, s, opts, `a ${form} ${kind} mask of ${end - start} rows x ${s} keys`, alloc);
   const lo = ranges?.lo ?? null, hi = ranges?.hi ?? null;
   return {
     steps: [{ kernel: `mask.causal.${form}`, args: { out, t, s, rowBase: start, offset, lo, hi }, rows: [start, end], writes: ['out'] }],
