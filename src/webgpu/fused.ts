@@ -2,14 +2,17 @@
  * The plan of the fused `indexerTopk`: the CPU edge's own plans of
  * `indexerScores` and `topk` (so the same validation and the same errors),
  * with the scores left virtual (a stand-in of [b, t, s] that no buffer ever
- * backs) and their two steps joined into one GPU step. The result equals
- * `topk(indexerScores(q, k, w, { weightScale, causalOffset, window, seqLens }),
- * topK, { causalOffset, window, seqLens, mask, rows, sorted, nan })` computed on the GPU.
+ * backs) and their score and top-k steps joined into one GPU step (the FP8
+ * quantization steps run before it). The result equals
+ * `topk(indexerScores(q, k, w, { weightScale, precision, hadamard,
+ * scaleFormat, causalOffset, window, seqLens, ragged, blockTable, maxLen }),
+ * topK, { causalOffset, window, seqLens, ragged, mask, rows, sorted, nan })`
+ * computed on the GPU.
  */
 import type { Alloc, MaskData, Tensor } from '../tensor.js';
-import type { KeyWindow } from '../window.js';
+import type { KeyWindow, RaggedBatch } from '../window.js';
 import type { Plan } from '../plan.js';
-import { planIndexerScores } from '../indexer/scores.js';
+import { planIndexerScores, type IndexerKeys, type IndexerScoresOptions } from '../indexer/scores.js';
 import { planTopk, type TopkResult } from '../topk/topk.js';
 import type { ProgramTable } from './program.js';
 import { unsupported } from './program.js';
@@ -19,13 +22,23 @@ import { GpuTensor, standIn } from './resident.js';
 export interface IndexerTopkOptions {
   /** Multiplies every head weight (default 1), as indexerScores. */
   weightScale?: number;
+  /** 'float32' (default), 'int8', 'int7' or 'fp8', with `hadamard` and `scaleFormat`, as indexerScores. */
+  precision?: IndexerScoresOptions['precision'];
+  hadamard?: boolean;
+  scaleFormat?: IndexerScoresOptions['scaleFormat'];
   /** Row ti scores and selects only keys j <= ti + causalOffset. */
   causalOffset?: number;
   /** Per-row key windows [start, end), as indexerScores and topk. */
   window?: KeyWindow;
   /** Int32Array [b]: tokens of each sequence, the t queries its last t, as indexerScores and topk. */
   seqLens?: Int32Array;
-  /** Eligibility [b, t, s] (additive, bool) or [b, t, ceil(s/32)] (bits), as topk. */
+  /** A packed batch (q [1, totalQ, h, d], k [1, totalK, d]): indices are positions within each sequence. */
+  ragged?: RaggedBatch;
+  /** A paged key cache (with seqLens), as indexerScores: indices are positions within each sequence. */
+  blockTable?: Tensor<Int32Array>;
+  /** Paged: positions per row (default the longest sequence). */
+  maxLen?: number;
+  /** Eligibility [b, t, width] (additive, bool) or [b, t, ceil(width/32)] (bits), as topk. */
   mask?: Tensor<MaskData>;
   /** Only rows [start, end); the result is then [end - start, topK]. */
   rows?: [number, number];
@@ -37,30 +50,43 @@ export interface IndexerTopkOptions {
 
 const same = (a: unknown, b: unknown) => a === b || (a instanceof Int32Array && b instanceof Int32Array && a.length === b.length && a.every((x, i) => x === b[i]));
 
+/** The score step's args the fused step carries (the rest describe the scores' output, which never exists). */
+const SCORE_OUTPUT = ['out', 'rowStart', 'nRows', 'keyBlock'];
+
 export function planIndexerTopk(
   device: GPUDevice,
   programs: ProgramTable,
   q: Tensor<Float32Array>,
-  k: Tensor<Float32Array>,
+  k: IndexerKeys,
   w: Tensor<Float32Array>,
   topK: number,
   opts: IndexerTopkOptions,
   alloc: Alloc,
 ): Plan<TopkResult> {
-  const keyOpts = { causalOffset: opts.causalOffset, window: opts.window, seqLens: opts.seqLens };
-  // The scores are virtual: validated and shaped, never allocated.
-  const virtual: Alloc = (ctor, length) =>
-    ((ctor as unknown) === Float32Array ? standIn(new GpuTensor(device, null, 'float32', [length]), true) : alloc(ctor, length)) as never;
-  const scorePlan = planIndexerScores(q, k, w, { ...keyOpts, weightScale: opts.weightScale, maxBytes: Infinity, simd: false }, virtual);
+  const keyOpts = { causalOffset: opts.causalOffset, window: opts.window, seqLens: opts.seqLens, ragged: opts.ragged };
+  // The scores are virtual (validated and shaped, never allocated); the FP8
+  // codes and scales the quantization steps write stay on the GPU.
+  const virtual: Alloc = (ctor, length) => {
+    const dtype = (ctor as unknown) === Float32Array ? 'float32' : (ctor as unknown) === Uint8Array ? 'uint8' : null;
+    return (dtype === null ? alloc(ctor, length) : standIn(new GpuTensor(device, null, dtype, [length]), true)) as never;
+  };
+  const scorePlan = planIndexerScores(q, k, w, {
+    ...keyOpts, weightScale: opts.weightScale, precision: opts.precision, hadamard: opts.hadamard, scaleFormat: opts.scaleFormat,
+    blockTable: opts.blockTable, maxLen: opts.maxLen, maxBytes: Infinity, simd: false,
+  }, virtual);
   const scores = scorePlan.finish();
   const topPlan = planTopk({ data: scores.data, shape: scores.shape }, topK, {
     ...keyOpts, sorted: opts.sorted, nan: opts.nan, mask: opts.mask, rows: opts.rows, maxBytes: opts.maxBytes,
   }, alloc);
-  const scoreSteps = scorePlan.steps.filter((step) => step.kernel !== 'indexer.fillOutside');
-  if (scoreSteps.length !== 1 || topPlan.steps.length !== 1) throw unsupported('indexerTopk: a plan of more than one step per part');
+  // The quantization steps run as they are; the score step (its fillOutside aside) joins top-k's.
+  const scoreSteps = scorePlan.steps.filter((step) => step.kernel.startsWith('indexer.scores'));
+  const quantSteps = scorePlan.steps.filter((step) => step.kernel.startsWith('indexer.fp8.'));
+  if (scoreSteps.length !== 1 || topPlan.steps.length !== 1 || quantSteps.length + 2 !== scorePlan.steps.length) {
+    throw unsupported('indexerTopk: a plan of other steps than quantization, fillOutside, scores and top-k');
+  }
   const [scoreStep] = scoreSteps;
   const [topStep] = topPlan.steps;
-  for (const step of [scoreStep, topStep]) {
+  for (const step of [...quantSteps, scoreStep, topStep]) {
     const program = programs[step.kernel];
     if (!program) throw unsupported(`indexerTopk: kernel '${step.kernel}'`);
     checkArgs('indexerTopk', program, step);
@@ -76,12 +102,13 @@ export function planIndexerTopk(
       }
     }
   }
+  const carried = Object.fromEntries(Object.entries(sa).filter(([name]) => !SCORE_OUTPUT.includes(name)));
   return {
-    steps: [{
+    steps: [...quantSteps, {
       kernel: 'webgpu.indexerTopk',
       args: {
-        q: sa.q, keys: sa.k, w: sa.w, h: sa.h, d: sa.d, width: sa.width, pageSize: sa.pageSize, weightScale: sa.weightScale, lo, hi,
-        t: ta.t, s: ta.s, topK: ta.k, row0: ta.row0, values: ta.values, indices: ta.indices, nanAt: ta.nanAt, nanLowest: ta.nanLowest,
+        ...carried, scoreKernel: scoreStep.kernel,
+        s: ta.s, topK: ta.k, row0: ta.row0, values: ta.values, indices: ta.indices, nanAt: ta.nanAt, nanLowest: ta.nanLowest,
         sorted: ta.sorted, mask: ta.mask, maskForm: ta.maskForm,
       },
       rows: topStep.rows,

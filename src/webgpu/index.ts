@@ -12,7 +12,8 @@
 import type { MaskData, Tensor, TypedArray } from '../tensor.js';
 import { planGenerateMask, type GenerateMaskOptions } from '../mask/masks.js';
 import { planTopk, type TopkOptions, type TopkResult } from '../topk/topk.js';
-import { planIndexerScores, type IndexerScoresOptions } from '../indexer/scores.js';
+import { planIndexerScores, type IndexerKeys, type IndexerScoresOptions } from '../indexer/scores.js';
+import type { Fp8Keys } from '../indexer/fp8.js';
 import { planSparseAttention, type SparseAttentionOptions, type SparseAttentionResult } from '../attention/sparse.js';
 import type { Plan } from '../plan.js';
 import type { Alloc } from '../tensor.js';
@@ -35,6 +36,16 @@ export interface CreateGpuOptions {
 
 /** A tensor argument: on the host (`{ data, shape }`) or already on the GPU. */
 export type TensorIn<T extends TypedArray> = Tensor<T> | GpuTensor;
+
+/**
+ * Indexer keys in any form the CPU takes (float32, `quantizeKeys`,
+ * `quantizeKeysFp8`), each array on the host or already on the GPU (an FP8
+ * cache's bytes as a uint8 GpuTensor).
+ */
+export type KeysIn =
+  | TensorIn<Float32Array>
+  | { values: TensorIn<Int8Array>; scales: TensorIn<Float32Array> }
+  | (Omit<Fp8Keys, 'data'> & { data: Uint8Array | GpuTensor });
 
 /** A result with each tensor a GpuTensor (what `resident: true` returns). */
 export type OnGpu<R> = R extends Tensor ? GpuTensor : { [K in keyof R]: OnGpu<R[K]> };
@@ -137,6 +148,17 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
   }
 
   const maybe = <T extends TypedArray>(x: TensorIn<T> | undefined, input: (x: TensorIn<T>) => Tensor<T>) => (x === undefined ? undefined : input(x));
+  // Keys of any form with their GPU tensors as stand-ins; anything else goes to the edge as it is, to be refused there.
+  const keys = (k: KeysIn, input: <T extends TypedArray>(x: TensorIn<T>) => Tensor<T>): IndexerKeys => {
+    if (k instanceof GpuTensor) return input(k as TensorIn<Float32Array>);
+    if (typeof k === 'object' && k !== null && 'values' in k && 'scales' in k) {
+      return { values: input(k.values), scales: input(k.scales) };
+    }
+    if (typeof k === 'object' && k !== null && 'hadamard' in k && k.data instanceof GpuTensor) {
+      return { ...k, data: input(k.data as TensorIn<Uint8Array>).data };
+    }
+    return k as IndexerKeys;
+  };
 
   return {
     device,
@@ -154,22 +176,29 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
         planTopk(input(scores), k, { ...(o ?? {}), mask: maybe(o?.mask as TensorIn<MaskData> | undefined, input) } as TopkOptions, alloc)) as never;
     },
 
-    /** `indexerScores` on the GPU (float32); within the CPU's tolerance of the float64 reference. */
-    indexerScores<O extends GpuIndexerScoresOptions>(q: TensorIn<Float32Array>, k: TensorIn<Float32Array>, w: TensorIn<Float32Array>, o?: O): Promise<Out<Tensor<Float32Array>, O>> {
-      return call('indexerScores', o?.resident, (alloc, input) => planIndexerScores(input(q), input(k), input(w), o ?? {}, alloc)) as never;
+    /**
+     * `indexerScores` on the GPU, every precision and serving form: float32
+     * within the CPU's tolerance of the float64 reference; int8, int7 and
+     * fp8 (keys as float32, or quantized once, also paged) bit-identical to
+     * the CPU.
+     */
+    indexerScores<O extends GpuIndexerScoresOptions>(q: TensorIn<Float32Array>, k: KeysIn, w: TensorIn<Float32Array>, o?: O): Promise<Out<Tensor<Float32Array>, O>> {
+      return call('indexerScores', o?.resident, (alloc, input) => planIndexerScores(input(q), keys(k, input), input(w), o ?? {}, alloc)) as never;
     },
 
     /**
      * The indexer's scores and their top-k in one pass: key tiles stream
      * through each row's running top-k, so the [t, s] scores never exist
      * (memory O(t * topK)). Equals `topk(indexerScores(q, k, w, { weightScale,
-     * causalOffset, window, seqLens }), topK, { causalOffset, window, seqLens,
+     * precision, hadamard, scaleFormat, causalOffset, window, seqLens, ragged,
+     * blockTable, maxLen }), topK, { causalOffset, window, seqLens, ragged,
      * mask, rows, sorted, nan })`.
-     * q [b, t, h, d], k [b, s, d], w [b, t, h]; returns values/indices [b, t, topK].
+     * q [b, t, h, d], k [b, s, d] (or any form indexerScores takes), w [b, t, h];
+     * returns values/indices [b, t, topK] (positions within each sequence when ragged or paged).
      */
-    indexerTopk<O extends GpuIndexerTopkOptions>(q: TensorIn<Float32Array>, k: TensorIn<Float32Array>, w: TensorIn<Float32Array>, topK: number, o?: O): Promise<Out<TopkResult, O>> {
+    indexerTopk<O extends GpuIndexerTopkOptions>(q: TensorIn<Float32Array>, k: KeysIn, w: TensorIn<Float32Array>, topK: number, o?: O): Promise<Out<TopkResult, O>> {
       return call('indexerTopk', o?.resident, (alloc, input) =>
-        planIndexerTopk(device, programs, input(q), input(k), input(w), topK, { ...(o ?? {}), mask: maybe(o?.mask as TensorIn<MaskData> | undefined, input) } as IndexerTopkOptions, alloc)) as never;
+        planIndexerTopk(device, programs, input(q), keys(k, input), input(w), topK, { ...(o ?? {}), mask: maybe(o?.mask as TensorIn<MaskData> | undefined, input) } as IndexerTopkOptions, alloc)) as never;
     },
 
     /**

@@ -17,13 +17,14 @@
  */
 import type { TypedArray, TypedArrayConstructor } from '../tensor.js';
 
-export type GpuDtype = 'float32' | 'int32' | 'uint32' | 'uint8';
+export type GpuDtype = 'float32' | 'int32' | 'uint32' | 'uint8' | 'int8';
 
 const CTORS: Record<GpuDtype, TypedArrayConstructor<TypedArray>> = {
   float32: Float32Array,
   int32: Int32Array,
   uint32: Uint32Array,
   uint8: Uint8Array,
+  int8: Int8Array,
 } as Record<GpuDtype, TypedArrayConstructor<TypedArray>>;
 
 export function ctorOf(dtype: GpuDtype): TypedArrayConstructor<TypedArray> {
@@ -35,6 +36,7 @@ export function dtypeOf(data: TypedArray): GpuDtype | null {
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof Uint32Array) return 'uint32';
   if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int8Array) return 'int8';
   return null;
 }
 

@@ -390,7 +390,7 @@ function toResident(value: unknown, kept: Set<GPUBuffer>): unknown {
 /** Uploads a host tensor into a new GpuTensor. */
 export function uploadTensor(ctx: GpuContext, op: string, data: TypedArray, shape: number[]): GpuTensor {
   const dtype: GpuDtype | null = dtypeOf(data);
-  if (dtype === null) throw new TypeError(`${op}: data: expected a Float32Array, Int32Array, Uint32Array or Uint8Array, got ${data?.constructor?.name}`);
+  if (dtype === null) throw new TypeError(`${op}: data: expected a Float32Array, Int32Array, Uint32Array, Uint8Array or Int8Array, got ${data?.constructor?.name}`);
   checkDeviceBytes(ctx.device, op, 'the tensor', data.byteLength);
   const buffer = ctx.device.createBuffer({ size: bufferBytes(dtype, data.length), usage: STORAGE_USAGE, label: op });
   ctx.device.queue.writeBuffer(buffer, 0, uploadSource(data) as BufferSource);

@@ -1,7 +1,7 @@
 // The serving-engine forms (SPEC "Serving-engine forms", "Attention
 // conventions") on the GPU: key windows, seqLens and ragged batches as the
-// plans' per-row ranges, topkLength, attnSink and paged kv in sparse
-// attention; and the forms the GPU lacks yet refused by name.
+// plans' per-row ranges, the indexer's ragged batches and paged caches,
+// topkLength, attnSink and paged kv in sparse attention.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateMask } from '../../src/mask/masks.js';
@@ -70,14 +70,56 @@ test('indexer scores and the fused top-k with key windows and seqLens', async ()
   }
 });
 
-test('the indexer forms the GPU lacks yet are refused by name: ragged, paged, fp8', async () => {
-  const q = randomFloats([1, 3, 2, 16], 1), k = randomFloats([1, 20, 16], 2), w = randomFloats([1, 3, 2], 3);
-  const ragged = { cuSeqlensQ: Int32Array.from([0, 1, 3]), cuSeqlensK: Int32Array.from([0, 8, 20]) };
-  await assert.rejects(gpu.indexerScores(q, k, w, { ragged }), /indexerScores: option 'base' \(kernel indexer\.fillOutside\) is not supported by the WebGPU backend yet/);
-  const pages = randomFloats([3, 8, 16], 4);
-  const paged = { blockTable: { data: Int32Array.from([2, 0, 1]), shape: [1, 3] }, seqLens: Int32Array.from([20]) };
-  await assert.rejects(gpu.indexerScores({ data: q.data.subarray(0, 32), shape: [1, 1, 2, 16] }, pages, { data: w.data.subarray(0, 2), shape: [1, 1, 2] }, paged), /option 'blockTable'.*not supported by the WebGPU backend yet/);
-  await assert.rejects(gpu.indexerScores(q, k, w, { precision: 'fp8' }), /precision 'fp8' is not supported by the WebGPU backend yet/);
+test('indexer scores over a ragged batch and a paged cache equal the GPU\'s contiguous scores bit for bit, within the CPU tolerance', async () => {
+  const [h, d] = [3, 20];
+  // Ragged: each sequence's rows equal that sequence scored alone, causally at its end.
+  const ragged = { cuSeqlensQ: Int32Array.from([0, 2, 3, 6, 6]), cuSeqlensK: Int32Array.from([0, 70, 71, 111, 120]) };
+  const q = randomFloats([1, 6, h, d], 1), k = randomFloats([1, 120, d], 2), w = randomFloats([1, 6, h], 3);
+  const got = await gpu.indexerScores(q, k, w, { ragged });
+  assert.deepEqual(got.shape, [1, 6, 70]);
+  assertClose(got.data, indexerScores(q, k, w, { ragged }).data, { rtol: 1e-4, atol: 1e-5 }, 'ragged against the CPU');
+  for (let i = 0; i < 3; i++) {
+    const [q0, q1, k0, k1] = [ragged.cuSeqlensQ[i], ragged.cuSeqlensQ[i + 1], ragged.cuSeqlensK[i], ragged.cuSeqlensK[i + 1]];
+    const alone = await gpu.indexerScores(
+      { data: q.data.slice(q0 * h * d, q1 * h * d), shape: [1, q1 - q0, h, d] },
+      { data: k.data.slice(k0 * d, k1 * d), shape: [1, k1 - k0, d] },
+      { data: w.data.slice(q0 * h, q1 * h), shape: [1, q1 - q0, h] },
+      { causalOffset: k1 - k0 - (q1 - q0) },
+    );
+    for (let p = 0; p < q1 - q0; p++) {
+      const row = got.data.subarray((q0 + p) * 70, (q0 + p + 1) * 70);
+      assert.deepEqual(bits(row.subarray(0, k1 - k0)), bits(alone.data.subarray(p * (k1 - k0), (p + 1) * (k1 - k0))), `sequence ${i} query ${p}`);
+      assert.ok(row.subarray(k1 - k0).every((x) => x === -Infinity), `sequence ${i} query ${p}: -Infinity past the sequence`);
+    }
+  }
+  // Paged: pages of 8 in shuffled order, garbage (NaN) in unused slots and table entries.
+  const [b, t, s] = [2, 3, 45];
+  const kc = randomFloats([b, s, d], 4), qc = randomFloats([b, t, h, d], 5), wc = randomFloats([b, t, h], 6);
+  const P = 8, blocks = Math.ceil(s / P) + 1, order = [9, 3, 12, 0, 7, 1, 14, 5, 10, 2, 13, 6, 4, 11, 8, 15];
+  const pages = new Float32Array(16 * P * d).fill(NaN), table = new Int32Array(b * blocks).fill(99);
+  for (let bi = 0; bi < b; bi++) for (let blk = 0; blk * P < s; blk++) {
+    const pg = order[bi * 7 + blk];
+    table[bi * blocks + blk] = pg;
+    for (let o = 0; o < P && blk * P + o < s; o++) pages.set(kc.data.subarray((bi * s + blk * P + o) * d, (bi * s + blk * P + o + 1) * d), (pg * P + o) * d);
+  }
+  const seqLens = Int32Array.from([s, t + 9]);
+  const paged = { blockTable: { data: table, shape: [b, blocks] }, seqLens };
+  const pagedKeys = { data: pages, shape: [16, P, d] };
+  const pagedScores = await gpu.indexerScores(qc, pagedKeys, wc, paged);
+  const contiguous = await gpu.indexerScores(qc, kc, wc, { seqLens });
+  assert.deepEqual(bits(pagedScores.data), bits(contiguous.data), 'paged = contiguous with seqLens');
+  assertClose(pagedScores.data, indexerScores(qc, kc, wc, { seqLens }).data, { rtol: 1e-4, atol: 1e-5 }, 'paged against the CPU');
+  // The fused top-k takes both forms.
+  const forms: [Tensor<Float32Array>, Tensor<Float32Array>, Tensor<Float32Array>, object, Tensor<Float32Array>, object][] = [
+    [q, k, w, { ragged }, got, { ragged }],
+    [qc, pagedKeys, wc, paged, pagedScores, { seqLens }],
+  ];
+  for (const [qq, kk, ww, o, scores, topOpts] of forms) {
+    const fused = await gpu.indexerTopk(qq, kk, ww, 6, o);
+    const of = await gpu.topk(scores, 6, topOpts);
+    assert.deepEqual(fused.indices, of.indices, `fused ${Object.keys(o)}`);
+    assert.deepEqual(bits(fused.values.data), bits(of.values.data));
+  }
 });
 
 test('sparse attention: windows, ragged batches, topkLength, attnSink and a paged kv cache within the CPU tolerance', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { indexerScores } from '../../src/indexer/scores.js';
-import { quantizeKeys } from '../../src/indexer/quantized-keys.js';
+import { quantizeKeys, quantizeKeysFp8 } from '../../src/indexer/quantized-keys.js';
 import { topk } from '../../src/topk/topk.js';
 import { generateMask } from '../../src/mask/masks.js';
 import type { Tensor } from '../../src/tensor.js';
@@ -117,14 +117,18 @@ test('NaN in a query row gives NaN scores in that row only; the fused top-k rais
   assert.deepEqual(lowest.indices, topk(r, 2, { nan: 'lowest' }).indices);
 });
 
-test('int8 is refused by name; bad arguments give the CPU errors', async () => {
+test('bad arguments give the CPU errors (shapes, options, key forms and precisions, block tables)', async () => {
   const { q, k, w } = inputs(1, 2, 3, 8, 6, 1);
-  await assert.rejects(gpu.indexerScores(q, k, w, { precision: 'int8' }), /precision 'int8' is not supported by the WebGPU backend yet/);
   const bad: [unknown, unknown, unknown, object][] = [
     [{ data: new Float32Array(5), shape: [1, 2, 3, 8] }, k, w, {}],
     [q, { data: k.data, shape: [1, 6, 7] }, w, {}],
     [q, k, w, { weightScale: Infinity }],
     [q, quantizeKeys(k), w, {}],
+    [q, quantizeKeysFp8(k), w, { precision: 'int8' }],
+    [q, quantizeKeysFp8(k, { hadamard: false }), w, { precision: 'fp8', hadamard: true }],
+    [q, k, w, { precision: 'int8', scaleFormat: 'ue8m0' }],
+    [q, k, w, { seqLens: Int32Array.from([6]), blockTable: { data: Int32Array.from([1]), shape: [1, 1] } }],
+    [q, k, w, { ragged: { cuSeqlensQ: Int32Array.from([0, 2]), cuSeqlensK: Int32Array.from([0, 5]) } }],
   ];
   for (const [a, b, c, o] of bad) {
     let cpu: Error | undefined;

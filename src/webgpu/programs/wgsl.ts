@@ -1,106 +1,15 @@
 /**
- * WGSL shared by several programs: the lightning indexer's score tile and
- * the running top-k selection. Each is a function of the shader text only;
- * sizes come from the uniforms of the program that includes it.
+ * WGSL shared by several programs: the running top-k selection, a bitonic
+ * sort, mask eligibility and a score tile's key range. Each is a function of
+ * the shader text only; sizes come from the uniforms of the program that
+ * includes it. (The indexer's score tile is in score-tile.ts.)
  */
 
 export const WG = 256;
 
-/** Query rows a score tile holds at most. */
-export const TILE_ROWS = 16;
-/** Keys a score tile holds. */
-export const TILE_KEYS = 64;
-
-/**
- * Query rows per score tile for h heads: a tile is one GEMM block of
- * (row, head) pairs x 64 keys, so as many whole rows as fit 64 pairs.
- */
-export function tileRows(h: number): number {
-  return Math.max(1, Math.min(TILE_ROWS, Math.floor(64 / h)));
-}
-
-/**
- * The score tile: S[lr][n] = weightScale * sum_h w[row, h] * ReLU(q[row, h, :] . k[bi, j0 + n, :])
- * for the tile's rows r0 .. r0 + nr - 1 (all of batch bi) and positions j0 .. j0 + 63.
- * It is a GEMM of the [nr * h, d] queries by the [64, d] keys, tiled in
- * workgroup memory 16 values of d at a time (16 x 16 threads, 4 x 4 outputs
- * each), with the ReLU and the weighted head sum fused into the epilogue:
- * [t, s, h] never exists. The heads are summed in ascending order (a fixed
- * order, so the fused top-k sees the very scores indexerScores writes).
- * A NaN dot counts (ReLU keeps NaN) and a dot <= 0 adds nothing, as on the CPU.
- * Keys of batch bi sit at rows bi * pageSize + j (a contiguous [b, s, d]
- * cache is b pages of s). Needs uniforms width, pageSize, h, d, weightScale
- * and bindings q, keys, w.
- */
-export const scoreTileWgsl = `
-const TILE_ROWS = ${TILE_ROWS}u;
-const TILE_KEYS = ${TILE_KEYS}u;
-var<workgroup> Qs: array<array<f32, 16>, 64>;
-var<workgroup> Ks: array<array<f32, 17>, 64>;
-var<workgroup> S: array<array<f32, 64>, ${TILE_ROWS}>;
-
-fn scoreTile(r0: u32, nr: u32, bi: u32, j0: u32, lid: u32) {
-  let tm = lid / 16u;
-  let tn = lid % 16u;
-  workgroupBarrier();
-  for (var i = lid; i < TILE_ROWS * TILE_KEYS; i += ${WG}u) { S[i / TILE_KEYS][i % TILE_KEYS] = 0.0; }
-  let pairs = nr * u.h;
-  for (var m0 = 0u; m0 < pairs; m0 += 64u) {
-    // Zeroed by hand: a var declared in a loop body is not reliably zeroed per iteration.
-    var acc: array<array<f32, 4>, 4>;
-    for (var x = 0u; x < 4u; x++) {
-      for (var y = 0u; y < 4u; y++) { acc[x][y] = 0.0; }
-    }
-    for (var e0 = 0u; e0 < u.d; e0 += 16u) {
-      for (var i = lid; i < 1024u; i += ${WG}u) {
-        let m = m0 + i / 16u;
-        let e = e0 + i % 16u;
-        var qv = 0.0;
-        if (m < pairs && e < u.d) { qv = q[((r0 + m / u.h) * u.h + m % u.h) * u.d + e]; }
-        Qs[i / 16u][i % 16u] = qv;
-        let j = j0 + i / 16u;
-        var kv = 0.0;
-        if (j < u.width && e < u.d) { kv = keys[(bi * u.pageSize + j) * u.d + e]; }
-        Ks[i / 16u][i % 16u] = kv;
-      }
-      workgroupBarrier();
-      for (var e = 0u; e < 16u; e++) {
-        var a: array<f32, 4>;
-        var b: array<f32, 4>;
-        for (var x = 0u; x < 4u; x++) {
-          a[x] = Qs[tm * 4u + x][e];
-          b[x] = Ks[tn * 4u + x][e];
-        }
-        for (var x = 0u; x < 4u; x++) {
-          for (var y = 0u; y < 4u; y++) { acc[x][y] += a[x] * b[y]; }
-        }
-      }
-      workgroupBarrier();
-    }
-    // Epilogue, one 4-pair row of threads at a time: heads add in ascending order.
-    for (var phase = 0u; phase < 16u; phase++) {
-      if (tm == phase) {
-        for (var x = 0u; x < 4u; x++) {
-          let m = m0 + tm * 4u + x;
-          if (m < pairs) {
-            let lr = m / u.h;
-            let weight = w[(r0 + lr) * u.h + m % u.h] * u.weightScale;
-            for (var y = 0u; y < 4u; y++) {
-              let dot = acc[x][y];
-              if (dot > 0.0 || isNan(dot)) { S[lr][tn * 4u + y] += weight * dot; }
-            }
-          }
-        }
-      }
-      workgroupBarrier();
-    }
-  }
-}
-`;
-
 /**
  * The positions some row of a tile sees: [tileLo, tileHi) over the rows'
- * ranges [keyLo[r], keyHi[r]), as workgroup-uniform values (loop bounds
+ * ranges [keyLo(r), keyHi(r)), as workgroup-uniform values (loop bounds
  * around barriers must be).
  */
 export const tileRangeWgsl = `
@@ -111,8 +20,8 @@ fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
     var lo = 0xffffffffu;
     var hi = 0u;
     for (var lr = 0u; lr < nr; lr++) {
-      let a = u32(keyLo[r0 + lr]);
-      let b = u32(keyHi[r0 + lr]);
+      let a = u32(keyLo(r0 + lr));
+      let b = u32(keyHi(r0 + lr));
       if (b > a) {
         lo = min(lo, a);
         hi = max(hi, b);
