@@ -34,7 +34,7 @@ async function assertSame(scores: Scores, k: number, opts: TopkOptions, label: s
   assert.deepEqual(bits(got.values.data), bits(want.values.data), `${label}: value bits`);
 }
 
-// k > s, k = s, s not a multiple of the 256-key chunk, and s far above the list capacity (compactions).
+// k > s, k = s, s not a multiple of the 256-key chunk, ties cut at the k-th (index passes over 1, 2 and 3 index bytes).
 const grid: [number, number, number, number][] = [
   [1, 1, 1, 1],
   [1, 2, 7, 3],
@@ -43,6 +43,7 @@ const grid: [number, number, number, number][] = [
   [2, 2, 1000, 64],
   [1, 2, 3000, 5],
   [1, 1, 600, 700],
+  [1, 1, 70000, 300],
 ];
 
 for (const [b, t, s, k] of grid) {
@@ -68,7 +69,7 @@ for (const [b, t, s, k] of grid) {
   });
 }
 
-test('scores[1,3,5000] k=100 ascending: a new best every key, many compactions', async () => {
+test('scores[1,3,5000] k=100 ascending and descending: the k best at either end of the row', async () => {
   await assertSame(ascendingScores(3, 5000), 100, {}, 'ascending');
   const descending = ascendingScores(3, 5000);
   descending.data.reverse();

@@ -9,9 +9,9 @@
  */
 import type { Step } from '../../plan.js';
 import { u32, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
-import { WG, eligibleWgsl, selectWgsl, tileRangeWgsl } from './wgsl.js';
+import { WG, eligibleWgsl, listCapacity, selectWgsl, tileRangeWgsl } from './wgsl.js';
 import { TILE_KEYS, TILE_ROWS, scoreSetup } from './score-tile.js';
-import { checkMaskForm, listCapacity } from './topk.js';
+import { checkMaskForm } from './topk.js';
 import { quantizePrograms } from './quantize.js';
 
 function scoresWgsl(tile: string): string {

@@ -5,6 +5,8 @@
  * includes it. (The indexer's score tile is in score-tile.ts.)
  */
 
+import { nextPow2 } from '../program.js';
+
 export const WG = 256;
 
 /**
@@ -34,8 +36,14 @@ fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
 }
 `;
 
+/** The candidate list capacity of the running top-k for k slots over s keys when rows take `chunk` keys at a time. */
+export function listCapacity(k: number, s: number, chunk: number): number {
+  return nextPow2(Math.min(k, s) + chunk);
+}
+
 /**
- * The running top-k of rows, in `cand`: per row a list of (value bits, key
+ * The running top-k of the fused indexer top-k, whose rows' scores arrive a
+ * tile at a time, in `cand`: per row a list of (value bits, key
  * index) of capacity u.cap (a power of two), with u.kc = min(k, s) the most
  * slots a row can fill. Keys stream in ascending order, a chunk of at most
  * CHUNK keys per row at a time; before a chunk, a row whose list could
@@ -48,6 +56,12 @@ fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
  * row's slice of `cand` (a storage buffer: at k = 2048 the list is 32 KiB,
  * more than workgroup memory holds beside the rest).
  *
+ * The compaction sorts rather than radix-selects (as topk.ts does over a
+ * whole row): a radix compaction measured 1.1-1.9x slower end to end on
+ * SwiftShader, which runs the code of a branch not taken by a workgroup
+ * (the compaction, checked before every tile of every row) with its lanes
+ * masked off instead of skipping it (docs/webgpu.md).
+ *
  * Needs uniforms cap, kc, k, nanLowest and bindings `cand: array<vec2u>`,
  * `values: array<u32>` (float bits, written exactly), `indices`, `nanAt`;
  * RW is the most rows one workgroup selects for.
@@ -55,26 +69,12 @@ fn tileRange(r0: u32, nr: u32, lid: u32) -> vec2u {
 export function selectWgsl(rowsPerGroup: number): string {
   return `
 const RW = ${rowsPerGroup}u;
-const SENTINEL = vec2u(0x7fc00000u, 0xffffffffu);
+${orderWgsl}
 var<workgroup> fill: array<atomic<u32>, RW>;
 var<workgroup> nanFirst: array<atomic<u32>, RW>;
 var<workgroup> cnt: array<u32, RW>;
 var<workgroup> thr: array<u32, RW>;
 var<workgroup> full: array<u32, RW>;
-
-// Order-preserving key of a float's bits: larger value, larger key; -0 = +0; NaN lowest (0).
-fn keyOf(b: u32) -> u32 {
-  let mag = b & 0x7fffffffu;
-  if (mag > 0x7f800000u) { return 0u; }
-  if ((b >> 31u) == 1u) { return 0x80000000u - mag; }
-  return 0x80000000u + mag;
-}
-
-fn before(a: vec2u, b: vec2u) -> bool {
-  let ka = keyOf(a.x);
-  let kb = keyOf(b.x);
-  return ka > kb || (ka == kb && a.y < b.y);
-}
 
 fn selectBegin(lid: u32) {
   if (lid < RW) {
@@ -151,6 +151,85 @@ fn selectFinish(rows: u32, cbFirst: u32, outRow: u32, lid: u32) {
 }
 `;
 }
+
+/**
+ * The top-k order on (value bits, key index) entries: `keyOf` maps a float's
+ * bits to an order key (larger value, larger key; -0 = +0; NaN lowest, 0),
+ * `before(a, b)`: a ranks first (larger key, or the same key and a smaller
+ * index); SENTINEL ranks last.
+ */
+export const orderWgsl = `
+const SENTINEL = vec2u(0x7fc00000u, 0xffffffffu);
+fn keyOf(b: u32) -> u32 {
+  let mag = b & 0x7fffffffu;
+  if (mag > 0x7f800000u) { return 0u; }
+  if ((b >> 31u) == 1u) { return 0x80000000u - mag; }
+  return 0x80000000u + mag;
+}
+
+fn before(a: vec2u, b: vec2u) -> bool {
+  let ka = keyOf(a.x);
+  let kb = keyOf(b.x);
+  return ka > kb || (ka == kb && a.y < b.y);
+}
+`;
+
+/**
+ * A radix pass's histogram in workgroup memory: 256 bins of one byte of the
+ * values counted, `histPick` finds the bin holding the need-th value from
+ * the top or the bottom (sums of 16 bins by 16 threads, then one thread
+ * walks 16 sums and 16 bins). `kept(e, t, last)`: entry e is among the
+ * selected when the selection's k-th has order key t and, among entries
+ * with key t, index `last` is the largest selected.
+ */
+export const radixWgsl = `
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> binSums: array<u32, 16>;
+var<workgroup> radix: array<u32, 3>;
+
+fn histClear(lid: u32) {
+  workgroupBarrier();
+  atomicStore(&hist[lid], 0u);
+  workgroupBarrier();
+}
+
+// radix = [prefix with the picked bin's digit at shift, the rank left within the bin, the bin's count].
+fn histPick(prefix: u32, shift: u32, need: u32, descending: bool, lid: u32) -> vec3u {
+  workgroupBarrier();
+  if (lid < 16u) {
+    var sum = 0u;
+    for (var b = 0u; b < 16u; b++) { sum += atomicLoad(&hist[lid * 16u + b]); }
+    binSums[lid] = sum;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var cum = 0u;
+    var group = 0u;
+    for (var i = 0u; i < 16u; i++) {
+      group = select(i, 15u - i, descending);
+      if (cum + binSums[group] >= need) { break; }
+      cum += binSums[group];
+    }
+    var bin = 0u;
+    var count = 0u;
+    for (var i = 0u; i < 16u; i++) {
+      bin = group * 16u + select(i, 15u - i, descending);
+      count = atomicLoad(&hist[bin]);
+      if (cum + count >= need) { break; }
+      cum += count;
+    }
+    radix[0] = prefix | (bin << shift);
+    radix[1] = need - cum;
+    radix[2] = count;
+  }
+  return vec3u(workgroupUniformLoad(&radix[0]), workgroupUniformLoad(&radix[1]), workgroupUniformLoad(&radix[2]));
+}
+
+fn kept(e: vec2u, t: u32, last: u32) -> bool {
+  let key = keyOf(e.x);
+  return key > t || (key == t && e.y <= last);
+}
+`;
 
 /**
  * A bitonic sort of `array[base .. base + p)` (p a power of two, uniform) by
