@@ -3,7 +3,9 @@
 // [--software] [--reps 5] [--cpu-reps 3] [--skip-cpu]
 //
 // Shapes: --full is the issue's (mask [1, 1024, 131072] k = 2048; top-k of
-// [1024, 131072] k = 2048; indexer t = 1024, s = 131072, h = 64, d = 128;
+// [1024, 131072] k = 2048; indexer t = 1024, s = 131072, h = 64, d = 128, in
+// float32 and, with keys quantized once, int8, int7 and fp8, an FP8 cache in
+// pages of 64 (scores and the fused top-k) and a ragged batch of 4 sequences;
 // sparse attention t = 128, hq = 128, dqk = 576, dV = 512, k = 2048); the
 // default is 1/32 of its rows, keys and k and 1/4 of its heads, which a
 // software adapter runs in about a minute; --smoke is smaller still. Inputs are uploaded once; each GPU call
@@ -17,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { createPool } from '../src/pool/index.js';
 import { createGpu, GpuTensor } from '../src/webgpu/index.js';
 import { allocShared, type Tensor } from '../src/tensor.js';
+import { quantizeKeys, quantizeKeysFp8 } from '../src/indexer/quantized-keys.js';
 import { flag, machine, median, option, rng, writeResults } from './common.js';
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -113,7 +116,7 @@ async function measure(op: string, shapeText: string, bytes: number, flops: numb
   const row = { op, shape: shapeText, gpuMs, floor: `${floorKind} ${(floorBytes / 2 ** 20).toFixed(1)} MiB`, floorMs, cpuMs, gbs: bytes / gpuMs / 1e6, gflops: flops === null ? null : flops / gpuMs / 1e6 };
   rows.push(row);
   const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
-  console.log(`${op.padEnd(22)} ${shapeText.padEnd(34)} ${f(gpuMs).padStart(9)} ms  ${f(row.gbs).padStart(8)} GB/s  ${f(row.gflops).padStart(9)} GFLOP/s  ` +
+  console.log(`${op.padEnd(24)} ${shapeText.padEnd(40)} ${f(gpuMs).padStart(9)} ms  ${f(row.gbs).padStart(8)} GB/s  ${f(row.gflops).padStart(9)} GFLOP/s  ` +
     `floor ${f(floorMs).padStart(8)} ms (x${f(gpuMs / floorMs)})  cpu2 ${f(cpuMs).padStart(9)} ms (${cpuMs === null ? '-' : `x${f(cpuMs / gpuMs)} faster`})`);
 }
 
@@ -125,6 +128,7 @@ console.log(`machine: ${machine()}; reps ${reps} (GPU), ${cpuReps} (CPU, 2 threa
 
 const { t, s, k, h, d } = shape;
 const up = <T extends Float32Array | Int32Array>(data: T, dims: number[]) => gpu.upload({ data, shape: dims } as Tensor<T>);
+const up8 = (x: Tensor<Int8Array>) => gpu.upload(x);
 
 // Mask [1, t, s] from k distinct indices per row.
 const idx = { data: distinctIndices(t, k, s, 1), shape: [1, t, k] };
@@ -151,7 +155,43 @@ await measure('indexerScores', `t=${t} s=${s} h=${h} d=${d}`, (t * h * d + s * d
 await measure('indexerTopk (fused)', `t=${t} s=${s} h=${h} d=${d} k=${k}`, (t * h * d + s * d) * 4, flops, 'clear', t * k * 8,
   () => gpu.indexerTopk(qG, kG, wG, k, { resident: true }),
   pool && (async () => pool.topk(await pool.indexerScores(q, keys, w), k)));
-[qG, kG, wG].forEach((x) => x.destroy());
+
+// The quantized precisions with keys quantized once (a cache), as a decode loop keeps them.
+const keys8 = quantizeKeys(keys, { shared: true });
+const keys8G = { values: up8(keys8.values), scales: up(keys8.scales.data, keys8.scales.shape) };
+for (const precision of ['int8', 'int7'] as const) {
+  await measure(`indexerScores ${precision}`, `t=${t} s=${s} h=${h} d=${d} quantizeKeys`, t * h * d * 4 + s * (d + 4 * Math.ceil(d / 128)) + t * s * 4, flops, 'clear', t * s * 4,
+    () => gpu.indexerScores(qG, keys8G, wG, { precision, resident: true }), pool && (() => pool.indexerScores(q, keys8, w, { precision })));
+}
+const keysFp8 = quantizeKeysFp8(keys, { shared: true });
+const keysFp8G = { ...keysFp8, data: gpu.upload({ data: keysFp8.data, shape: [keysFp8.data.length] }) };
+await measure('indexerScores fp8', `t=${t} s=${s} h=${h} d=${d} FP8 keys`, t * h * d * 4 + s * (d + 4) + t * s * 4, flops, 'clear', t * s * 4,
+  () => gpu.indexerScores(qG, keysFp8G, wG, { precision: 'fp8', resident: true }), pool && (() => pool.indexerScores(q, keysFp8, w, { precision: 'fp8' })));
+
+// Serving forms: an FP8 cache in shuffled pages of 64 (a block table, seqLens; the t queries the sequence's last
+// tokens), and a ragged batch of 4 sequences of s / 4 keys and t / 4 queries each.
+const P = 64, blocks = Math.ceil(s / P);
+const order = Array.from({ length: blocks }, (_, i) => i).sort((x, y) => ((x * 7919) % blocks) - ((y * 7919) % blocks) || x - y);
+const pagedFloats = allocShared(Float32Array, blocks * P * d);
+for (let blk = 0; blk < blocks; blk++) pagedFloats.set(keys.data.subarray(blk * P * d, Math.min(s, (blk + 1) * P) * d), order[blk] * P * d);
+const pagesFp8 = quantizeKeysFp8({ data: pagedFloats, shape: [blocks, P, d] }, { shared: true });
+const pagesFp8G = { ...pagesFp8, data: gpu.upload({ data: pagesFp8.data, shape: [pagesFp8.data.length] }) };
+const paged = { precision: 'fp8' as const, blockTable: { data: Int32Array.from(order), shape: [1, blocks] }, seqLens: Int32Array.from([s]) };
+const causalFlops = 2 * h * d * (t * s - (t * (t - 1)) / 2);
+await measure('indexerScores fp8 paged', `t=${t} s=${s} h=${h} d=${d} pages of ${P}`, t * h * d * 4 + s * (d + 4) + t * s * 4, causalFlops, 'clear', t * s * 4,
+  () => gpu.indexerScores(qG, pagesFp8G, wG, { ...paged, resident: true }), pool && (() => pool.indexerScores(q, pagesFp8, w, paged)));
+await measure('indexerTopk fp8 paged', `t=${t} s=${s} h=${h} d=${d} k=${k} pages of ${P}`, t * h * d * 4 + s * (d + 4), causalFlops, 'clear', t * k * 8,
+  () => gpu.indexerTopk(qG, pagesFp8G, wG, k, { ...paged, resident: true }),
+  pool && (async () => pool.topk(await pool.indexerScores(q, pagesFp8, w, paged), k, { seqLens: paged.seqLens })));
+const nSeq = Math.min(4, t), tq = Math.floor(t / nSeq), sk = Math.floor(s / nSeq);
+const ragged = { cuSeqlensQ: Int32Array.from({ length: nSeq + 1 }, (_, i) => i * tq), cuSeqlensK: Int32Array.from({ length: nSeq + 1 }, (_, i) => i * sk) };
+const rq = { data: q.data.subarray(0, nSeq * tq * h * d), shape: [1, nSeq * tq, h, d] }, rk = { data: keys.data.subarray(0, nSeq * sk * d), shape: [1, nSeq * sk, d] };
+const rw = { data: w.data.subarray(0, nSeq * tq * h), shape: [1, nSeq * tq, h] };
+const [rqG, rkG, rwG] = [up(rq.data, rq.shape), up(rk.data, rk.shape), up(rw.data, rw.shape)];
+const raggedFlops = 2 * h * d * nSeq * (tq * sk - (tq * (tq - 1)) / 2);
+await measure('indexerScores ragged', `${nSeq} x (t=${tq} s=${sk}) h=${h} d=${d}`, (nSeq * tq * h * d + nSeq * sk * d + nSeq * tq * sk) * 4, raggedFlops, 'clear', nSeq * tq * sk * 4,
+  () => gpu.indexerScores(rqG, rkG, rwG, { ragged, resident: true }), pool && (() => pool.indexerScores(rq, rk, rw, { ragged })));
+[qG, kG, wG, rqG, rkG, rwG, keys8G.values, keys8G.scales, keysFp8G.data, pagesFp8G.data].forEach((x) => x.destroy());
 
 // Sparse attention, MLA's shape (one kv head).
 const { at, hq, dqk, dV } = shape;

@@ -46,7 +46,15 @@ export interface IndexerTopkOptions {
   nan?: 'error' | 'lowest';
   /** Memory guard for the result (the scores never exist). */
   maxBytes?: number;
+  /** Buffers for the result, [rows * topK] each, as topk. */
+  out?: { values: Float32Array; indices: Int32Array };
 }
+
+/** Every option `indexerTopk` takes (the backend's `resident` besides); any other is refused by name, never ignored. */
+const OPTIONS = [
+  'weightScale', 'precision', 'hadamard', 'scaleFormat', 'causalOffset', 'window', 'seqLens', 'ragged', 'blockTable', 'maxLen',
+  'mask', 'rows', 'sorted', 'nan', 'maxBytes', 'out', 'resident',
+];
 
 const same = (a: unknown, b: unknown) => a === b || (a instanceof Int32Array && b instanceof Int32Array && a.length === b.length && a.every((x, i) => x === b[i]));
 
@@ -63,6 +71,9 @@ export function planIndexerTopk(
   opts: IndexerTopkOptions,
   alloc: Alloc,
 ): Plan<TopkResult> {
+  for (const [name, value] of Object.entries(opts)) {
+    if (!OPTIONS.includes(name) && value !== undefined) throw unsupported(`indexerTopk: option '${name}'`);
+  }
   const keyOpts = { causalOffset: opts.causalOffset, window: opts.window, seqLens: opts.seqLens, ragged: opts.ragged };
   // The scores are virtual (validated and shaped, never allocated); the FP8
   // codes and scales the quantization steps write stay on the GPU.
@@ -76,7 +87,7 @@ export function planIndexerTopk(
   }, virtual);
   const scores = scorePlan.finish();
   const topPlan = planTopk({ data: scores.data, shape: scores.shape }, topK, {
-    ...keyOpts, sorted: opts.sorted, nan: opts.nan, mask: opts.mask, rows: opts.rows, maxBytes: opts.maxBytes,
+    ...keyOpts, sorted: opts.sorted, nan: opts.nan, mask: opts.mask, rows: opts.rows, maxBytes: opts.maxBytes, out: opts.out,
   }, alloc);
   // The quantization steps run as they are; the score step (its fillOutside aside) joins top-k's.
   const scoreSteps = scorePlan.steps.filter((step) => step.kernel.startsWith('indexer.scores'));

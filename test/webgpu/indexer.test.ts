@@ -93,6 +93,12 @@ for (const [b, t, h, d, s] of grid) {
       assert.deepEqual(fused.indices, want.indices, `fused ${JSON.stringify(o)}: indices`);
       assert.deepEqual(bits(fused.values.data), bits(want.values.data), `fused ${JSON.stringify(o)}: values`);
     }
+    // out buffers take the result; an option indexerTopk does not have is refused by name.
+    const out = { values: new Float32Array(b * t * 2), indices: new Int32Array(b * t * 2) };
+    const into = await gpu.indexerTopk(q, k, w, 2, { out });
+    assert.equal(into.indices.data, out.indices);
+    assert.deepEqual(out.indices, (await gpu.indexerTopk(q, k, w, 2)).indices.data);
+    await assert.rejects(gpu.indexerTopk(q, k, w, 2, { keyBlock: 64 } as IndexerTopkOptions), /indexerTopk: option 'keyBlock' is not supported by the WebGPU backend yet/);
     // ... and, where the float64 scores have no near-ties, the CPU's selection.
     const cpu = topk(indexerScores(q, k, w), Math.min(3, s));
     const gpuTop = await gpu.indexerTopk(q, k, w, Math.min(3, s));

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { indexerScores, type IndexerKeys, type IndexerScoresOptions } from '../../src/indexer/scores.js';
 import { quantizeKeys, quantizeKeysFp8 } from '../../src/indexer/quantized-keys.js';
 import { topk } from '../../src/topk/topk.js';
+import { createDsaCache } from '../../src/cache/cache.js';
 import type { Tensor } from '../../src/tensor.js';
 import { rng } from '../attention/fixtures.js';
+import type { IndexerTopkOptions } from '../../src/webgpu/index.js';
 import { bits, gpu } from './device.js';
 
 type F = Tensor<Float32Array>;
@@ -157,7 +159,7 @@ test('the fused top-k in int8, int7 and fp8, ragged and paged: the CPU top-k of 
     for (const topK of [5, 200]) {
       const scores = indexerScores(qq, kk, ww, scoreOpts);
       const want = topk(scores, topK, topOpts);
-      const got = await gpu.indexerTopk(qq, kk, ww, topK, { ...scoreOpts, ...topOpts });
+      const got = await gpu.indexerTopk(qq, kk, ww, topK, { ...scoreOpts, ...topOpts } as IndexerTopkOptions);
       if (scoreOpts.precision !== undefined) {
         assert.deepEqual(got.indices, want.indices, `${label} k=${topK}: indices`);
         assert.deepEqual(bits(got.values.data), bits(want.values.data), `${label} k=${topK}: values`);
@@ -168,5 +170,20 @@ test('the fused top-k in int8, int7 and fp8, ragged and paged: the CPU top-k of 
         assert.deepEqual(bits(got.values.data), bits(own.values.data), `${label} k=${topK}: values`);
       }
     }
+  }
+});
+
+test('a decode step\'s selection on the GPU: the fused top-k over a createDsaCache FP8 and int8 cache (its pages, block table, lengths) is the CPU\'s', async () => {
+  for (const keyForm of ['fp8', 'int8'] as const) {
+    const [h, d, t] = [4, 32, 1];
+    const cache = createDsaCache({ batch: 2, pages: 12, pageSize: 8, indexerDim: d, keyForm, kvDim: 4 });
+    cache.append(0, { keys: normals([37, d], 1), kv: normals([37, 1, 4], 2) });
+    cache.append(1, { keys: normals([20, d], 3), kv: normals([20, 1, 4], 4) });
+    const q = normals([2, t, h, d], 5), w = normals([2, t, h], 6);
+    const opts = { precision: keyForm, blockTable: cache.blockTable, seqLens: cache.lengths, weightScale: h ** -0.5 * d ** -0.5 };
+    const want = topk(indexerScores(q, cache.keys, w, opts), 16, { seqLens: cache.lengths });
+    const got = await gpu.indexerTopk(q, cache.keys, w, 16, opts);
+    assert.deepEqual(got.indices, want.indices, `${keyForm}: indices`);
+    assert.deepEqual(bits(got.values.data), bits(want.values.data), `${keyForm}: values`);
   }
 });
