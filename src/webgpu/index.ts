@@ -62,7 +62,8 @@ type Gpuify<O> = { [K in keyof O]: O[K] extends Tensor<infer T> | undefined ? Te
 export type GpuMaskOptions = GenerateMaskOptions & Residency;
 export type GpuTopkOptions = Gpuify<TopkOptions> & Residency;
 export type GpuIndexerScoresOptions = IndexerScoresOptions & Residency;
-export type GpuIndexerTopkOptions = Gpuify<IndexerTopkOptions> & Residency;
+/** As IndexerTopkOptions, `mask` also a GpuTensor (the block table stays on the host: the edge checks every entry a sequence uses). */
+export type GpuIndexerTopkOptions = Gpuify<Omit<IndexerTopkOptions, 'blockTable'>> & Pick<IndexerTopkOptions, 'blockTable'> & Residency;
 export type GpuSparseAttentionOptions = SparseAttentionOptions & Residency;
 
 export interface AdapterFacts {
