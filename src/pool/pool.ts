@@ -5,6 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import type { Task } from './worker.js';
+import { runInChunks } from './chunks.js';
 
 export interface WorkerPool {
   readonly threads: number;
@@ -44,30 +45,10 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     threads,
     async runRows(kernel, args, rowStart, rowEnd, split = true) {
       if (closed) throw new Error('pool: closed');
-      for (const [name, value] of Object.entries(args)) {
-        if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) {
-          throw new TypeError(`pool: kernel argument '${name}' must be backed by a SharedArrayBuffer`);
-        }
-      }
-      const n = rowEnd - rowStart;
-      if (n <= 0) return;
-      const chunks = split ? Math.min(n, threads * chunksPerThread) : 1;
-      const tasks: Promise<unknown>[] = [];
-      for (let c = 0; c < chunks; c++) {
-        const task: Task = {
-          registry: registry.href,
-          kernel,
-          args,
-          rowStart: rowStart + Math.floor((n * c) / chunks),
-          rowEnd: rowStart + Math.floor((n * (c + 1)) / chunks),
-        };
-        tasks.push(piscina.run(task));
-      }
-      // Wait for every chunk before reporting, so no worker is still writing
-      // into the caller's buffers when the promise settles.
-      const settled = await Promise.allSettled(tasks);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await runInChunks(args, rowStart, rowEnd, threads * chunksPerThread, split, (chunkStart, chunkEnd) => {
+        const task: Task = { registry: registry.href, kernel, args, rowStart: chunkStart, rowEnd: chunkEnd };
+        return piscina.run(task);
+      });
     },
     async close() {
       if (closed) return;

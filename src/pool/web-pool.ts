@@ -8,6 +8,7 @@
 import type { WorkerPool } from './pool.js';
 import type { SimdBuild } from '../simd/index.js';
 import type { WorkerReply, WorkerRequest } from './web-worker.js';
+import { runInChunks } from './chunks.js';
 
 export interface WebWorkerPoolOptions {
   threads: number;
@@ -93,31 +94,12 @@ export function createWebWorkerPool(options: WebWorkerPoolOptions): WorkerPool {
     threads,
     async runRows(kernel, args, rowStart, rowEnd, split = true) {
       if (closed) throw new Error('pool: closed');
-      for (const [name, value] of Object.entries(args)) {
-        if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) {
-          throw new TypeError(`pool: kernel argument '${name}' must be backed by a SharedArrayBuffer`);
-        }
-      }
-      const n = rowEnd - rowStart;
-      if (n <= 0) return;
-      const chunks = split ? Math.min(n, threads * chunksPerThread) : 1;
-      const tasks: Promise<void>[] = [];
-      for (let c = 0; c < chunks; c++) {
-        const request: WorkerRequest = {
-          id: nextId++,
-          kernel,
-          args,
-          rowStart: rowStart + Math.floor((n * c) / chunks),
-          rowEnd: rowStart + Math.floor((n * (c + 1)) / chunks),
-        };
-        tasks.push(new Promise<void>((resolve, reject) => queue.push({ request, resolve, reject })));
-      }
-      dispatch();
-      // Wait for every chunk before reporting, so no worker is still writing
-      // into the caller's buffers when the promise settles.
-      const settled = await Promise.allSettled(tasks);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await runInChunks(args, rowStart, rowEnd, threads * chunksPerThread, split, (chunkStart, chunkEnd) => {
+        const request: WorkerRequest = { id: nextId++, kernel, args, rowStart: chunkStart, rowEnd: chunkEnd };
+        const done = new Promise<void>((resolve, reject) => queue.push({ request, resolve, reject }));
+        dispatch();
+        return done;
+      });
     },
     async close() {
       if (closed) return;
