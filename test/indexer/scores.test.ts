@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { indexerScores } from '../../src/indexer/scores.js';
 import { createPool } from '../../src/pool/index.js';
 import type { Tensor } from '../../src/tensor.js';
+import { assertScores, reference } from '../helpers/indexer-reference.js';
 
 type F = Tensor<Float32Array>;
 
@@ -25,55 +26,6 @@ function inputs(b: number, t: number, h: number, d: number, s: number, seed: num
   };
 }
 
-/**
- * The formula in float64, and beside each score the sum of the absolute
- * values of its terms: float32 rounding is relative to that, not to the
- * (possibly cancelling) score itself.
- */
-function reference(q: F, k: F, w: F, weightScale = 1, causalOffset?: number): { scores: Float64Array; magnitude: Float64Array } {
-  const [b, t, h, d] = q.shape;
-  const s = k.shape[1];
-  const scores = new Float64Array(b * t * s), magnitude = new Float64Array(b * t * s);
-  for (let bi = 0; bi < b; bi++)
-    for (let ti = 0; ti < t; ti++)
-      for (let j = 0; j < s; j++) {
-        const at = (bi * t + ti) * s + j;
-        if (causalOffset !== undefined && j > ti + causalOffset) {
-          scores[at] = -Infinity;
-          continue;
-        }
-        let score = 0, mag = 0;
-        for (let hh = 0; hh < h; hh++) {
-          let dot = 0, abs = 0;
-          for (let e = 0; e < d; e++) {
-            const p = q.data[((bi * t + ti) * h + hh) * d + e] * k.data[(bi * s + j) * d + e];
-            dot += p;
-            abs += Math.abs(p);
-          }
-          const wh = w.data[(bi * t + ti) * h + hh] * weightScale;
-          score += wh * Math.max(dot, 0);
-          mag += Math.abs(wh) * abs;
-        }
-        scores[at] = score;
-        magnitude[at] = mag;
-      }
-  return { scores, magnitude };
-}
-
-function assertScores(actual: Float32Array, ref: { scores: Float64Array; magnitude: Float64Array }, label: string): void {
-  assert.equal(actual.length, ref.scores.length, `${label}: length`);
-  let worst = -1, worstErr = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const e = ref.scores[i];
-    if (!Number.isFinite(e)) {
-      assert.equal(actual[i], e, `${label}: position ${i} expected ${e}, got ${actual[i]}`);
-      continue;
-    }
-    const err = Math.abs(actual[i] - e) / (ref.magnitude[i] || 1);
-    if (err > worstErr) { worstErr = err; worst = i; }
-  }
-  assert.ok(worstErr <= 1e-5, `${label}: relative error ${worstErr.toExponential(2)} at ${worst}: ${actual[worst]} vs ${ref.scores[worst]}`);
-}
 
 // Shapes cover odd h, d not a multiple of 4/8/16, d over one 128-block,
 // s over several 512-key tiles and not a multiple of 4.
