@@ -6,7 +6,7 @@
  * thread must not block on a file anyway).
  */
 import { product, type TypedArray } from '../tensor.js';
-import { NPY_DTYPES, npyItemSize, readNpyHeader, type NpyDtype, type NpySource } from './npy.js';
+import { readTarget, npyItemSize, readNpyHeader, type NpyDtype, type NpySource } from './npy.js';
 
 interface SyncReader {
   readAsArrayBuffer(blob: Blob): ArrayBuffer;
@@ -44,14 +44,7 @@ export class NpyBlobReader implements NpySource {
 
   read(start: number, count: number, out?: TypedArray): TypedArray {
     if (this.blob === null) throw new Error(`${this.name}: reader is closed`);
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.size) {
-      throw new RangeError(`${this.name}: element range [${start}, ${start + count}) is outside [0, ${this.size}]`);
-    }
-    const ctor = NPY_DTYPES[this.dtype].ctor;
-    const target = out ?? new ctor(count);
-    if (!(target instanceof ctor) || target.length < count) {
-      throw new TypeError(`${this.name}: out must be a ${ctor.name} of at least ${count} elements`);
-    }
+    const target = readTarget(this.name, this.dtype, this.size, start, count, out);
     const itemSize = npyItemSize(this.dtype);
     const at = this.dataOffset + start * itemSize;
     const bytes = new Uint8Array(this.reader.readAsArrayBuffer(this.blob.slice(at, at + count * itemSize)));

@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, openSync, read, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { product, type Tensor, type TypedArray } from '../tensor.js';
-import { NPY_DTYPES, encodeNpyHeader, npyDtypeOf, npyItemSize, readNpyHeader, type NpyDtype, type NpyHeader, type NpySource } from './npy.js';
+import { NPY_DTYPES, readTarget, encodeNpyHeader, npyDtypeOf, npyItemSize, readNpyHeader, type NpyDtype, type NpyHeader, type NpySource } from './npy.js';
 
 /** readSync/writeSync move at most 2 GiB - 1 per call. */
 const IO_CHUNK = 1 << 30;
@@ -71,14 +71,7 @@ export class NpyReader implements NpySource {
    */
   read(start: number, count: number, out?: TypedArray): TypedArray {
     if (this.fd === null) throw new Error(`${this.name}: reader is closed`);
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.size) {
-      throw new RangeError(`${this.name}: element range [${start}, ${start + count}) is outside [0, ${this.size}]`);
-    }
-    const ctor = NPY_DTYPES[this.dtype].ctor;
-    const target = out ?? new ctor(count);
-    if (!(target instanceof ctor) || target.length < count) {
-      throw new TypeError(`${this.name}: out must be a ${ctor.name} of at least ${count} elements`);
-    }
+    const target = readTarget(this.name, this.dtype, this.size, start, count, out);
     const itemSize = npyItemSize(this.dtype);
     const bytes = new Uint8Array(target.buffer, target.byteOffset, count * itemSize);
     const got = readFully(this.fd, bytes, this.dataOffset + start * itemSize);
@@ -93,12 +86,10 @@ export class NpyReader implements NpySource {
    */
   readAsync(start: number, count: number, out: TypedArray): Promise<TypedArray> {
     if (this.fd === null) return Promise.reject(new Error(`${this.name}: reader is closed`));
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.size) {
-      return Promise.reject(new RangeError(`${this.name}: element range [${start}, ${start + count}) is outside [0, ${this.size}]`));
-    }
-    const ctor = NPY_DTYPES[this.dtype].ctor;
-    if (!(out instanceof ctor) || out.length < count) {
-      return Promise.reject(new TypeError(`${this.name}: out must be a ${ctor.name} of at least ${count} elements`));
+    try {
+      readTarget(this.name, this.dtype, this.size, start, count, out);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const fd = this.fd;
     const itemSize = npyItemSize(this.dtype);

@@ -187,6 +187,23 @@ export interface NpySource {
 }
 
 /**
+ * The array an `NpySource.read(start, count, out)` fills: `out` (checked to
+ * be of the source's type and long enough) or a fresh one, after checking
+ * that [start, start + count) lies inside the source's `size` elements.
+ */
+export function readTarget(name: string, dtype: NpyDtype, size: number, start: number, count: number, out?: TypedArray): TypedArray {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > size) {
+    throw new RangeError(`${name}: element range [${start}, ${start + count}) is outside [0, ${size}]`);
+  }
+  const ctor = NPY_DTYPES[dtype].ctor;
+  const target = out ?? new ctor(count);
+  if (!(target instanceof ctor) || target.length < count) {
+    throw new TypeError(`${name}: out must be a ${ctor.name} of at least ${count} elements`);
+  }
+  return target;
+}
+
+/**
  * The header of a .npy file of `fileBytes` bytes, read through `readBytes`
  * (its first `length` bytes), checked: C order, a supported dtype, and a
  * file size that matches the shape (a truncated or padded file is an error
