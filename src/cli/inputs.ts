@@ -8,28 +8,22 @@ import { InvalidArgumentError } from 'commander';
 import type { MaskForm } from '../tensor.js';
 import { NpyReader } from '../io/npy-file.js';
 import type { NpyDtype } from '../io/npy.js';
-import { CliError, checkInput } from './sources.js';
+import { CliError, openSource } from './sources.js';
 
 export { CliError, blockRows, checkIndicesBelow, checkInput, readIndexRows, rowBlocks, type RowBlock } from './sources.js';
 
 /** Opens `path` for `flag`, checking the dtype is one of `dtypes` and the shape is `dims`. */
 export function openInput(flag: string, path: string, dtypes: readonly NpyDtype[], dims: readonly string[]): NpyReader {
-  let reader: NpyReader;
-  try {
-    reader = NpyReader.open(path);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') throw new CliError(`${flag}: no such file ${path}`);
-    if (e.code === 'EISDIR') throw new CliError(`${flag}: ${path} is a folder, expected a .npy file`);
-    throw new CliError(`${flag}: ${e.message}`);
-  }
-  try {
-    checkInput(flag, reader, dtypes, dims);
-  } catch (err) {
-    reader.close();
-    throw err;
-  }
-  return reader;
+  return openSource(flag, () => {
+    try {
+      return NpyReader.open(path);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT') throw new CliError(`${flag}: no such file ${path}`);
+      if (e.code === 'EISDIR') throw new CliError(`${flag}: ${path} is a folder, expected a .npy file`);
+      throw err; // openSource names the flag
+    }
+  }, dtypes, dims);
 }
 
 /** The npy dtype a mask form is stored as. */
