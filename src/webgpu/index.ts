@@ -32,6 +32,41 @@ export interface CreateGpuOptions {
   device?: GPUDevice;
   /** Passed to requestAdapter when no device is given. */
   powerPreference?: 'low-power' | 'high-performance';
+  /**
+   * Node only: flags for the `webgpu` package's `create()`, e.g.
+   * `['adapter=llvmpipe']` to pick an adapter by name when several are
+   * installed. An error where `navigator.gpu` is used.
+   */
+  dawnFlags?: readonly string[];
+  /**
+   * The optional features the programs may use, each only where it changes
+   * no result (docs/webgpu.md): `'subgroups'` (top-k's histograms and
+   * collection, the fused top-k's offers) and `'shader-f16'` (the int8, int7
+   * and fp8 score tiles in workgroup memory). Default: each the adapter (or
+   * the given device) has; `[]`: the plain programs on any adapter. Asking
+   * for one the adapter lacks is an error.
+   */
+  features?: readonly OptionalFeature[];
+}
+
+/** The optional WebGPU features the backend can use. */
+export type OptionalFeature = 'shader-f16' | 'subgroups';
+const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups'];
+
+/** The features asked for, checked (null: every one available). */
+function checkFeatures(features: unknown): OptionalFeature[] | null {
+  if (features === undefined) return null;
+  if (!Array.isArray(features) || features.some((f) => !OPTIONAL_FEATURES.includes(f as OptionalFeature))) {
+    throw new TypeError(`createGpu: features: expected an array of ${OPTIONAL_FEATURES.map((f) => `'${f}'`).join(', ')}, got ${describe(features)}`);
+  }
+  return features as OptionalFeature[];
+}
+
+function missingFeature(asked: readonly OptionalFeature[], has: ReadonlySet<string>, what: string): Error | null {
+  const missing = asked.find((f) => !has.has(f));
+  if (missing === undefined) return null;
+  const offered = OPTIONAL_FEATURES.filter((f) => has.has(f));
+  return new Error(`createGpu: features: ${what} does not offer '${missing}' (it offers ${offered.length ? offered.map((f) => `'${f}'`).join(', ') : 'none of them'})`);
 }
 
 /** A tensor argument: on the host (`{ data, shape }`) or already on the GPU. */
@@ -74,26 +109,41 @@ export interface AdapterFacts {
   description: string;
 }
 
-async function requestDevice(opts: CreateGpuOptions): Promise<{ device: GPUDevice; keep: unknown }> {
+async function requestDevice(opts: CreateGpuOptions, asked: readonly OptionalFeature[] | null): Promise<{ device: GPUDevice; keep: unknown }> {
   let gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   let keep: unknown = null;
+  const flags = opts.dawnFlags;
+  if (flags !== undefined && (!Array.isArray(flags) || flags.some((f) => typeof f !== 'string'))) {
+    throw new TypeError(`createGpu: dawnFlags: expected an array of strings, got ${describe(flags)}`);
+  }
+  if (gpu && flags?.length) throw new TypeError('createGpu: dawnFlags are flags of the webgpu package in Node; here WebGPU is navigator.gpu');
   if (!gpu) {
     const name = 'webgpu'; // a variable, so that bundlers leave this Node-only import alone
+    let mod: { create(flags: string[]): GPU };
     try {
-      const mod = (await import(name)) as { create(flags: string[]): GPU };
-      gpu = mod.create([]);
-      keep = gpu; // the Dawn instance must outlive the device
+      mod = (await import(name)) as typeof mod;
     } catch (e) {
       throw new Error(`createGpu: no WebGPU: navigator.gpu is missing and the 'webgpu' package did not load (npm install webgpu): ${(e as Error).message}`);
     }
+    gpu = mod.create([...(flags ?? [])]);
+    keep = gpu; // the Dawn instance must outlive the device
   }
-  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined).catch((e: Error) => {
+    throw new Error(`createGpu: requestAdapter() failed${flags?.length ? ` (dawnFlags ${flags.join(' ')})` : ''}: ${e.message}`);
+  });
   if (!adapter) {
-    throw new Error('createGpu: requestAdapter() found no WebGPU adapter (on Linux without a GPU, point VK_ICD_FILENAMES at a software Vulkan driver; see docs/webgpu.md)');
+    throw new Error(
+      `createGpu: requestAdapter() found no WebGPU adapter${flags?.length ? ` matching dawnFlags ${flags.join(' ')}` : ''} ` +
+        '(on Linux without a GPU, point VK_ICD_FILENAMES at a software Vulkan driver; see docs/webgpu.md)',
+    );
   }
+  const offered = new Set(adapter.features as unknown as Iterable<string>);
+  const missing = asked && missingFeature(asked, offered, 'the adapter');
+  if (missing) throw missing;
   // The adapter's own buffer limits (the defaults are 128 / 256 MiB): masks and scores are large.
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
+    requiredFeatures: (asked ?? OPTIONAL_FEATURES).filter((f) => offered.has(f)) as GPUFeatureName[],
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
@@ -120,9 +170,14 @@ function adapterFacts(device: GPUDevice): AdapterFacts {
  * run one at a time on the device, in call order.
  */
 export async function createGpu(opts: CreateGpuOptions = {}) {
+  const asked = checkFeatures(opts.features);
   const owned = opts.device === undefined;
-  const { device, keep } = owned ? await requestDevice(opts) : { device: opts.device!, keep: null };
-  const ctx = new GpuContext(device, programs);
+  const { device, keep } = owned ? await requestDevice(opts, asked) : { device: opts.device!, keep: null };
+  if (!owned && asked) {
+    const missing = missingFeature(asked, new Set(device.features as unknown as Iterable<string>), 'the device');
+    if (missing) throw missing;
+  }
+  const ctx = new GpuContext(device, programs, asked ?? OPTIONAL_FEATURES);
   let destroyed = false;
 
   /** Runs a plan built from the call's arguments, GPU tensors among them entering as stand-ins. */
@@ -165,6 +220,8 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
     device,
     /** What the adapter says it is. */
     adapter: adapterFacts(device),
+    /** The optional features the programs use on this device. */
+    features: OPTIONAL_FEATURES.filter((f) => ctx.features.has(f)),
 
     /** `generateMask` on the GPU: every form, strategy and option; bit-identical. indices [b, t, k] Int32Array. */
     generateMask<O extends GpuMaskOptions>(indices: TensorIn<Int32Array>, s: number, o?: O): Promise<Out<Tensor<MaskData>, O>> {

@@ -28,9 +28,17 @@ export interface Uniform {
   value: number;
 }
 
+/** The optional WGSL extensions a program may enable, each behind the device feature of the same use. */
+export type Extension = 'f16' | 'subgroups';
+
+/** The device feature behind each extension. */
+export const EXTENSION_FEATURE: Readonly<Record<Extension, GPUFeatureName>> = { f16: 'shader-f16', subgroups: 'subgroups' as GPUFeatureName };
+
 export interface Dispatch {
-  /** Pipeline cache key: the program and every parameter that changes `wgsl()`'s text. */
+  /** Pipeline cache key: the program and every parameter that changes `wgsl()`'s text (the extensions are added to it). */
   key: string;
+  /** WGSL extensions the shader enables (`enable f16;`, `enable subgroups;`); only ones the backend uses (`Encoder.uses`). */
+  enables?: readonly Extension[];
   /** The shader after the generated declarations; entry point `main`. */
   wgsl: () => string;
   bindings: Binding[];
@@ -57,8 +65,12 @@ export interface Encoder {
   data(values: Uint32Array, what: string): GPUBuffer;
   /** The device's limits (workgroup memory, buffer sizes). */
   limits: GPUSupportedLimits;
-  /** Optional features the device has (`shader-f16`, `subgroups`). */
-  features: ReadonlySet<string>;
+  /**
+   * Whether programs may enable a WGSL extension: the device has its feature
+   * and the backend was not told to leave it alone (createGpu's `features`).
+   * A program that uses one computes exactly what its plain form computes.
+   */
+  uses(extension: Extension): boolean;
 }
 
 export interface GpuProgram {
@@ -79,10 +91,13 @@ export function unsupported(what: string): Error {
   return new Error(`${what} is not supported by the WebGPU backend yet`);
 }
 
-/** The WGSL declarations of a dispatch: the uniform struct at binding 0, then the storage buffers. */
-export function declarations(d: Pick<Dispatch, 'bindings' | 'uniforms'>): string {
+/** The WGSL declarations of a dispatch: its extensions, the uniform struct at binding 0, then the storage buffers. */
+export function declarations(d: Pick<Dispatch, 'bindings' | 'uniforms' | 'enables'>): string {
   const fields = [...d.uniforms.map((u) => `  ${u.name}: ${u.type},`), '  groups: u32,'];
-  const lines = ['struct Uniforms {', ...fields, '}', '@group(0) @binding(0) var<uniform> u: Uniforms;'];
+  const lines = [
+    ...(d.enables ?? []).map((e) => `enable ${e};`),
+    'struct Uniforms {', ...fields, '}', '@group(0) @binding(0) var<uniform> u: Uniforms;',
+  ];
   d.bindings.forEach((b, i) => lines.push(`@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: ${b.type};`));
   lines.push(
     'fn groupIndex(wid: vec3u, nwg: vec3u) -> u32 { return wid.y * nwg.x + wid.x; }',

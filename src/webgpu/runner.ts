@@ -16,7 +16,7 @@
 import type { Plan, Step } from '../plan.js';
 import type { Alloc, TypedArray, TypedArrayConstructor } from '../tensor.js';
 import { formatBytes } from '../validate.js';
-import { declarations, uniformBytes, unsupported, type Binding, type Dispatch, type Encoder, type GpuProgram, type ProgramTable } from './program.js';
+import { EXTENSION_FEATURE, declarations, uniformBytes, unsupported, type Binding, type Extension, type Dispatch, type Encoder, type GpuProgram, type ProgramTable } from './program.js';
 import { GpuTensor, NeedsHost, bufferBytes, ctorOf, dirtyValues, dtypeOf, residentOf, sealOutput, setHostValues, standIn, type GpuDtype } from './resident.js';
 
 // GPUBufferUsage and GPUMapMode values (spelled out: in Node the globals exist only once the webgpu package installed them).
@@ -34,6 +34,7 @@ interface CachedPipeline {
 export class GpuContext {
   readonly device: GPUDevice;
   readonly programs: ProgramTable;
+  /** The optional device features programs may use (a subset of the device's). */
   readonly features: ReadonlySet<string>;
   /** Set once the device is lost (or destroyed). */
   lostInfo: { reason: string; message: string } | null = null;
@@ -43,10 +44,12 @@ export class GpuContext {
   // interleaved calls would see each other's errors.
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(device: GPUDevice, programs: ProgramTable) {
+  /** `features`: the optional features programs may use (default: every one the device has). */
+  constructor(device: GPUDevice, programs: ProgramTable, features?: Iterable<string>) {
     this.device = device;
     this.programs = programs;
-    this.features = new Set(device.features as unknown as Iterable<string>);
+    const has = new Set(device.features as unknown as Iterable<string>);
+    this.features = new Set([...(features ?? has)].filter((f) => has.has(f)));
     this.lost = device.lost.then((info) => {
       this.lostInfo = { reason: String(info.reason), message: info.message };
       return this.lostInfo;
@@ -62,7 +65,8 @@ export class GpuContext {
 
   /** The pipeline of a dispatch, built once per cache key. */
   pipeline(d: Dispatch): Promise<CachedPipeline> {
-    let cached = this.pipelines.get(d.key);
+    const key = pipelineKey(d);
+    let cached = this.pipelines.get(key);
     if (!cached) {
       const layout = this.device.createBindGroupLayout({
         entries: [
@@ -75,10 +79,10 @@ export class GpuContext {
         ],
       });
       const code = declarations(d) + d.wgsl();
-      const module = this.device.createShaderModule({ code, label: d.key });
+      const module = this.device.createShaderModule({ code, label: key });
       cached = this.device
         .createComputePipelineAsync({
-          label: d.key,
+          label: key,
           layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
           compute: { module, entryPoint: 'main' },
         })
@@ -87,10 +91,10 @@ export class GpuContext {
           // A shader that does not compile is a bug here, not the caller's: name the program and the messages.
           const info = await module.getCompilationInfo().catch(() => null);
           const messages = info?.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') ?? '';
-          throw new Error(`WebGPU program ${d.key} did not build: ${e.message}${messages ? ` (${messages})` : ''}`);
+          throw new Error(`WebGPU program ${key} did not build: ${e.message}${messages ? ` (${messages})` : ''}`);
         });
-      cached.catch(() => this.pipelines.delete(d.key));
-      this.pipelines.set(d.key, cached);
+      cached.catch(() => this.pipelines.delete(key));
+      this.pipelines.set(key, cached);
     }
     return cached;
   }
@@ -102,6 +106,11 @@ export class GpuContext {
     });
     return Promise.race([promise, lost]);
   }
+}
+
+/** A dispatch's cache key with the extensions it enables. */
+function pipelineKey(d: Dispatch): string {
+  return d.enables?.length ? `${d.key}+${d.enables.join('+')}` : d.key;
 }
 
 function lostError(op: string, bytes: number, info: { reason: string; message: string }): Error {
@@ -252,7 +261,7 @@ export async function runOnGpu<R>(ctx: GpuContext, op: string, build: (alloc: Al
       checkArgs(op, program, step);
       const enc: Encoder = {
         limits: device.limits,
-        features: ctx.features,
+        uses: (e: Extension) => ctx.features.has(EXTENSION_FEATURE[e]),
         scratch: (bytes, what) => {
           checkDeviceBytes(device, op, what, bytes);
           return makeBuffer(bytes, USAGE.STORAGE, what);
@@ -293,6 +302,8 @@ export async function runOnGpu<R>(ctx: GpuContext, op: string, build: (alloc: Al
         },
       };
       for (const d of program.encode(step, enc)) {
+        const unused = (d.enables ?? []).find((e) => !enc.uses(e));
+        if (unused) throw new Error(`${op}: program ${d.key} enables ${unused} but this backend does not use ${EXTENSION_FEATURE[unused]}`);
         const allowed = device.limits.maxStorageBuffersPerShaderStage;
         if (d.bindings.length > allowed) {
           throw unsupported(`${op}: program ${d.key} binds ${d.bindings.length} storage buffers, this device allows ${allowed}, and a split of it`);

@@ -5,8 +5,9 @@
 import { existsSync } from 'node:fs';
 import { after } from 'node:test';
 import { createGpu } from '../../src/webgpu/index.js';
+import { SWIFTSHADER } from './adapters.js';
 
-export const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+export { SWIFTSHADER, bits } from './adapters.js';
 
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 
@@ -15,6 +16,3 @@ export const gpu = await createGpu().catch((e: Error) => {
 });
 
 after(() => gpu.destroy());
-
-/** Float32 bits, so that -0 and NaN payloads compare exactly. */
-export const bits = (a: Float32Array): number[] => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));

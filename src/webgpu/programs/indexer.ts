@@ -9,7 +9,7 @@
  */
 import type { Step } from '../../plan.js';
 import { u32, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
-import { WG, eligibleWgsl, listCapacity, selectWgsl, tileRangeWgsl } from './wgsl.js';
+import { WG, eligibleWgsl, lanes, listCapacity, selectWgsl, tileRangeWgsl, type Lanes } from './wgsl.js';
 import { TILE_KEYS, TILE_ROWS, scoreSetup } from './score-tile.js';
 import { checkMaskForm } from './topk.js';
 import { quantizePrograms } from './quantize.js';
@@ -57,6 +57,7 @@ const scoresProgram: GpuProgram = {
     const keyTiles = Math.ceil(width / TILE_KEYS);
     return [...setup.before, {
       key: `indexer.scores.${setup.key}`,
+      enables: setup.enables,
       wgsl: () => scoresWgsl(setup.wgsl),
       bindings: [...setup.bindings, { name: 'out', type: 'array<f32>', access: 'read_write', buffer: enc.buffer('out') }],
       uniforms: [...setup.uniforms, u32('width', width), u32('keyTiles', keyTiles)],
@@ -98,10 +99,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   },
 };
 
-function fusedWgsl(tile: string, form: 'additive' | 'bool' | 'bits' | null): string {
+function fusedWgsl(tile: string, form: 'additive' | 'bool' | 'bits' | null, l: Lanes): string {
   return `${tile}
 ${tileRangeWgsl}
-${selectWgsl(TILE_ROWS)}
+${selectWgsl(TILE_ROWS, l)}
 ${eligibleWgsl(form)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -115,13 +116,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var j0 = (range.x / TILE_KEYS) * TILE_KEYS; j0 < range.y; j0 += TILE_KEYS) {
     scoreTile(tile, j0, lid);
     selectMakeRoom(tile.nr, cbFirst, TILE_KEYS, lid);
-    for (var i = lid; i < tile.nr * TILE_KEYS; i += ${WG}u) {
-      let lr = i / TILE_KEYS;
+    // Whole strides of the workgroup (uniform control flow, as the offers need).
+    for (var i0 = 0u; i0 < tile.nr * TILE_KEYS; i0 += ${WG}u) {
+      let i = i0 + lid;
+      let lr = min(i / TILE_KEYS, tile.nr - 1u);
       let j = j0 + i % TILE_KEYS;
       let r = tile.r0 + lr;
-      if (i32(j) >= keyLo(r) && i32(j) < keyHi(r) && maskEligible(r, j)) {
-        selectOffer(lr, cbFirst, j, bitcast<u32>(tileScore(lr, i % TILE_KEYS)));
-      }
+      let on = i < tile.nr * TILE_KEYS && i32(j) >= keyLo(r) && i32(j) < keyHi(r) && maskEligible(r, j);
+      selectOffer(on, lr, cbFirst, j, bitcast<u32>(tileScore(lr, i % TILE_KEYS)));
     }
   }
   selectFinish(tile.nr, cbFirst, tile.r0 - u.row0, lid);
@@ -152,9 +154,11 @@ const fusedProgram: GpuProgram = {
     const cap = listCapacity(k, s, TILE_KEYS);
     const setup = scoreSetup(a, a.scoreKernel as string, enc, start, end);
     const cand = enc.scratch((end - start) * cap * 8, `indexerTopk candidate lists [${end - start}, ${cap}]`);
+    const sg = enc.uses('subgroups');
     return [...setup.before, {
       key: `indexer.topk.${setup.key}.${form ?? 'all'}`,
-      wgsl: () => fusedWgsl(setup.wgsl, form),
+      enables: [...setup.enables, ...(sg ? ['subgroups' as const] : [])],
+      wgsl: () => fusedWgsl(setup.wgsl, form, lanes(sg)),
       bindings: [
         ...setup.bindings,
         ...(form === null ? [] : [{ name: 'mask', type: 'array<u32>', access: 'read' as const, buffer: enc.buffer('mask') }]),

@@ -4,7 +4,7 @@
  *
  * A tile is up to `tileRows(h)` query rows that share their keys (one batch,
  * one ragged sequence) x 64 key positions: a GEMM of the [rows * h, d]
- * queries by the [64, d] keys, tiled 16 values of d at a time in workgroup
+ * queries by the [64, d] keys, tiled 16 (or 32) values of d at a time in workgroup
  * memory (16 x 16 threads, 4 x 4 outputs each), with ReLU and the weighted
  * head sum fused into the epilogue, heads added in ascending order. [t, s, h]
  * never exists. Keys are found by slot, as the CPU kernels find them
@@ -27,9 +27,15 @@
  *   in order, then times the key's scale (w' = f32(f32(w * weightScale) * qScale)).
  * `keep` (exact.ts) stops a compiler from fusing those multiplies into the
  * adds, so int8 and fp8 are bit-identical to the CPU.
+ *
+ * With `shader-f16`, the int8, int7 and fp8 tiles hold their values as f16 in
+ * workgroup memory (every such value is exact in f16) and take 32 values of
+ * d per stage instead of 16, half the barriers in the same memory; the
+ * products and sums stay f32 in the same order, so the scores are the same
+ * bits. float32 tiles stay f32.
  */
 import type { KernelArgs } from '../../plan.js';
-import { u32, f32, type Binding, type Dispatch, type Encoder, type Uniform } from '../program.js';
+import { u32, f32, type Binding, type Dispatch, type Encoder, type Extension, type Uniform } from '../program.js';
 import { exactWgsl, f64Words, keepWgsl } from './exact.js';
 import { fp8AddressWgsl, int8QueryPass, int8KeyPass, fp8WeightPass } from './quantize.js';
 import { WG } from './wgsl.js';
@@ -97,8 +103,10 @@ export interface ScoreSetup {
   uniforms: Uniform[];
   /** The WGSL of `scoreTile(tile, j0, lid)`, `tileScore(lr, n)`, `tileAt`, `keyLo`, `keyHi`. */
   wgsl: string;
-  /** Part of the pipeline key: precision and layout. */
+  /** Part of the pipeline key: precision, layout and element type. */
   key: string;
+  /** The extensions the tile's WGSL enables. */
+  enables: Extension[];
   nTiles: number;
 }
 
@@ -157,13 +165,22 @@ export function scoreSetup(a: KernelArgs, kernel: string, enc: Encoder, start: n
   }
   bindings.push({ name: 'table', type: 'array<u32>', access: 'read', buffer: tableBuffer });
   const form = precision === 'int7' ? 'int8' : precision;
-  return { before, bindings, uniforms, wgsl: scoreTileWgsl(form, paged), key: `${form}${paged ? '.paged' : ''}`, nTiles: end > start ? table.nTiles : 0 };
+  // int8 / int7 values and e4m3 values are exact in f16; float32 values are not.
+  const half = form !== 'float32' && enc.uses('f16');
+  return {
+    before, bindings, uniforms, wgsl: scoreTileWgsl(form, paged, half), key: `${form}${paged ? '.paged' : ''}${half ? '.f16' : ''}`,
+    enables: half ? ['f16'] : [], nTiles: end > start ? table.nTiles : 0,
+  };
 }
 
 /** `<name>Byte(i)`: byte i of a byte array bound as array<u32>. */
 const byteOf = (name: string) => `fn ${name}Byte(i: u32) -> u32 { return (${name}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }`;
 
-function scoreTileWgsl(precision: 'float32' | 'int8' | 'fp8', paged: boolean): string {
+function scoreTileWgsl(precision: 'float32' | 'int8' | 'fp8', paged: boolean, half: boolean): string {
+  // The GEMM's tiles: f32, 16 values of d per stage; f16 (quantized values only), 32 per stage in the same memory.
+  const type = half ? 'f16' : 'f32';
+  const depth = half ? 32 : 16;
+  const pad = half ? 2 : 1;
   const slot = paged
     ? 'return bitcast<i32>(table[u.btAt + tile.bi * u.maxBlocks + j / u.pageSize]) * i32(u.pageSize) + i32(j % u.pageSize);'
     : 'return i32(tile.base + j);';
@@ -192,7 +209,7 @@ fn weightOf(row: u32, head: u32) -> f32 { return wq[(row - u.rowStart) * u.h + h
   const exactAdd = 'S[lr][tn * 4u + y] = S[lr][tn * 4u + y] + keep(weight * select(0.0, dot, dot > 0.0 || isNan(dot)));';
   const add = precision === 'float32' ? 'if (dot > 0.0 || isNan(dot)) { S[lr][tn * 4u + y] += weight * dot; }' : exactAdd;
   const fold = precision !== 'int8' ? '' : `
-      if ((e0 + 16u) % 128u == 0u || e0 + 16u >= u.d) {
+      if ((e0 + DEPTH) % 128u == 0u || e0 + DEPTH >= u.d) {
         let blk = e0 / 128u;
         for (var x = 0u; x < 4u; x++) {
           let m = m0 + tm * 4u + x;
@@ -210,8 +227,9 @@ fn weightOf(row: u32, head: u32) -> f32 { return wq[(row - u.rowStart) * u.h + h
   return `${precision === 'float32' ? '' : keepWgsl}
 const TILE_ROWS = ${TILE_ROWS}u;
 const TILE_KEYS = ${TILE_KEYS}u;
-var<workgroup> Qs: array<array<f32, 16>, 64>;
-var<workgroup> Ks: array<array<f32, 17>, 64>;
+const DEPTH = ${depth}u;
+var<workgroup> Qs: array<array<${type}, ${depth}>, 64>;
+var<workgroup> Ks: array<array<${type}, ${depth + pad}>, 64>;
 var<workgroup> S: array<array<f32, 64>, ${TILE_ROWS}>;
 // The slot of each key of the tile (-1: not read), and (fp8) its scale.
 var<workgroup> kslot: array<i32, 64>;
@@ -251,25 +269,25 @@ fn scoreTile(tile: Tile, j0: u32, lid: u32) {
         dots[x][y] = 0.0;
       }
     }
-    for (var e0 = 0u; e0 < u.d; e0 += 16u) {
-      for (var i = lid; i < 1024u; i += ${WG}u) {
-        let m = m0 + i / 16u;
-        let e = e0 + i % 16u;
+    for (var e0 = 0u; e0 < u.d; e0 += DEPTH) {
+      for (var i = lid; i < 64u * DEPTH; i += ${WG}u) {
+        let m = m0 + i / DEPTH;
+        let e = e0 + i % DEPTH;
         var qv = 0.0;
         if (m < pairs && e < u.d) { qv = qValue(tile.r0 + m / u.h, m % u.h, e); }
-        Qs[i / 16u][i % 16u] = qv;
-        let slot = kslot[i / 16u];
+        Qs[i / DEPTH][i % DEPTH] = ${type}(qv);
+        let slot = kslot[i / DEPTH];
         var kv = 0.0;
         if (slot >= 0 && e < u.d) { kv = kValue(u32(slot), e); }
-        Ks[i / 16u][i % 16u] = kv;
+        Ks[i / DEPTH][i % DEPTH] = ${type}(kv);
       }
       workgroupBarrier();
-      for (var e = 0u; e < 16u; e++) {
+      for (var e = 0u; e < DEPTH; e++) {
         var a: array<f32, 4>;
         var b: array<f32, 4>;
         for (var x = 0u; x < 4u; x++) {
-          a[x] = Qs[tm * 4u + x][e];
-          b[x] = Ks[tn * 4u + x][e];
+          a[x] = f32(Qs[tm * 4u + x][e]);
+          b[x] = f32(Ks[tn * 4u + x][e]);
         }
         for (var x = 0u; x < 4u; x++) {
           for (var y = 0u; y < 4u; y++) { acc[x][y] += a[x] * b[y]; }

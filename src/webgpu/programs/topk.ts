@@ -7,7 +7,7 @@
  */
 import type { Step } from '../../plan.js';
 import { clampOffset, nextPow2, u32, i32, unsupported, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
-import { WG, bitonicWgsl, eligibleWgsl, orderWgsl, radixWgsl } from './wgsl.js';
+import { WG, bitonicWgsl, eligibleWgsl, lanes, orderWgsl, radixWgsl, type Lanes } from './wgsl.js';
 
 type MaskForm = 'additive' | 'bool' | 'bits' | null;
 
@@ -34,11 +34,15 @@ export function checkMaskForm(form: unknown): MaskForm {
  * (ties to the smaller index); one more pass collects the kc keys, which are
  * then sorted (bitonic, in the row's slice of `cand`). Order: order key
  * descending (wgsl.ts `keyOf`: -0 = +0, NaN lowest), ties by ascending
- * index. O(s) reads per byte and nothing sorted but the k results.
+ * index. O(s) reads per byte and nothing sorted but the k results. With
+ * subgroups, a subgroup adds its lanes' counts in one atomic per bin (the
+ * histograms, the eligible count) and takes its collected keys' slots in one;
+ * the counts are the same, and the collected keys are sorted afterwards by a
+ * total order, so the result is too.
  */
-function topkWgsl(form: MaskForm, ranged: boolean): string {
+function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
   return `${orderWgsl}
-${radixWgsl}
+${radixWgsl(l)}
 ${eligibleWgsl(form)}
 ${bitonicWgsl('sortCand', 'cand', 'before')}
 var<workgroup> rowLo: u32;
@@ -46,6 +50,8 @@ var<workgroup> rowHi: u32;
 var<workgroup> nanFirst: atomic<u32>;
 var<workgroup> total: atomic<u32>;
 var<workgroup> taken: atomic<u32>;
+${l.counter('countEligible', 'total')}
+${l.counter('takeSlot', 'taken')}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -63,6 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let n = min(workgroupUniformLoad(&rowHi), u32(clamp(i32(r % u.t) + u.offset + 1, 0, i32(u.s))));
   let base = r * u.s;
   let cb = g * u.cap;
+  // Every pass over the row runs its loop in uniform control flow (whole strides of the workgroup), as the lane helpers need.
   // The kc-th order key, byte by byte; the first pass also counts the eligible keys and finds the first NaN.
   var t = 0u;
   var last = 0xffffffffu;
@@ -72,15 +79,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var ties = 0u;
   for (var shift = 24u; shift < 32u; shift -= 8u) {
     histClear(lid);
-    for (var j = first + lid; j < n; j += ${WG}u) {
-      if (maskEligible(r, j)) {
-        let key = keyOf(scores[base + j]);
-        if (shift == 24u) {
-          atomicAdd(&total, 1u);
-          if (key == 0u && (scores[base + j] & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst, j); }
-        }
-        if ((key & known) == prefix) { atomicAdd(&hist[(key >> shift) & 255u], 1u); }
+    for (var j0 = first; j0 < n; j0 += ${WG}u) {
+      let j = j0 + lid;
+      let on = j < n && maskEligible(r, j);
+      var key = 0u;
+      if (on) { key = keyOf(scores[base + j]); }
+      if (shift == 24u) {
+        countEligible(on);
+        if (on && key == 0u && (scores[base + j] & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst, j); }
       }
+      histAdd(on && (key & known) == prefix, (key >> shift) & 255u);
     }
     // No more eligible keys than slots: every one is kept (t = 0, the lowest key).
     if (shift == 24u && workgroupUniformLoad(&total) <= u.kc) { break; }
@@ -100,8 +108,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var iknown = 0u;
     for (var shift = u.indexShift; shift < 32u; shift -= 8u) {
       histClear(lid);
-      for (var j = first + lid; j < n; j += ${WG}u) {
-        if ((j & iknown) == ip && maskEligible(r, j) && keyOf(scores[base + j]) == t) { atomicAdd(&hist[(j >> shift) & 255u], 1u); }
+      for (var j0 = first; j0 < n; j0 += ${WG}u) {
+        let j = j0 + lid;
+        let on = j < n && (j & iknown) == ip && maskEligible(r, j) && keyOf(scores[base + j]) == t;
+        histAdd(on, (j >> shift) & 255u);
       }
       let pick = histPick(ip, shift, need, false, lid);
       ip = pick.x;
@@ -112,11 +122,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     last = ip;
   }
   // Collect, sort, write.
-  for (var j = first + lid; j < n; j += ${WG}u) {
-    if (maskEligible(r, j)) {
-      let e = vec2u(scores[base + j], j);
-      if (kept(e, t, last)) { cand[cb + atomicAdd(&taken, 1u)] = e; }
+  for (var j0 = first; j0 < n; j0 += ${WG}u) {
+    let j = j0 + lid;
+    var e = vec2u(0u);
+    var keep = false;
+    if (j < n && maskEligible(r, j)) {
+      e = vec2u(scores[base + j], j);
+      keep = kept(e, t, last);
     }
+    let at = takeSlot(keep);
+    if (keep) { cand[cb + at] = e; }
   }
   workgroupBarrier();
   let c = min(workgroupUniformLoad(&taken), u.kc);
@@ -168,9 +183,11 @@ const topkProgram: GpuProgram = {
       { name: 'indices', type: 'array<i32>', access: 'read_write' as const, buffer: enc.buffer('indices') },
       { name: 'nanAt', type: 'array<i32>', access: 'read_write' as const, buffer: enc.buffer('nanAt') },
     ];
+    const sg = enc.uses('subgroups');
     return rowRuns(start, end, per).map(([r0, r1]) => ({
       key: `topk.${form ?? 'all'}${ranged ? '.ranged' : ''}`,
-      wgsl: () => topkWgsl(form, ranged),
+      enables: sg ? ['subgroups' as const] : [],
+      wgsl: () => topkWgsl(form, ranged, lanes(sg)),
       bindings,
       uniforms: [
         u32('rowStart', r0), u32('row0', a.row0 as number), u32('t', t), u32('s', s), u32('k', k), i32('offset', offset),

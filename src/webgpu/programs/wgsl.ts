@@ -10,6 +10,44 @@ import { nextPow2 } from '../program.js';
 export const WG = 256;
 
 /**
+ * Lane-level helpers whose result is the same with or without subgroups;
+ * with them, a subgroup's lanes share one atomic instead of one each. Every
+ * call must be in workgroup-uniform control flow (all the workgroup's
+ * invocations call it; lanes without a contribution pass false), as subgroup
+ * operations need.
+ */
+export interface Lanes {
+  subgroups: boolean;
+  /** `fn <name>(on: bool) -> u32`: a distinct slot (old value of the workgroup atomic counter plus the lane's rank) for each lane with on. */
+  counter(name: string, atomic: string): string;
+}
+
+export function lanes(subgroups: boolean): Lanes {
+  if (!subgroups) {
+    return {
+      subgroups,
+      counter: (name, atomic) => `fn ${name}(on: bool) -> u32 {
+  if (on) { return atomicAdd(&${atomic}, 1u); }
+  return 0u;
+}
+`,
+    };
+  }
+  return {
+    subgroups,
+    counter: (name, atomic) => `fn ${name}(on: bool) -> u32 {
+  let one = select(0u, 1u, on);
+  let n = subgroupAdd(one);
+  let rank = subgroupExclusiveAdd(one);
+  var first = 0u;
+  if (subgroupElect() && n > 0u) { first = atomicAdd(&${atomic}, n); }
+  return subgroupBroadcastFirst(first) + rank;
+}
+`,
+  };
+}
+
+/**
  * The positions some row of a tile sees: [tileLo, tileHi) over the rows'
  * ranges [keyLo(r), keyHi(r)), as workgroup-uniform values (loop bounds
  * around barriers must be).
@@ -62,11 +100,32 @@ export function listCapacity(k: number, s: number, chunk: number): number {
  * (the compaction, checked before every tile of every row) with its lanes
  * masked off instead of skipping it (docs/webgpu.md).
  *
+ * With subgroups the offers of a subgroup share one atomic; the lists hold the
+ * same entries in another order, and every compaction and the final sort
+ * order them by the same total order, so the result is the same.
+ *
  * Needs uniforms cap, kc, k, nanLowest and bindings `cand: array<vec2u>`,
  * `values: array<u32>` (float bits, written exactly), `indices`, `nanAt`;
  * RW is the most rows one workgroup selects for.
  */
-export function selectWgsl(rowsPerGroup: number): string {
+export function selectWgsl(rowsPerGroup: number, l: Lanes): string {
+  // With subgroups, a subgroup whose takers are all of one row takes their slots with one atomic.
+  const offer = l.subgroups ? `let lead = subgroupBroadcastFirst(lr);
+  let oneRow = subgroupAll(!take || lr == lead);
+  let one = select(0u, 1u, take && oneRow);
+  let n = subgroupAdd(one);
+  let rank = subgroupExclusiveAdd(one);
+  var first = 0u;
+  if (subgroupElect() && n > 0u) { first = atomicAdd(&fill[lead], n); }
+  first = subgroupBroadcastFirst(first);
+  if (take) {
+    var at = first + rank;
+    if (!oneRow) { at = atomicAdd(&fill[lr], 1u); }
+    cand[cbFirst + lr * u.cap + at] = vec2u(vb, j);
+  }` : `if (take) {
+    let at = atomicAdd(&fill[lr], 1u);
+    cand[cbFirst + lr * u.cap + at] = vec2u(vb, j);
+  }`;
   return `
 const RW = ${rowsPerGroup}u;
 ${orderWgsl}
@@ -112,13 +171,14 @@ fn selectMakeRoom(rows: u32, cbFirst: u32, chunk: u32, lid: u32) {
   workgroupBarrier();
 }
 
-// Offers key j of local row lr (an eligible key) with value bits vb.
-fn selectOffer(lr: u32, cbFirst: u32, j: u32, vb: u32) {
-  if ((vb & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst[lr], j); }
-  if (full[lr] == 0u || keyOf(vb) > thr[lr]) {
-    let at = atomicAdd(&fill[lr], 1u);
-    cand[cbFirst + lr * u.cap + at] = vec2u(vb, j);
+// Offers key j of local row lr with value bits vb when on (an eligible key); call in uniform control flow.
+fn selectOffer(on: bool, lr: u32, cbFirst: u32, j: u32, vb: u32) {
+  var take = false;
+  if (on) {
+    if ((vb & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst[lr], j); }
+    take = full[lr] == 0u || keyOf(vb) > thr[lr];
   }
+  ${offer}
 }
 
 // Sorts each row's list and writes its k slots (-1 / -Infinity past the list) and nanAt.
@@ -180,9 +240,27 @@ fn before(a: vec2u, b: vec2u) -> bool {
  * the top or the bottom (sums of 16 bins by 16 threads, then one thread
  * walks 16 sums and 16 bins). `kept(e, t, last)`: entry e is among the
  * selected when the selection's k-th has order key t and, among entries
- * with key t, index `last` is the largest selected.
+ * with key t, index `last` is the largest selected. `histAdd(on, bin)`
+ * counts a lane's bin (uniform control flow; lanes without one pass false).
  */
-export const radixWgsl = `
+export function radixWgsl(l: Lanes): string {
+  // With subgroups, the lanes whose bin is the subgroup's smallest or largest add it once (keys of a subgroup mostly share a byte).
+  const histAdd = l.subgroups ? `fn histAdd(on: bool, bin: u32) {
+  // No branch on a subgroup's values (uniformity analysis cannot see them uniform): empty rounds add nothing.
+  let low = subgroupMin(select(256u, bin, on));
+  let atLow = on && bin == low;
+  let nLow = subgroupAdd(select(0u, 1u, atLow));
+  if (subgroupElect() && nLow > 0u) { atomicAdd(&hist[low], nLow); }
+  let left = on && !atLow;
+  let high = subgroupMax(select(0u, bin + 1u, left));
+  let atHigh = left && bin + 1u == high;
+  let nHigh = subgroupAdd(select(0u, 1u, atHigh));
+  if (subgroupElect() && nHigh > 0u) { atomicAdd(&hist[high - 1u], nHigh); }
+  if (left && !atHigh) { atomicAdd(&hist[bin], 1u); }
+}` : `fn histAdd(on: bool, bin: u32) {
+  if (on) { atomicAdd(&hist[bin], 1u); }
+}`;
+  return `
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> binSums: array<u32, 16>;
 var<workgroup> radix: array<u32, 3>;
@@ -229,7 +307,11 @@ fn kept(e: vec2u, t: u32, last: u32) -> bool {
   let key = keyOf(e.x);
   return key > t || (key == t && e.y <= last);
 }
+
+// Counts bin once for each lane with on (call in uniform control flow).
+${histAdd}
 `;
+}
 
 /**
  * A bitonic sort of `array[base .. base + p)` (p a power of two, uniform) by
