@@ -1,6 +1,7 @@
 // Benchmark of the WebGPU backend against the adapter's own floor and the CPU
 // path on 2 threads, in the same run. Run: npm run bench:webgpu [-- --smoke | --full]
-// [--software] [--reps 5] [--cpu-reps 3] [--skip-cpu]
+// [--software] [--reps 5] [--cpu-reps 3] [--skip-cpu] [--adapter NAME] [--no-features]
+// [--results webgpu.json] (the file under bench/results/ a non-smoke run writes)
 //
 // Shapes: --full is the issue's (mask [1, 1024, 131072] k = 2048; top-k of
 // [1024, 131072] k = 2048; indexer t = 1024, s = 131072, h = 64, d = 128, in
@@ -14,10 +15,15 @@
 // per-call set-up (fresh output buffers), never the copy back to the host.
 // The floor of an op is the adapter's clear of its output bytes or copy of
 // its input bytes, timed the same way. --software points VK_ICD_FILENAMES at
-// SwiftShader when it is unset (Linux without a GPU).
+// SwiftShader when it is unset (Linux without a GPU); --adapter picks an
+// adapter by name (Dawn's adapter= flag). The ops whose programs use an
+// optional feature the adapter has (subgroups: top-k and the fused top-k;
+// shader-f16: the int8, int7 and fp8 tiles) also run on a backend told to
+// use none (the same device, features: []), interleaved rep by rep: the
+// "plain" column; --no-features runs everything plain.
 import { existsSync } from 'node:fs';
 import { createPool } from '../src/pool/index.js';
-import { createGpu, GpuTensor } from '../src/webgpu/index.js';
+import { createGpu, GpuTensor, type OptionalFeature } from '../src/webgpu/index.js';
 import { allocShared, type Tensor } from '../src/tensor.js';
 import { quantizeKeys, quantizeKeysFp8 } from '../src/indexer/quantized-keys.js';
 import { flag, machine, median, option, rng, writeResults } from './common.js';
@@ -54,26 +60,35 @@ function distinctIndices(rows: number, k: number, s: number, seed: number): Int3
   return a;
 }
 
-const gpu = await createGpu();
+const adapterName = option('adapter');
+const gpu = await createGpu({ ...(adapterName ? { dawnFlags: [`adapter=${adapterName}`] } : {}), ...(flag('no-features') ? { features: [] } : {}) });
 const device = gpu.device;
+const plain = gpu.features.length > 0 ? await createGpu({ device, features: [] }) : null;
+type Backend = typeof gpu;
 const done = () => device.queue.onSubmittedWorkDone();
 const pool = skipCpu ? null : createPool({ threads: 2 });
 let sink = 0;
 
-/** Median ms of `reps` runs of `run` after one warm-up; `release` frees what a run returned. */
-async function time<R>(n: number, run: () => Promise<R>, release: (r: R) => void = () => {}): Promise<number> {
-  release(await run());
-  await done();
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    const r = await run();
+/** Median ms of `reps` runs of each of `runs` after one warm-up each, interleaved rep by rep; `release` frees what a run returned. */
+async function timeEach<R>(n: number, runs: (() => Promise<R>)[], release: (r: R) => void = () => {}): Promise<number[]> {
+  for (const run of runs) {
+    release(await run());
     await done();
-    ms.push(performance.now() - t0);
-    release(r);
   }
-  return median(ms);
+  const ms: number[][] = runs.map(() => []);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < runs.length; j++) {
+      const t0 = performance.now();
+      const r = await runs[j]();
+      await done();
+      ms[j].push(performance.now() - t0);
+      release(r);
+    }
+  }
+  return ms.map(median);
 }
+
+const time = async <R>(n: number, run: () => Promise<R>, release?: (r: R) => void): Promise<number> => (await timeEach(n, [run], release))[0];
 
 const freeAll = (r: unknown) => {
   for (const v of Object.values(r instanceof GpuTensor ? { r } : (r as object))) if (v instanceof GpuTensor) v.destroy();
@@ -95,12 +110,16 @@ async function floor(kind: 'clear' | 'copy', bytes: number): Promise<number> {
   return ms;
 }
 
-interface Row { op: string; shape: string; gpuMs: number; floor: string; floorMs: number; cpuMs: number | null; gbs: number | null; gflops: number | null }
+interface Row {
+  op: string; shape: string; gpuMs: number; plainMs: number | null; floor: string; floorMs: number; cpuMs: number | null; gbs: number | null; gflops: number | null;
+}
 const rows: Row[] = [];
 
+/** `gpuRun(b)` runs the op on backend b; `uses`: the optional features its programs can use (when the backend does, it also runs plain). */
 async function measure(op: string, shapeText: string, bytes: number, flops: number | null, floorKind: 'clear' | 'copy', floorBytes: number,
-  gpuRun: () => Promise<unknown>, cpuRun: (() => Promise<unknown>) | null): Promise<void> {
-  const gpuMs = await time(reps, gpuRun, freeAll);
+  gpuRun: (b: Backend) => Promise<unknown>, cpuRun: (() => Promise<unknown>) | null, uses: OptionalFeature[] = []): Promise<void> {
+  const both = plain !== null && uses.some((f) => gpu.features.includes(f));
+  const [gpuMs, plainMs = null] = await timeEach(reps, both ? [() => gpuRun(gpu), () => gpuRun(plain)] : [() => gpuRun(gpu)], freeAll);
   const floorMs = await floor(floorKind, floorBytes);
   let cpuMs: number | null = null;
   if (cpuRun) {
@@ -113,10 +132,11 @@ async function measure(op: string, shapeText: string, bytes: number, flops: numb
     }
     cpuMs = median(ms);
   }
-  const row = { op, shape: shapeText, gpuMs, floor: `${floorKind} ${(floorBytes / 2 ** 20).toFixed(1)} MiB`, floorMs, cpuMs, gbs: bytes / gpuMs / 1e6, gflops: flops === null ? null : flops / gpuMs / 1e6 };
+  const row = { op, shape: shapeText, gpuMs, plainMs, floor: `${floorKind} ${(floorBytes / 2 ** 20).toFixed(1)} MiB`, floorMs, cpuMs, gbs: bytes / gpuMs / 1e6, gflops: flops === null ? null : flops / gpuMs / 1e6 };
   rows.push(row);
   const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
   console.log(`${op.padEnd(24)} ${shapeText.padEnd(40)} ${f(gpuMs).padStart(9)} ms  ${f(row.gbs).padStart(8)} GB/s  ${f(row.gflops).padStart(9)} GFLOP/s  ` +
+    (plain ? `plain ${f(plainMs).padStart(9)} ms${plainMs === null ? '' : ` (x${f(plainMs / gpuMs)})`}  ` : '') +
     `floor ${f(floorMs).padStart(8)} ms (x${f(gpuMs / floorMs)})  cpu2 ${f(cpuMs).padStart(9)} ms (${cpuMs === null ? '-' : `x${f(cpuMs / gpuMs)} faster`})`);
 }
 
@@ -124,6 +144,7 @@ const info = gpu.adapter;
 console.log(`adapter: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || '(no info)'}`);
 console.log(`limits: maxStorageBufferBindingSize ${device.limits.maxStorageBufferBindingSize}, maxBufferSize ${device.limits.maxBufferSize}, ` +
   `maxComputeWorkgroupStorageSize ${device.limits.maxComputeWorkgroupStorageSize}; features: ${[...device.features].sort().join(', ')}`);
+console.log(`programs use: ${gpu.features.join(', ') || 'no optional feature'}${plain ? ' (the plain column: the same ops with none)' : ''}`);
 console.log(`machine: ${machine()}; reps ${reps} (GPU), ${cpuReps} (CPU, 2 threads)${skipCpu ? ', CPU skipped' : ''}\n`);
 
 const { t, s, k, h, d } = shape;
@@ -136,14 +157,14 @@ const idxGpu = up(idx.data, idx.shape);
 for (const form of ['additive', 'bits'] as const) {
   const bytes = form === 'bits' ? t * Math.ceil(s / 32) * 4 : t * s * 4;
   await measure(`mask ${form}`, `[1, ${t}, ${s}] k=${k}`, bytes, null, 'clear', bytes,
-    () => gpu.generateMask(idxGpu, s, { form, resident: true }), pool && (() => pool.generateMask(idx, s, { form })));
+    (b) => b.generateMask(idxGpu, s, { form, resident: true }), pool && (() => pool.generateMask(idx, s, { form })));
 }
 
 // Top-k of normal scores [1, t, s].
 const scores = { data: floats(t * s, 2, true), shape: [1, t, s] };
 const scoresGpu = up(scores.data, scores.shape);
 await measure('topk', `[${t}, ${s}] k=${k}`, t * s * 4, null, 'copy', t * s * 4,
-  () => gpu.topk(scoresGpu, k, { resident: true }), pool && (() => pool.topk(scores, k)));
+  (b) => b.topk(scoresGpu, k, { resident: true }), pool && (() => pool.topk(scores, k)), ['subgroups']);
 scoresGpu.destroy();
 
 // Indexer scores and the fused top-k.
@@ -151,22 +172,22 @@ const q = { data: floats(t * h * d, 3), shape: [1, t, h, d] }, keys = { data: fl
 const [qG, kG, wG] = [up(q.data, q.shape), up(keys.data, keys.shape), up(w.data, w.shape)];
 const flops = 2 * t * s * h * d;
 await measure('indexerScores', `t=${t} s=${s} h=${h} d=${d}`, (t * h * d + s * d + t * s) * 4, flops, 'clear', t * s * 4,
-  () => gpu.indexerScores(qG, kG, wG, { resident: true }), pool && (() => pool.indexerScores(q, keys, w)));
+  (b) => b.indexerScores(qG, kG, wG, { resident: true }), pool && (() => pool.indexerScores(q, keys, w)));
 await measure('indexerTopk (fused)', `t=${t} s=${s} h=${h} d=${d} k=${k}`, (t * h * d + s * d) * 4, flops, 'clear', t * k * 8,
-  () => gpu.indexerTopk(qG, kG, wG, k, { resident: true }),
-  pool && (async () => pool.topk(await pool.indexerScores(q, keys, w), k)));
+  (b) => b.indexerTopk(qG, kG, wG, k, { resident: true }),
+  pool && (async () => pool.topk(await pool.indexerScores(q, keys, w), k)), ['subgroups']);
 
 // The quantized precisions with keys quantized once (a cache), as a decode loop keeps them.
 const keys8 = quantizeKeys(keys, { shared: true });
 const keys8G = { values: up8(keys8.values), scales: up(keys8.scales.data, keys8.scales.shape) };
 for (const precision of ['int8', 'int7'] as const) {
   await measure(`indexerScores ${precision}`, `t=${t} s=${s} h=${h} d=${d} quantizeKeys`, t * h * d * 4 + s * (d + 4 * Math.ceil(d / 128)) + t * s * 4, flops, 'clear', t * s * 4,
-    () => gpu.indexerScores(qG, keys8G, wG, { precision, resident: true }), pool && (() => pool.indexerScores(q, keys8, w, { precision })));
+    (b) => b.indexerScores(qG, keys8G, wG, { precision, resident: true }), pool && (() => pool.indexerScores(q, keys8, w, { precision })), ['shader-f16']);
 }
 const keysFp8 = quantizeKeysFp8(keys, { shared: true });
 const keysFp8G = { ...keysFp8, data: gpu.upload({ data: keysFp8.data, shape: [keysFp8.data.length] }) };
 await measure('indexerScores fp8', `t=${t} s=${s} h=${h} d=${d} FP8 keys`, t * h * d * 4 + s * (d + 4) + t * s * 4, flops, 'clear', t * s * 4,
-  () => gpu.indexerScores(qG, keysFp8G, wG, { precision: 'fp8', resident: true }), pool && (() => pool.indexerScores(q, keysFp8, w, { precision: 'fp8' })));
+  (b) => b.indexerScores(qG, keysFp8G, wG, { precision: 'fp8', resident: true }), pool && (() => pool.indexerScores(q, keysFp8, w, { precision: 'fp8' })), ['shader-f16']);
 
 // Serving forms: an FP8 cache in shuffled pages of 64 (a block table, seqLens; the t queries the sequence's last
 // tokens), and a ragged batch of 4 sequences of s / 4 keys and t / 4 queries each.
@@ -179,10 +200,10 @@ const pagesFp8G = { ...pagesFp8, data: gpu.upload({ data: pagesFp8.data, shape: 
 const paged = { precision: 'fp8' as const, blockTable: { data: Int32Array.from(order), shape: [1, blocks] }, seqLens: Int32Array.from([s]) };
 const causalFlops = 2 * h * d * (t * s - (t * (t - 1)) / 2);
 await measure('indexerScores fp8 paged', `t=${t} s=${s} h=${h} d=${d} pages of ${P}`, t * h * d * 4 + s * (d + 4) + t * s * 4, causalFlops, 'clear', t * s * 4,
-  () => gpu.indexerScores(qG, pagesFp8G, wG, { ...paged, resident: true }), pool && (() => pool.indexerScores(q, pagesFp8, w, paged)));
+  (b) => b.indexerScores(qG, pagesFp8G, wG, { ...paged, resident: true }), pool && (() => pool.indexerScores(q, pagesFp8, w, paged)), ['shader-f16']);
 await measure('indexerTopk fp8 paged', `t=${t} s=${s} h=${h} d=${d} k=${k} pages of ${P}`, t * h * d * 4 + s * (d + 4), causalFlops, 'clear', t * k * 8,
-  () => gpu.indexerTopk(qG, pagesFp8G, wG, k, { ...paged, resident: true }),
-  pool && (async () => pool.topk(await pool.indexerScores(q, pagesFp8, w, paged), k, { seqLens: paged.seqLens })));
+  (b) => b.indexerTopk(qG, pagesFp8G, wG, k, { ...paged, resident: true }),
+  pool && (async () => pool.topk(await pool.indexerScores(q, pagesFp8, w, paged), k, { seqLens: paged.seqLens })), ['subgroups', 'shader-f16']);
 const nSeq = Math.min(4, t), tq = Math.floor(t / nSeq), sk = Math.floor(s / nSeq);
 const ragged = { cuSeqlensQ: Int32Array.from({ length: nSeq + 1 }, (_, i) => i * tq), cuSeqlensK: Int32Array.from({ length: nSeq + 1 }, (_, i) => i * sk) };
 const rq = { data: q.data.subarray(0, nSeq * tq * h * d), shape: [1, nSeq * tq, h, d] }, rk = { data: keys.data.subarray(0, nSeq * sk * d), shape: [1, nSeq * sk, d] };
@@ -190,7 +211,7 @@ const rw = { data: w.data.subarray(0, nSeq * tq * h), shape: [1, nSeq * tq, h] }
 const [rqG, rkG, rwG] = [up(rq.data, rq.shape), up(rk.data, rk.shape), up(rw.data, rw.shape)];
 const raggedFlops = 2 * h * d * nSeq * (tq * sk - (tq * (tq - 1)) / 2);
 await measure('indexerScores ragged', `${nSeq} x (t=${tq} s=${sk}) h=${h} d=${d}`, (nSeq * tq * h * d + nSeq * sk * d + nSeq * tq * sk) * 4, raggedFlops, 'clear', nSeq * tq * sk * 4,
-  () => gpu.indexerScores(rqG, rkG, rwG, { ragged, resident: true }), pool && (() => pool.indexerScores(rq, rk, rw, { ragged })));
+  (b) => b.indexerScores(rqG, rkG, rwG, { ragged, resident: true }), pool && (() => pool.indexerScores(rq, rk, rw, { ragged })));
 [qG, kG, wG, rqG, rkG, rwG, keys8G.values, keys8G.scales, keysFp8G.data, pagesFp8G.data].forEach((x) => x.destroy());
 
 // Sparse attention, MLA's shape (one kv head).
@@ -199,10 +220,11 @@ const aq = { data: floats(at * hq * dqk, 6), shape: [at, hq, dqk] }, kv = { data
 const aidx = { data: distinctIndices(at, k, s, 8), shape: [at, 1, k] };
 const [aqG, kvG, aiG] = [up(aq.data, aq.shape), up(kv.data, kv.shape), up(aidx.data, aidx.shape)];
 await measure('sparseAttention', `t=${at} hq=${hq} k=${k} dqk=${dqk} dV=${dV}`, at * k * dqk * 4, 2 * at * hq * k * (dqk + dV), 'copy', at * k * dqk * 4,
-  () => gpu.sparseAttention(aqG, kvG, aiG, { dV, resident: true }), pool && (() => pool.sparseAttention(aq, kv, aidx, { dV })));
+  (b) => b.sparseAttention(aqG, kvG, aiG, { dV, resident: true }), pool && (() => pool.sparseAttention(aq, kv, aidx, { dV })));
 
-if (!smoke) writeResults('webgpu.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), adapter: info, limits: {
+if (!smoke) writeResults(option('results') ?? 'webgpu.json', JSON.stringify({ date: new Date().toISOString(), machine: machine(), adapter: info, features: gpu.features, limits: {
   maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
 }, shape, reps, cpuReps, results: rows, sink }, null, 2) + '\n');
 await pool?.close();
+plain?.destroy();
 gpu.destroy();
