@@ -165,7 +165,15 @@ const scores = { data: floats(t * s, 2, true), shape: [1, t, s] };
 const scoresGpu = up(scores.data, scores.shape);
 await measure('topk', `[${t}, ${s}] k=${k}`, t * s * 4, null, 'copy', t * s * 4,
   (b) => b.topk(scoresGpu, k, { resident: true }), pool && (() => pool.topk(scores, k)), ['subgroups']);
+// The threshold mask (MaxText's merged form) from those scores and their top-k values, and the causal mask.
+const topValues = { data: (await pool?.topk(scores, k))?.values.data ?? (await gpu.topk(scores, k)).values.data, shape: [1, t, k] };
+const topValuesGpu = up(topValues.data, topValues.shape);
+await measure('maskFromThreshold', `[1, ${t}, ${s}] k=${k} additive`, t * s * 8, null, 'clear', t * s * 4,
+  (b) => b.maskFromThreshold(scoresGpu, topValuesGpu, { resident: true }), pool && (() => pool.maskFromThreshold(scores, topValues)));
+await measure('causalMask', `[1, ${t}, ${s}] additive`, t * s * 4, null, 'clear', t * s * 4,
+  (b) => b.causalMask(1, t, s, s - t, 'additive', { resident: true }), pool && (() => pool.causalMask(1, t, s, s - t, 'additive')));
 scoresGpu.destroy();
+topValuesGpu.destroy();
 
 // Indexer scores and the fused top-k.
 const q = { data: floats(t * h * d, 3), shape: [1, t, h, d] }, keys = { data: floats(s * d, 4), shape: [1, s, d] }, w = { data: floats(t * h, 5), shape: [1, t, h] };

@@ -9,8 +9,12 @@
  * tolerance of the float64 reference. Inputs may be host tensors or
  * GpuTensors; with `resident: true` the results stay on the GPU.
  */
-import type { MaskData, Tensor, TypedArray } from '../tensor.js';
-import { planGenerateMask, type GenerateMaskOptions } from '../mask/masks.js';
+import type { MaskData, MaskForm, Tensor, TypedArray } from '../tensor.js';
+import {
+  planCausalMask, planCombineMasks, planGenerateMask, planMaskFromThreshold, planWindowMask,
+  type GenerateMaskOptions, type MaskBlockOptions, type ThresholdMaskOptions,
+} from '../mask/masks.js';
+import type { KeyWindowOptions } from '../window.js';
 import { planTopk, type TopkOptions, type TopkResult } from '../topk/topk.js';
 import { planIndexerScores, type IndexerKeys, type IndexerScoresOptions } from '../indexer/scores.js';
 import type { Fp8Keys } from '../indexer/fp8.js';
@@ -95,6 +99,8 @@ type Out<R, O> = O extends { resident: true } ? OnGpu<R> : R;
 type Gpuify<O> = { [K in keyof O]: O[K] extends Tensor<infer T> | undefined ? TensorIn<T & TypedArray> | undefined : O[K] };
 
 export type GpuMaskOptions = GenerateMaskOptions & Residency;
+export type GpuThresholdMaskOptions = ThresholdMaskOptions & Residency;
+export type GpuMaskBlockOptions = MaskBlockOptions & Residency;
 export type GpuTopkOptions = Gpuify<TopkOptions> & Residency;
 export type GpuIndexerScoresOptions = IndexerScoresOptions & Residency;
 /** As IndexerTopkOptions, `mask` also a GpuTensor (the block table stays on the host: the edge checks every entry a sequence uses). */
@@ -226,6 +232,26 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
     /** `generateMask` on the GPU: every form, strategy and option; bit-identical. indices [b, t, k] Int32Array. */
     generateMask<O extends GpuMaskOptions>(indices: TensorIn<Int32Array>, s: number, o?: O): Promise<Out<Tensor<MaskData>, O>> {
       return call('generateMask', o?.resident, (alloc, input) => planGenerateMask(input(indices), s, o ?? {}, alloc)) as never;
+    },
+
+    /** `maskFromThreshold` on the GPU (MaxText's merged form): both modes, every form; bit-identical. scores [b, t, s], topkValues [b, t, k]. */
+    maskFromThreshold<O extends GpuThresholdMaskOptions>(scores: TensorIn<Float32Array>, topkValues: TensorIn<Float32Array>, o?: O): Promise<Out<Tensor<MaskData>, O>> {
+      return call('maskFromThreshold', o?.resident, (alloc, input) => planMaskFromThreshold(input(scores), input(topkValues), o ?? {}, alloc)) as never;
+    },
+
+    /** `combineMasks` on the GPU: a and b of one form and shape; bit-identical. */
+    combineMasks<O extends GpuMaskBlockOptions>(a: TensorIn<MaskData>, b: TensorIn<MaskData>, o?: O): Promise<Out<Tensor<MaskData>, O>> {
+      return call('combineMasks', o?.resident, (alloc, input) => planCombineMasks(input(a), input(b), o ?? {}, alloc)) as never;
+    },
+
+    /** `causalMask` on the GPU: row ti keeps keys j <= ti + offset; bit-identical. */
+    causalMask<O extends GpuMaskBlockOptions>(b: number, t: number, s: number, offset: number, form: MaskForm = 'additive', o?: O): Promise<Out<Tensor<MaskData>, O>> {
+      return call('causalMask', o?.resident, (alloc) => planCausalMask(b, t, s, offset, form, o ?? {}, alloc)) as never;
+    },
+
+    /** `windowMask` on the GPU: the keys each row sees (causalOffset, window, seqLens, ragged); bit-identical. */
+    windowMask<O extends GpuMaskBlockOptions>(b: number, t: number, s: number, keys: KeyWindowOptions, form: MaskForm = 'additive', o?: O): Promise<Out<Tensor<MaskData>, O>> {
+      return call('windowMask', o?.resident, (alloc) => planWindowMask(b, t, s, keys, form, o ?? {}, alloc)) as never;
     },
 
     /** `topk` on the GPU: every option; bit-identical values and indices (slots always sorted). */

@@ -4,12 +4,14 @@
  */
 import type { ProgramTable } from './program.js';
 import { maskPrograms } from './programs/mask.js';
+import { maskRulePrograms } from './programs/mask-rules.js';
 import { topkPrograms } from './programs/topk.js';
 import { indexerPrograms } from './programs/indexer.js';
 import { attentionPrograms } from './programs/attention.js';
 
 export const programs: ProgramTable = {
   ...maskPrograms,
+  ...maskRulePrograms,
   ...topkPrograms,
   ...indexerPrograms,
   ...attentionPrograms,
