@@ -76,6 +76,19 @@ test('scores[1,3,5000] k=100 ascending and descending: the k best at either end 
   await assertSame(descending, 100, {}, 'descending');
 });
 
+test('a bin of the top 11 bits with more keys than the tie list holds is refined over the row: equal keys (ties by index) and keys that differ in low bits', async () => {
+  const s = 20000, next = rng(11);
+  const data = new Float32Array(3 * s);
+  for (let j = 0; j < s; j++) {
+    data[j] = next() < 0.6 ? 1 : 0; // 12000 equal keys: the k-th is tied, the smallest indices win
+    data[s + j] = 1 + Math.floor(next() * 4096) * 2 ** -20; // one 11-bit bin, distinct low bits
+    data[2 * s + j] = next() < 0.5 ? 2 : 1 + j * 2 ** -23; // the bin of 2: equal keys; the bin of 1: below it
+  }
+  const scores = { data, shape: [1, 3, s] };
+  for (const k of [1, 50, 2048, 11999, 12001]) await assertSame(scores, k, {}, `k=${k}`);
+  await assertSame(scores, 300, { causalOffset: s - 2 }, 'causal');
+});
+
 test('a NaN at an eligible key is the CPU RangeError; at an ineligible one it is ignored', async () => {
   const scores = tiedScores(1, 3, 50, 3);
   scores.data[50 + 20] = Number.NaN;

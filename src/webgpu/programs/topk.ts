@@ -26,21 +26,82 @@ export function checkMaskForm(form: unknown): MaskForm {
   throw unsupported(`top-k mask form '${String(form)}'`);
 }
 
+/** Most tied-bin keys a row's list holds; a bin with more is refined over the whole row instead. */
+const TIE_CAP = 8192;
+
 /**
- * Radix select over the whole row: the row's eligible keys are read once per
- * byte of the order key (four passes, high to low, each a 256-bin histogram
- * in workgroup memory narrowing to the bin of the kc-th key) and, when that
- * key is tied and only some of its keys fit, once per byte of the index
- * (ties to the smaller index); one more pass collects the kc keys, which are
- * then sorted (bitonic, in the row's slice of `cand`). Order: order key
- * descending (wgsl.ts `keyOf`: -0 = +0, NaN lowest), ties by ascending
- * index. O(s) reads per byte and nothing sorted but the k results. With
- * subgroups, a subgroup adds its lanes' counts in one atomic per bin (the
- * histograms, the eligible count) and takes its collected keys' slots in one;
- * the counts are the same, and the collected keys are sorted afterwards by a
- * total order, so the result is too.
+ * Radix select, one workgroup per row, in two reads of the row when the
+ * data allow (DeepSeek's DeepSelect and FlashInfer's radix top-k select
+ * this way). Read 1 counts the row's eligible keys by the top 11 bits of
+ * their order key (wgsl.ts `keyOf`: -0 = +0, NaN lowest) in a 2048-bin
+ * histogram and finds the bin of the kc-th key (kc = min(k, s)). Read 2
+ * collects the keys of higher bins (all selected) and copies the keys of
+ * that bin to the row's tie list (in `cand` after its results); the rest of the key (8, 8, then 5 bits)
+ * and, when that key is tied and only some of its keys fit, the index (ties
+ * to the smaller index) are found by radix passes over the list only, and
+ * its selected keys are collected. A bin of more than TIE_CAP keys (many
+ * equal scores) is refined by the same passes over the row instead. The kc
+ * results are then sorted (bitonic, in the row's slice of `cand`): order
+ * key descending, ties by ascending index. A pass stops early once the
+ * whole bin is needed. With subgroups, a subgroup adds its lanes' counts in
+ * one atomic per bin (the histograms, the eligible count) and takes its
+ * collected keys' slots in one; the counts are the same, and the collected
+ * keys are sorted afterwards by a total order, so the result is too.
  */
 function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
+  // Loops in whole strides of the workgroup (uniform control flow, as the lane helpers need), each lane with on0, j, vb (value bits), key.
+  const overRow = (body: string) => `for (var j0 = first; j0 < n; j0 += ${WG}u) {
+    let j = j0 + lid;
+    let on0 = j < n && maskEligible(r, j);
+    var vb = 0u;
+    if (on0) { vb = scores[base + j]; }
+    let key = keyOf(vb);
+    ${body}
+  }`;
+  const overList = (body: string) => `for (var i0 = 0u; i0 < listed; i0 += ${WG}u) {
+    let i = i0 + lid;
+    let on0 = i < listed;
+    var e = vec2u(0u);
+    if (on0) { e = cand[tb + i]; }
+    let j = e.y;
+    let vb = e.x;
+    let key = keyOf(vb);
+    ${body}
+  }`;
+  // Narrows (prefix, known, need, count) from the 11-bit bin to the full key t, then to the index last.
+  const refine = (over: (body: string) => string) => `
+    var settled = need == count;
+    for (var step = 0u; step < 3u; step++) {
+      if (settled) { break; }
+      let shift = select(select(0u, 5u, step == 1u), 13u, step == 0u);
+      histClear(256u, lid);
+      ${over('histAdd(on0 && (key & known) == prefix, (key >> shift) & 255u);')}
+      let pick = histPick(prefix, shift, need, true, 16u, 16u, lid);
+      prefix = pick.x;
+      need = pick.y;
+      count = pick.z;
+      known |= 255u << shift;
+      settled = need == count;
+    }
+    t = prefix;
+    // Of the keys tied at t, only the need with the smallest indices.
+    if (need < count) {
+      var ip = 0u;
+      var iknown = 0u;
+      for (var shift = u.indexShift; shift < 32u; shift -= 8u) {
+        histClear(256u, lid);
+        ${over('histAdd(on0 && (j & iknown) == ip && key == t, (j >> shift) & 255u);')}
+        let pick = histPick(ip, shift, need, false, 16u, 16u, lid);
+        ip = pick.x;
+        need = pick.y;
+        iknown |= 255u << shift;
+        if (shift == 0u) { break; }
+      }
+      last = ip;
+    }`;
+  const collect = `let keep = on0 && kept(vec2u(vb, j), t, last);
+    let at = takeSlot(keep);
+    if (keep) { cand[cb + at] = vec2u(vb, j); }`;
   return `${orderWgsl}
 ${radixWgsl(l)}
 ${eligibleWgsl(form)}
@@ -50,8 +111,10 @@ var<workgroup> rowHi: u32;
 var<workgroup> nanFirst: atomic<u32>;
 var<workgroup> total: atomic<u32>;
 var<workgroup> taken: atomic<u32>;
+var<workgroup> tied: atomic<u32>;
 ${l.counter('countEligible', 'total')}
 ${l.counter('takeSlot', 'taken')}
+${l.counter('takeTie', 'tied')}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -64,74 +127,49 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     atomicStore(&nanFirst, 0xffffffffu);
     atomicStore(&total, 0u);
     atomicStore(&taken, 0u);
+    atomicStore(&tied, 0u);
   }
   let first = workgroupUniformLoad(&rowLo);
   let n = min(workgroupUniformLoad(&rowHi), u32(clamp(i32(r % u.t) + u.offset + 1, 0, i32(u.s))));
   let base = r * u.s;
-  let cb = g * u.cap;
-  // Every pass over the row runs its loop in uniform control flow (whole strides of the workgroup), as the lane helpers need.
-  // The kc-th order key, byte by byte; the first pass also counts the eligible keys and finds the first NaN.
+  // The row's slice of cand: its results (cap), then its tie list (tieCap).
+  let cb = g * (u.cap + u.tieCap);
+  let tb = cb + u.cap;
+  // Read 1: the eligible keys, the first NaN, the histogram of the top 11 bits.
+  histClear(HIST_BINS, lid);
+  ${overRow(`countEligible(on0);
+    if (on0 && key == 0u && (vb & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst, j); }
+    histAdd(on0, key >> 21u);`)}
+  // No more eligible keys than slots: every one is kept (t = 0, the lowest key).
   var t = 0u;
   var last = 0xffffffffu;
-  var prefix = 0u;
-  var known = 0u;
-  var need = u.kc;
-  var ties = 0u;
-  for (var shift = 24u; shift < 32u; shift -= 8u) {
-    histClear(lid);
-    for (var j0 = first; j0 < n; j0 += ${WG}u) {
-      let j = j0 + lid;
-      let on = j < n && maskEligible(r, j);
-      var key = 0u;
-      if (on) { key = keyOf(scores[base + j]); }
-      if (shift == 24u) {
-        countEligible(on);
-        if (on && key == 0u && (scores[base + j] & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst, j); }
-      }
-      histAdd(on && (key & known) == prefix, (key >> shift) & 255u);
-    }
-    // No more eligible keys than slots: every one is kept (t = 0, the lowest key).
-    if (shift == 24u && workgroupUniformLoad(&total) <= u.kc) { break; }
-    let pick = histPick(prefix, shift, need, true, lid);
-    prefix = pick.x;
-    need = pick.y;
-    ties = pick.z;
-    known |= 255u << shift;
-    if (shift == 0u) {
-      t = prefix;
-      break;
+  var listed = 0u;
+  if (workgroupUniformLoad(&total) > u.kc) {
+    let pick = histPick(0u, 21u, u.kc, true, ${WG}u, 8u, lid);
+    var prefix = pick.x;
+    var need = pick.y;
+    var count = pick.z;
+    var known = 0xffe00000u;
+    if (count <= u.tieCap) {
+      // Read 2: the keys of higher bins are selected; the bin's go to the tie list.
+      ${overRow(`let above = on0 && (key >> 21u) > (prefix >> 21u);
+    let at = takeSlot(above);
+    if (above) { cand[cb + at] = vec2u(vb, j); }
+    let inBin = on0 && (key >> 21u) == (prefix >> 21u);
+    let slot = takeTie(inBin);
+    if (inBin) { cand[tb + slot] = vec2u(vb, j); }`)}
+      storageBarrier();
+      listed = count;
+      ${refine(overList)}
+    } else {
+      ${refine(overRow)}
     }
   }
-  // Of the keys tied at t, only the need with the smallest indices.
-  if (need < ties) {
-    var ip = 0u;
-    var iknown = 0u;
-    for (var shift = u.indexShift; shift < 32u; shift -= 8u) {
-      histClear(lid);
-      for (var j0 = first; j0 < n; j0 += ${WG}u) {
-        let j = j0 + lid;
-        let on = j < n && (j & iknown) == ip && maskEligible(r, j) && keyOf(scores[base + j]) == t;
-        histAdd(on, (j >> shift) & 255u);
-      }
-      let pick = histPick(ip, shift, need, false, lid);
-      ip = pick.x;
-      need = pick.y;
-      iknown |= 255u << shift;
-      if (shift == 0u) { break; }
-    }
-    last = ip;
-  }
-  // Collect, sort, write.
-  for (var j0 = first; j0 < n; j0 += ${WG}u) {
-    let j = j0 + lid;
-    var e = vec2u(0u);
-    var keep = false;
-    if (j < n && maskEligible(r, j)) {
-      e = vec2u(scores[base + j], j);
-      keep = kept(e, t, last);
-    }
-    let at = takeSlot(keep);
-    if (keep) { cand[cb + at] = e; }
+  // Collect the selected keys (from the list when there is one), sort, write.
+  if (listed > 0u) {
+    ${overList(collect)}
+  } else {
+    ${overRow(collect)}
   }
   workgroupBarrier();
   let c = min(workgroupUniformLoad(&taken), u.kc);
@@ -166,9 +204,10 @@ const topkProgram: GpuProgram = {
     const form = checkMaskForm(a.maskForm);
     const t = a.t as number, s = a.s as number, k = a.k as number;
     const cap = nextPow2(Math.min(k, s));
+    const tieCap = Math.min(s, TIE_CAP);
     const [start, end] = step.rows;
-    const per = Math.max(1, Math.min(end - start, Math.floor(LIST_BUDGET / (cap * 8))));
-    const cand = enc.scratch(per * cap * 8, `top-k candidate lists [${per}, ${cap}]`);
+    const per = Math.max(1, Math.min(end - start, Math.floor(LIST_BUDGET / ((cap + tieCap) * 8))));
+    const cand = enc.scratch(per * (cap + tieCap) * 8, `top-k candidate and tie lists [${per}, ${cap} + ${tieCap}]`);
     const offset = a.causalOffset === null ? s : clampOffset(a.causalOffset as number, t, s);
     const ranged = a.lo !== null;
     const bindings = [
@@ -191,7 +230,7 @@ const topkProgram: GpuProgram = {
       bindings,
       uniforms: [
         u32('rowStart', r0), u32('row0', a.row0 as number), u32('t', t), u32('s', s), u32('k', k), i32('offset', offset),
-        u32('cap', cap), u32('kc', Math.min(k, s)), u32('nanLowest', a.nanLowest ? 1 : 0),
+        u32('cap', cap), u32('tieCap', tieCap), u32('kc', Math.min(k, s)), u32('nanLowest', a.nanLowest ? 1 : 0),
         u32('indexShift', 8 * Math.floor(Math.log2(Math.max(1, s - 1)) / 8)),
       ],
       groups: r1 - r0,

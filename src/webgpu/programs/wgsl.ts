@@ -235,19 +235,21 @@ fn before(a: vec2u, b: vec2u) -> bool {
 `;
 
 /**
- * A radix pass's histogram in workgroup memory: 256 bins of one byte of the
- * values counted, `histPick` finds the bin holding the need-th value from
- * the top or the bottom (sums of 16 bins by 16 threads, then one thread
- * walks 16 sums and 16 bins). `kept(e, t, last)`: entry e is among the
- * selected when the selection's k-th has order key t and, among entries
- * with key t, index `last` is the largest selected. `histAdd(on, bin)`
- * counts a lane's bin (uniform control flow; lanes without one pass false).
+ * A radix pass's histogram in workgroup memory: up to 2048 bins (the first
+ * pass of top-k counts 11 bits of the order key, later passes 8), cleared
+ * by `histClear(bins)`. `histPick` finds the bin holding the need-th value
+ * from the top or the bottom: 256 threads each sum a group of bins, then one
+ * thread walks the group sums and one group's bins. `kept(e, t, last)`:
+ * entry e is among the selected when the selection's k-th has order key t
+ * and, among entries with key t, index `last` is the largest selected.
+ * `histAdd(on, bin)` counts a lane's bin (uniform control flow; lanes
+ * without one pass false).
  */
 export function radixWgsl(l: Lanes): string {
-  // With subgroups, the lanes whose bin is the subgroup's smallest or largest add it once (keys of a subgroup mostly share a byte).
+  // With subgroups, the lanes whose bin is the subgroup's smallest or largest add it once (keys of a subgroup mostly share their high bits).
   const histAdd = l.subgroups ? `fn histAdd(on: bool, bin: u32) {
   // No branch on a subgroup's values (uniformity analysis cannot see them uniform): empty rounds add nothing.
-  let low = subgroupMin(select(256u, bin, on));
+  let low = subgroupMin(select(0xffffffffu, bin, on));
   let atLow = on && bin == low;
   let nLow = subgroupAdd(select(0u, 1u, atLow));
   if (subgroupElect() && nLow > 0u) { atomicAdd(&hist[low], nLow); }
@@ -261,37 +263,38 @@ export function radixWgsl(l: Lanes): string {
   if (on) { atomicAdd(&hist[bin], 1u); }
 }`;
   return `
-var<workgroup> hist: array<atomic<u32>, 256>;
-var<workgroup> binSums: array<u32, 16>;
+const HIST_BINS = 2048u;
+var<workgroup> hist: array<atomic<u32>, 2048>;
+var<workgroup> binSums: array<u32, ${WG}>;
 var<workgroup> radix: array<u32, 3>;
 
-fn histClear(lid: u32) {
+fn histClear(bins: u32, lid: u32) {
   workgroupBarrier();
-  atomicStore(&hist[lid], 0u);
+  for (var i = lid; i < bins; i += ${WG}u) { atomicStore(&hist[i], 0u); }
   workgroupBarrier();
 }
 
-// radix = [prefix with the picked bin's digit at shift, the rank left within the bin, the bin's count].
-fn histPick(prefix: u32, shift: u32, need: u32, descending: bool, lid: u32) -> vec3u {
+// [prefix with the picked bin's digit at shift, the rank left within the bin, the bin's count]; bins = groups * per, groups <= ${WG}.
+fn histPick(prefix: u32, shift: u32, need: u32, descending: bool, groups: u32, per: u32, lid: u32) -> vec3u {
   workgroupBarrier();
-  if (lid < 16u) {
+  if (lid < groups) {
     var sum = 0u;
-    for (var b = 0u; b < 16u; b++) { sum += atomicLoad(&hist[lid * 16u + b]); }
+    for (var b = 0u; b < per; b++) { sum += atomicLoad(&hist[lid * per + b]); }
     binSums[lid] = sum;
   }
   workgroupBarrier();
   if (lid == 0u) {
     var cum = 0u;
     var group = 0u;
-    for (var i = 0u; i < 16u; i++) {
-      group = select(i, 15u - i, descending);
+    for (var i = 0u; i < groups; i++) {
+      group = select(i, groups - 1u - i, descending);
       if (cum + binSums[group] >= need) { break; }
       cum += binSums[group];
     }
     var bin = 0u;
     var count = 0u;
-    for (var i = 0u; i < 16u; i++) {
-      bin = group * 16u + select(i, 15u - i, descending);
+    for (var i = 0u; i < per; i++) {
+      bin = group * per + select(i, per - 1u - i, descending);
       count = atomicLoad(&hist[bin]);
       if (cum + count >= need) { break; }
       cum += count;
