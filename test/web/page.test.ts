@@ -125,7 +125,7 @@ test('the WebGPU path (SwiftShader, asked for): scores, top-k, masks and sparse 
   assert.equal(summary.ok, true, JSON.stringify(summary.rows));
   assert.match(summary.gpu ?? '', /swiftshader/);
   assert.deepEqual(summary.rows.map((r) => r.match), ['', 'bit-exact', 'reference', 'bit-exact', 'bit-exact', 'bit-exact', 'reference', 'within tolerance']);
-  assert.match(await page.$eval('#summary', (e) => (e as HTMLElement).innerText), /path: WebGPU on google swiftshader for indexer scores, top-k, masks: broadcast, scatter, bits, sparse attention; the rest on the CPU \(2 Web Workers, relaxed SIMD module\)\. .*every check passes/);
+  assert.match(await page.$eval('#summary', (e) => (e as HTMLElement).innerText), /path: WebGPU on google swiftshader for indexer scores, top-k, masks: broadcast, scatter, bits, threshold, causal, combined, sparse attention; the rest on the CPU \(2 Web Workers, relaxed SIMD module\)\. .*every check passes/);
   assert.deepEqual(errors, []);
 });
 
