@@ -44,8 +44,8 @@ export interface CreateGpuOptions {
   dawnFlags?: readonly string[];
   /**
    * The optional features the programs may use, each only where it changes
-   * no result (docs/webgpu.md): `'subgroups'` (top-k's histograms and
-   * collection, the fused top-k's offers) and `'shader-f16'` (the int8, int7
+   * no result (docs/webgpu.md): `'subgroups'` (top-k's collection where
+   * every key is kept, the fused top-k's offers) and `'shader-f16'` (the int8, int7
    * and fp8 score tiles in workgroup memory). Default: each the adapter (or
    * the given device) has; `[]`: the plain programs on any adapter. Asking
    * for one the adapter lacks is an error.

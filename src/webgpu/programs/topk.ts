@@ -43,10 +43,14 @@ const TIE_CAP = 8192;
  * equal scores) is refined by the same passes over the row instead. The kc
  * results are then sorted (bitonic, in the row's slice of `cand`): order
  * key descending, ties by ascending index. A pass stops early once the
- * whole bin is needed. With subgroups, a subgroup adds its lanes' counts in
- * one atomic per bin (the histograms, the eligible count) and takes its
- * collected keys' slots in one; the counts are the same, and the collected
- * keys are sorted afterwards by a total order, so the result is too.
+ * whole bin is needed. Slots are taken with one atomic per collected key:
+ * few of a stride's keys are collected, except in a row with no more
+ * eligible keys than k, where every one is. There, with subgroups, a
+ * subgroup takes its keys' slots with one atomic (the keys land in another
+ * order and are sorted by a total order afterwards, so the result is the
+ * same). Aggregating the sparse collections, the histograms or the eligible
+ * count the same way measured slower on both software adapters
+ * (docs/webgpu.md); the count is summed per thread instead.
  */
 function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
   // Loops in whole strides of the workgroup (uniform control flow, as the lane helpers need), each lane with on0, j, vb (value bits), key.
@@ -99,11 +103,11 @@ function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
       }
       last = ip;
     }`;
-  const collect = `let keep = on0 && kept(vec2u(vb, j), t, last);
-    let at = takeSlot(keep);
+  const collect = (take: string) => `let keep = on0 && kept(vec2u(vb, j), t, last);
+    let at = ${take}(keep);
     if (keep) { cand[cb + at] = vec2u(vb, j); }`;
   return `${orderWgsl}
-${radixWgsl(l)}
+${radixWgsl()}
 ${eligibleWgsl(form)}
 ${bitonicWgsl('sortCand', 'cand', 'before')}
 var<workgroup> rowLo: u32;
@@ -112,9 +116,9 @@ var<workgroup> nanFirst: atomic<u32>;
 var<workgroup> total: atomic<u32>;
 var<workgroup> taken: atomic<u32>;
 var<workgroup> tied: atomic<u32>;
-${l.counter('countEligible', 'total')}
-${l.counter('takeSlot', 'taken')}
-${l.counter('takeTie', 'tied')}
+${lanes(false).counter('takeSlot', 'taken')}
+${lanes(false).counter('takeTie', 'tied')}
+${l.counter('takeEvery', 'taken')}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -137,14 +141,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let tb = cb + u.cap;
   // Read 1: the eligible keys, the first NaN, the histogram of the top 11 bits.
   histClear(HIST_BINS, lid);
-  ${overRow(`countEligible(on0);
+  var eligible = 0u;
+  ${overRow(`eligible += select(0u, 1u, on0);
     if (on0 && key == 0u && (vb & 0x7fffffffu) > 0x7f800000u) { atomicMin(&nanFirst, j); }
     histAdd(on0, key >> 21u);`)}
+  atomicAdd(&total, eligible);
   // No more eligible keys than slots: every one is kept (t = 0, the lowest key).
   var t = 0u;
   var last = 0xffffffffu;
   var listed = 0u;
-  if (workgroupUniformLoad(&total) > u.kc) {
+  let every = workgroupUniformLoad(&total) <= u.kc;
+  if (!every) {
     let pick = histPick(0u, 21u, u.kc, true, ${WG}u, 8u, lid);
     var prefix = pick.x;
     var need = pick.y;
@@ -167,9 +174,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   // Collect the selected keys (from the list when there is one), sort, write.
   if (listed > 0u) {
-    ${overList(collect)}
+    ${overList(collect('takeSlot'))}
+  } else if (every) {
+    ${overRow(collect('takeEvery'))}
   } else {
-    ${overRow(collect)}
+    ${overRow(collect('takeSlot'))}
   }
   workgroupBarrier();
   let c = min(workgroupUniformLoad(&taken), u.kc);
