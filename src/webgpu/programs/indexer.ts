@@ -9,7 +9,7 @@
  */
 import type { Step } from '../../plan.js';
 import { u32, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
-import { WG, eligibleWgsl, lanes, listCapacity, selectWgsl, tileRangeWgsl, type Lanes } from './wgsl.js';
+import { WG, eligibleWgsl, lanes, listCapacity, perElementWgsl, selectWgsl, tileRangeWgsl, type Lanes } from './wgsl.js';
 import { TILE_KEYS, TILE_ROWS, scoreSetup } from './score-tile.js';
 import { checkMaskForm } from './topk.js';
 import { quantizePrograms } from './quantize.js';
@@ -76,18 +76,9 @@ const fillOutsideProgram: GpuProgram = {
     const n = (end - start) * width;
     return [{
       key: 'indexer.fillOutside',
-      wgsl: () => `
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let g = groupIndex(wid, nwg);
-  if (g >= u.groups) { return; }
-  let i = g * ${WG}u + lid;
-  if (i >= u.n) { return; }
-  let r = u.first + i / u.width;
-  let j = i32(i % u.width);
-  if (j < keyLo[r] || j >= max(keyLo[r], keyHi[r])) { out[(r - u.rowStart) * u.width + u32(j)] = negInf(); }
-}
-`,
+      wgsl: () => perElementWgsl(`let r = u.first + e / u.width;
+  let j = i32(e % u.width);
+  if (j < keyLo[r] || j >= max(keyLo[r], keyHi[r])) { out[(r - u.rowStart) * u.width + u32(j)] = negInf(); }`),
       bindings: [
         { name: 'keyLo', type: 'array<i32>', access: 'read', buffer: enc.buffer('lo') },
         { name: 'keyHi', type: 'array<i32>', access: 'read', buffer: enc.buffer('hi') },

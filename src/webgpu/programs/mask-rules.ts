@@ -21,7 +21,7 @@
 import { DEFAULT_MASK_VALUE } from '../../tensor.js';
 import type { Step } from '../../plan.js';
 import { clampOffset, f32Bits, i32, u32, type Binding, type Dispatch, type Encoder, type GpuProgram, type Uniform } from '../program.js';
-import { WG, orderWgsl } from './wgsl.js';
+import { WG, orderWgsl, perElementWgsl } from './wgsl.js';
 
 type Form = 'additive' | 'bool' | 'bits';
 
@@ -60,16 +60,7 @@ function writerWgsl(form: Form, rule: string): string {
   }
   out[(r - u.rowBase) * words + w] = value;`,
   }[form];
-  return `${rule}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let g = groupIndex(wid, nwg);
-  if (g >= u.groups) { return; }
-  let e = g * ${WG}u + lid;
-  if (e >= u.n) { return; }
-  ${body}
-}
-`;
+  return perElementWgsl(body, rule);
 }
 
 /** The writer's dispatch over rows [start, end) of s keys (its bindings end with `out`). */
@@ -120,17 +111,7 @@ function combineProgram(form: Form): GpuProgram {
         const n = (end - start) * width;
         return [{
           key: 'mask.rule.combine.bits',
-          wgsl: () => `
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let g = groupIndex(wid, nwg);
-  if (g >= u.groups) { return; }
-  let e = g * ${WG}u + lid;
-  if (e >= u.n) { return; }
-  let i = u.first + e;
-  out[i - u.base] = ma[i] & mb[i];
-}
-`,
+          wgsl: () => perElementWgsl('out[u.first + e - u.base] = ma[u.first + e] & mb[u.first + e];'),
           bindings: [
             { name: 'ma', type: 'array<u32>', access: 'read', buffer: enc.buffer('a') },
             { name: 'mb', type: 'array<u32>', access: 'read', buffer: enc.buffer('b') },

@@ -12,8 +12,8 @@
 import { DEFAULT_MASK_VALUE } from '../../tensor.js';
 import type { Step } from '../../plan.js';
 import { clampOffset, f32Bits, i32, u32, unsupported, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
+import { WG, perElementWgsl } from './wgsl.js';
 
-const WG = 256;
 const CHUNK_WORDS = 2048;
 const CHUNK_KEYS = CHUNK_WORDS * 32;
 const DROPPED = f32Bits(DEFAULT_MASK_VALUE);
@@ -135,17 +135,7 @@ const indicesCheck: GpuProgram = {
     const n = (end - start) * k;
     return [{
       key: 'mask.indices.check',
-      wgsl: () => `
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let g = groupIndex(wid, nwg);
-  if (g >= u.groups) { return; }
-  let i = g * ${WG}u + lid;
-  if (i < u.n && indices[u.first + i] >= i32(u.s)) {
-    atomicMin(&firstBad[0], i32((u.first + i) / u.k));
-  }
-}
-`,
+      wgsl: () => perElementWgsl('if (indices[u.first + e] >= i32(u.s)) { atomicMin(&firstBad[0], i32((u.first + e) / u.k)); }'),
       bindings: [
         { name: 'indices', type: 'array<i32>', access: 'read', buffer: enc.buffer('indices') },
         { name: 'firstBad', type: 'array<atomic<i32>>', access: 'read_write', buffer: enc.buffer('firstBad', true) },

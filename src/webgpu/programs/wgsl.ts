@@ -10,6 +10,24 @@ import { nextPow2 } from '../program.js';
 export const WG = 256;
 
 /**
+ * The entry point of a program that runs one thread per element: `body`
+ * runs with `e`, the element's number, for e < u.n (the dispatch has
+ * ceil(n / WG) workgroups); `prelude` is declared before it.
+ */
+export function perElementWgsl(body: string, prelude = ''): string {
+  return `${prelude}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let g = groupIndex(wid, nwg);
+  if (g >= u.groups) { return; }
+  let e = g * ${WG}u + lid;
+  if (e >= u.n) { return; }
+  ${body}
+}
+`;
+}
+
+/**
  * Lane-level helpers whose result is the same with or without subgroups;
  * with them, a subgroup's lanes share one atomic instead of one each. Every
  * call must be in workgroup-uniform control flow (all the workgroup's
