@@ -7,7 +7,7 @@
  */
 import type { Step } from '../../plan.js';
 import { clampOffset, nextPow2, u32, i32, unsupported, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
-import { WG, bitonicWgsl, eligibleWgsl, lanes, orderWgsl, radixWgsl, type Lanes } from './wgsl.js';
+import { WG, candListWgsl, eligibleWgsl, lanes, orderWgsl, radixWgsl, type Lanes } from './wgsl.js';
 
 type MaskForm = 'additive' | 'bool' | 'bits' | null;
 
@@ -109,7 +109,7 @@ function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
   return `${orderWgsl}
 ${radixWgsl()}
 ${eligibleWgsl(form)}
-${bitonicWgsl('sortCand', 'cand', 'before')}
+${candListWgsl}
 var<workgroup> rowLo: u32;
 var<workgroup> rowHi: u32;
 var<workgroup> nanFirst: atomic<u32>;
@@ -181,27 +181,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     ${overRow(collect('takeSlot'))}
   }
   workgroupBarrier();
-  let c = min(workgroupUniformLoad(&taken), u.kc);
-  var p = 1u;
-  if (c > 1u) { p = 1u << (32u - countLeadingZeros(c - 1u)); }
-  for (var i = c + lid; i < p; i += ${WG}u) { cand[cb + i] = SENTINEL; }
-  storageBarrier();
-  sortCand(cb, p, lid);
-  let o = (r - u.row0) * u.k;
-  for (var i = lid; i < u.k; i += ${WG}u) {
-    if (i < c) {
-      let e = cand[cb + i];
-      indices[o + i] = i32(e.y);
-      values[o + i] = e.x;
-    } else {
-      indices[o + i] = -1;
-      values[o + i] = 0xff800000u;
-    }
-  }
-  if (lid == 0u) {
-    let nan = atomicLoad(&nanFirst);
-    nanAt[r - u.row0] = select(i32(nan), -1, u.nanLowest == 1u || nan == 0xffffffffu);
-  }
+  sortAndWrite(cb, min(workgroupUniformLoad(&taken), u.kc), (r - u.row0) * u.k, lid);
+  if (lid == 0u) { nanAt[r - u.row0] = nanIndex(atomicLoad(&nanFirst)); }
 }
 `;
 }

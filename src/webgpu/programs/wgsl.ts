@@ -163,12 +163,7 @@ fn selectBegin(lid: u32) {
   workgroupBarrier();
 }
 
-${bitonicWgsl('sortCand', 'cand', 'before')}
-fn padCand(cb: u32, c: u32, p: u32, lid: u32) {
-  for (var i = c + lid; i < p; i += ${WG}u) { cand[cb + i] = SENTINEL; }
-  storageBarrier();
-}
-
+${candListWgsl}
 // Before a chunk of up to 'chunk' keys per row: compacts every row that could overflow.
 fn selectMakeRoom(rows: u32, cbFirst: u32, chunk: u32, lid: u32) {
   workgroupBarrier();
@@ -204,31 +199,50 @@ fn selectFinish(rows: u32, cbFirst: u32, outRow: u32, lid: u32) {
   workgroupBarrier();
   if (lid < RW) { cnt[lid] = atomicLoad(&fill[lid]); }
   for (var lr = 0u; lr < rows; lr++) {
-    let c = workgroupUniformLoad(&cnt[lr]);
-    let cb = cbFirst + lr * u.cap;
-    var p = 1u;
-    if (c > 1u) { p = 1u << (32u - countLeadingZeros(c - 1u)); }
-    padCand(cb, c, p, lid);
-    sortCand(cb, p, lid);
-    let o = (outRow + lr) * u.k;
-    for (var i = lid; i < u.k; i += ${WG}u) {
-      if (i < min(c, u.kc)) {
-        let e = cand[cb + i];
-        indices[o + i] = i32(e.y);
-        values[o + i] = e.x;
-      } else {
-        indices[o + i] = -1;
-        values[o + i] = 0xff800000u;
-      }
-    }
-    if (lid == 0u) {
-      let first = atomicLoad(&nanFirst[lr]);
-      nanAt[outRow + lr] = select(i32(first), -1, u.nanLowest == 1u || first == 0xffffffffu);
-    }
+    sortAndWrite(cbFirst + lr * u.cap, workgroupUniformLoad(&cnt[lr]), (outRow + lr) * u.k, lid);
+    if (lid == 0u) { nanAt[outRow + lr] = nanIndex(atomicLoad(&nanFirst[lr])); }
   }
 }
 `;
 }
+
+/**
+ * A row's list of (value bits, key index) entries in `cand` (both top-k
+ * programs): `padCand` fills [c, p) with SENTINEL, `sortAndWrite` sorts the
+ * c entries at cb (padded to a power of two) by `before` and writes the
+ * row's k slots at o, the first min(c, kc) from the list, then -1 /
+ * -Infinity; `nanIndex` is a row's nanAt from its first NaN key (none:
+ * 0xffffffff). Needs orderWgsl, uniforms k, kc, nanLowest and bindings cand,
+ * values, indices.
+ */
+export const candListWgsl = `
+${bitonicWgsl('sortCand', 'cand', 'before')}
+fn padCand(cb: u32, c: u32, p: u32, lid: u32) {
+  for (var i = c + lid; i < p; i += ${WG}u) { cand[cb + i] = SENTINEL; }
+  storageBarrier();
+}
+
+fn sortAndWrite(cb: u32, c: u32, o: u32, lid: u32) {
+  var p = 1u;
+  if (c > 1u) { p = 1u << (32u - countLeadingZeros(c - 1u)); }
+  padCand(cb, c, p, lid);
+  sortCand(cb, p, lid);
+  for (var i = lid; i < u.k; i += ${WG}u) {
+    if (i < min(c, u.kc)) {
+      let e = cand[cb + i];
+      indices[o + i] = i32(e.y);
+      values[o + i] = e.x;
+    } else {
+      indices[o + i] = -1;
+      values[o + i] = 0xff800000u;
+    }
+  }
+}
+
+fn nanIndex(first: u32) -> i32 {
+  return select(i32(first), -1, u.nanLowest == 1u || first == 0xffffffffu);
+}
+`;
 
 /**
  * The top-k order on (value bits, key index) entries: `keyOf` maps a float's
