@@ -21,18 +21,13 @@
 import type { KernelArgs, Step } from '../../plan.js';
 import { f32Bits, u32, type Dispatch, type Encoder, type GpuProgram } from '../program.js';
 import { exactWgsl, f64Words } from './exact.js';
-import { WG } from './wgsl.js';
+import { WG, perElementWgsl } from './wgsl.js';
 
 /** Byte offsets of a slot's codes and word index of its scale in the FP8 page layout (src/indexer/fp8.ts); uniforms d, pageSize. */
 export const fp8AddressWgsl = `
 fn fp8CodesAt(slot: u32) -> u32 { return slot * u.d + (slot / u.pageSize) * u.pageSize * 4u; }
 fn fp8ScaleAt(slot: u32) -> u32 { return ((slot / u.pageSize) * u.pageSize * (u.d + 4u) + u.pageSize * u.d) / 4u + slot % u.pageSize; }
 `;
-
-const mainHead = `@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = groupIndex(wid, nwg) * ${WG}u + lid;
-  if (i >= u.n) { return; }`;
 
 /** act_quant of one vector of d <= 128 values (rotated first when u.hadamard): writes its codes by `put(e, code)` and returns the scale. */
 function fp8VectorWgsl(src: string): string {
@@ -89,19 +84,15 @@ const fp8QueriesProgram: GpuProgram = {
     const n = (end - start) * h;
     return [{
       key: 'indexer.fp8.queries',
-      wgsl: () => `${exactWgsl}
+      wgsl: () => perElementWgsl(`let head = u.first + e;
+  codesAt = head * u.d;
+  qScales[head] = quantizeFp8(head * u.d);`, `${exactWgsl}
 var<private> codesAt: u32;
 fn put(e: u32, code: u32) {
   let b = codesAt + e;
   atomicOr(&q8[b >> 2u], code << ((b & 3u) * 8u));
 }
-${fp8VectorWgsl('q')}
-${mainHead}
-  let head = u.first + i;
-  codesAt = head * u.d;
-  qScales[head] = quantizeFp8(head * u.d);
-}
-`,
+${fp8VectorWgsl('q')}`),
       bindings: [
         { name: 'q', type: 'array<f32>', access: 'read', buffer: enc.buffer('q') },
         { name: 'q8', type: 'array<atomic<u32>>', access: 'read_write', buffer: enc.buffer('q8') },
@@ -121,20 +112,16 @@ const fp8KeysProgram: GpuProgram = {
     const [start, end] = step.rows;
     return [{
       key: 'indexer.fp8.keys',
-      wgsl: () => `${exactWgsl}
+      wgsl: () => perElementWgsl(`let slot = u.first + e;
+  codesAt = fp8CodesAt(slot);
+  atomicStore(&data[fp8ScaleAt(slot)], bitcast<u32>(quantizeFp8(slot * u.d)));`, `${exactWgsl}
 ${fp8AddressWgsl}
 var<private> codesAt: u32;
 fn put(e: u32, code: u32) {
   let b = codesAt + e;
   atomicOr(&data[b >> 2u], code << ((b & 3u) * 8u));
 }
-${fp8VectorWgsl('k')}
-${mainHead}
-  let slot = u.first + i;
-  codesAt = fp8CodesAt(slot);
-  atomicStore(&data[fp8ScaleAt(slot)], bitcast<u32>(quantizeFp8(slot * u.d)));
-}
-`,
+${fp8VectorWgsl('k')}`),
       bindings: [
         { name: 'k', type: 'array<f32>', access: 'read', buffer: enc.buffer('k') },
         { name: 'data', type: 'array<atomic<u32>>', access: 'read_write', buffer: enc.buffer('data') },
@@ -156,12 +143,8 @@ export function fp8WeightPass(a: KernelArgs, enc: Encoder, start: number, end: n
   const [wsLo, wsHi] = f64Words(a.weightScale as number);
   return {
     key: 'indexer.fp8.weights',
-    wgsl: () => `${exactWgsl}
-${mainHead}
-  let at = u.first + i;
-  wq[i] = mulF64(w[at], vec2u(u.wsLo, u.wsHi)) * qScales[at];
-}
-`,
+    wgsl: () => perElementWgsl(`let at = u.first + e;
+  wq[e] = mulF64(w[at], vec2u(u.wsLo, u.wsHi)) * qScales[at];`, `${exactWgsl}`),
     bindings: [
       { name: 'w', type: 'array<f32>', access: 'read', buffer: enc.buffer('w') },
       { name: 'qScales', type: 'array<f32>', access: 'read', buffer: enc.buffer('qScales') },
@@ -224,14 +207,10 @@ export function int8QueryPass(a: KernelArgs, enc: Encoder, start: number, end: n
   const [wsLo, wsHi] = f64Words(a.weightScale as number);
   const dispatch: Dispatch = {
     key: 'indexer.int8.queries',
-    wgsl: () => `${exactWgsl}
-${int8VectorWgsl('q', 'qs', 'qs')}
-${mainHead}
-  let head = u.first + i;
-  quantizeInt8(head * u.d, i * (u.stride / 4u), u.scalesAt + i * u.nb, f32(u.levels));
-  qs[u.weightsAt + i] = bitcast<u32>(mulF64(w[head], vec2u(u.wsLo, u.wsHi)));
-}
-`,
+    wgsl: () => perElementWgsl(`let head = u.first + e;
+  quantizeInt8(head * u.d, e * (u.stride / 4u), u.scalesAt + e * u.nb, f32(u.levels));
+  qs[u.weightsAt + e] = bitcast<u32>(mulF64(w[head], vec2u(u.wsLo, u.wsHi)));`, `${exactWgsl}
+${int8VectorWgsl('q', 'qs', 'qs')}`),
     bindings: [
       { name: 'q', type: 'array<f32>', access: 'read', buffer: enc.buffer('q') },
       { name: 'w', type: 'array<f32>', access: 'read', buffer: enc.buffer('w') },
@@ -271,13 +250,9 @@ export function int8KeyPass(a: KernelArgs, enc: Encoder) {
   const n = pages === null ? slots : pages.length * pageSize;
   const dispatch: Dispatch = {
     key: `indexer.int8.keys${pages ? '.paged' : ''}`,
-    wgsl: () => `${exactWgsl}
-${int8VectorWgsl('keys', 'kq', 'kScales')}
-${mainHead}
-  let slot = ${pages ? 'pages[i / u.pageSize] * u.pageSize + i % u.pageSize' : 'i'};
-  quantizeInt8(slot * u.d, slot * (u.stride / 4u), slot * u.nb, 127.0);
-}
-`,
+    wgsl: () => perElementWgsl(`let slot = ${pages ? 'pages[e / u.pageSize] * u.pageSize + e % u.pageSize' : 'e'};
+  quantizeInt8(slot * u.d, slot * (u.stride / 4u), slot * u.nb, 127.0);`, `${exactWgsl}
+${int8VectorWgsl('keys', 'kq', 'kScales')}`),
     bindings: [
       { name: 'keys', type: 'array<f32>', access: 'read', buffer: enc.buffer('k') },
       ...(pages ? [{ name: 'pages', type: 'array<u32>', access: 'read' as const, buffer: enc.data(pages.length ? pages : new Uint32Array(1), 'used pages') }] : []),
