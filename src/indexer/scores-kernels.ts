@@ -275,12 +275,27 @@ export function scoresInt7Wasm(args: KernelArgs, tileStart: number, tileEnd: num
   else quantizedScoresWasm(args as unknown as ScoreArgs, m, true, tileStart, tileEnd);
 }
 
+/**
+ * How a quantized kernel's tile gets its keys (`forRuns` callbacks): int8
+ * bytes and their block scales when the keys were quantized once, or floats
+ * to quantize. Made once per call, not per tile: a decode step walks s / 512 tiles.
+ */
+function keyCopiers(a: ScoreArgs, keysF: Float32Array, keys8: Int8Array, ks: Float32Array, kbp: number, dp: number) {
+  const { k, d, kq, kScales } = a;
+  const nbk = Math.ceil(d / QUANT_BLOCK);
+  return {
+    copyQuantized: (slot: number, at: number, count: number) => {
+      copyRows(keys8, kq!, slot * d, count, d, dp, at);
+      for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales![(slot + i) * nbk + b];
+    },
+    copyFloats: (slot: number, at: number, count: number) => copyRows(keysF, k!, slot * d, count, d, dp, at),
+  };
+}
+
 /** int8 (or, with `int7`, 7-bit queries) in int16 lanes, dots by i32x4.dot_i16x8_s. */
 function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileStart: number, tileEnd: number): void {
-  const { q, k, w, out, h, d, keyBlock, weightScale } = a;
+  const { q, w, out, h, d, keyBlock, weightScale, kq, kScales } = a;
   const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
-  const nbk = Math.ceil(d / QUANT_BLOCK);
-  const { kq, kScales } = a;
   // With quantized keys the float region holds their int8 bytes instead.
   const [pkf, pk, pks, pqf, pq, pqs, pw, po] = m.layout(
     kbp * dp * 4, kbp * dp * 2, nb * kbp * 4, hp * dp * 4, hp * dp * 2, nb * hp * 4, hp * 4, kbp * 4,
@@ -290,12 +305,7 @@ function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileSta
   qf.fill(0);
   wv.fill(0);
   let loaded = NaN, loadedRow = -1;
-  // Made once per call, not per tile: a decode step walks s / 512 tiles.
-  const copyQuantized = (slot: number, at: number, count: number) => {
-    copyRows(keys8, kq!, slot * d, count, d, dp, at);
-    for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales![(slot + i) * nbk + b];
-  };
-  const copyFloats = (slot: number, at: number, count: number) => copyRows(keysF, k!, slot * d, count, d, dp, at);
+  const { copyQuantized, copyFloats } = keyCopiers(a, keysF, keys8, ks, kbp, dp);
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
       const n = loadEnd - j0;
@@ -325,9 +335,8 @@ function quantizedScoresWasm(a: ScoreArgs, m: SimdModule, int7: boolean, tileSta
 
 /** int7 on the relaxed module: keys as int8 bytes with block sums, queries as 7-bit values + 64 (src/simd/assembly/indexer-relaxed.ts). */
 function int7RelaxedScores(a: ScoreArgs, m: SimdModule, x: RelaxedExports, tileStart: number, tileEnd: number): void {
-  const { q, k, w, out, h, d, keyBlock, weightScale, kq, kScales } = a;
+  const { q, w, out, h, d, keyBlock, weightScale, kq, kScales } = a;
   const dp = up(d, 16), hp = up(h, 2), kbp = up(keyBlock, 4), nb = Math.ceil(dp / QUANT_BLOCK);
-  const nbk = Math.ceil(d / QUANT_BLOCK);
   const [pkf, pk, pks, psum, pqf, pq, pqs, pw, po] = m.layout(
     kbp * dp * 4, kbp * dp, nb * kbp * 4, nb * kbp * 4, hp * dp * 4, hp * dp, nb * hp * 4, hp * 4, kbp * 4,
   );
@@ -336,12 +345,7 @@ function int7RelaxedScores(a: ScoreArgs, m: SimdModule, x: RelaxedExports, tileS
   qf.fill(0);
   wv.fill(0);
   let loaded = NaN, loadedRow = -1;
-  // Made once per call, not per tile: a decode step walks s / 512 tiles.
-  const copyQuantized = (slot: number, at: number, count: number) => {
-    copyRows(keys8, kq!, slot * d, count, d, dp, at);
-    for (let i = 0; i < count; i++) for (let b = 0; b < nbk; b++) ks[b * kbp + at + i] = kScales![(slot + i) * nbk + b];
-  };
-  const copyFloats = (slot: number, at: number, count: number) => copyRows(keysF, k!, slot * d, count, d, dp, at);
+  const { copyQuantized, copyFloats } = keyCopiers(a, keysF, keys8, ks, kbp, dp);
   forTiles(a, tileStart, tileEnd, (r, bi, j0, loadEnd, e0, e1, outRow, block) => {
     if (loaded !== block) {
       const n = loadEnd - j0;
