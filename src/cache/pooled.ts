@@ -2,9 +2,8 @@ import type { PlanRunner } from '../parallel.js';
 import { allocShared, type Tensor } from '../tensor.js';
 import type { IndexerWeights } from '../indexer/module.js';
 import type { DsaCache } from './cache.js';
-import { planDecodeStep, prefillBlocks, prefillResult, type PrefillInputs, type PrefillOptions, type StepInputs, type StepOptions, type StepResult } from './step.js';
+import { planDecodeStep, planPrefill, type PrefillInputs, type PrefillOptions, type StepInputs, type StepOptions, type StepResult } from './step.js';
 import { planPagedSlots, type PagedSlotsOptions } from './slots.js';
-import { checkSize } from '../validate.js';
 
 function checkShared(cache: DsaCache): void {
   if (!cache.shared) {
@@ -33,17 +32,12 @@ export function cachePoolApi(run: PlanRunner) {
     decodeStep,
     /** `prefill` on the pool, block by block; bit-identical. */
     async prefill(weights: IndexerWeights, cache: DsaCache, seq: number, inputs: PrefillInputs, opts: PrefillOptions = {}) {
-      cache.checkSeq('seq', seq);
-      const queryBlock = checkSize('queryBlock', opts.queryBlock ?? 256);
-      const blocks = prefillBlocks(inputs, queryBlock);
-      const [t, hq, dqk] = inputs.q.shape;
-      const result = prefillResult(t, hq, opts.dV ?? dqk, allocShared);
-      const seqs = Int32Array.of(seq);
-      for (const block of blocks) {
-        result.add(block.from, await decodeStep(weights, cache, { ...block.inputs, seqs }, opts));
-        opts.onProgress?.(block.to, t);
+      const prompt = planPrefill(cache, seq, inputs, opts, allocShared);
+      for (const block of prompt.blocks) {
+        prompt.add(block.from, await decodeStep(weights, cache, block.inputs, opts));
+        opts.onProgress?.(block.to, prompt.t);
       }
-      return result.result();
+      return prompt.result();
     },
     /** `pagedSlots` on the pool. */
     pagedSlots: async (indices: Tensor<Int32Array>, blockTable: Tensor<Int32Array>, pageSize: number, opts: PagedSlotsOptions = {}) =>

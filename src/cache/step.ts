@@ -230,7 +230,7 @@ export interface PrefillOptions extends StepOptions {
 }
 
 /** The blocks of a prefill, each a step's inputs (views, no copies). */
-export function prefillBlocks(inputs: PrefillInputs, queryBlock: number): { from: number; to: number; inputs: StepInputs }[] {
+function prefillBlocks(inputs: PrefillInputs, queryBlock: number): { from: number; to: number; inputs: StepInputs }[] {
   const [b, t, dim] = checkTensor('inputs.x', inputs.x, Float32Array, ['1', 't', 'dim']);
   if (b !== 1) throw new RangeError(`inputs.x: a prefill runs one sequence, expected [1, t, dim], got b = ${b}`);
   const [, tq, qRank] = checkTensor('inputs.qr', inputs.qr, Float32Array, ['1', 't', 'qRank']);
@@ -257,7 +257,7 @@ export function prefillBlocks(inputs: PrefillInputs, queryBlock: number): { from
 }
 
 /** The prefill's result buffers, filled block by block. */
-export function prefillResult(t: number, hq: number, dV: number, alloc: Alloc) {
+function prefillResult(t: number, hq: number, dV: number, alloc: Alloc) {
   const out = alloc(Float32Array, t * hq * dV), lse = alloc(Float32Array, t * hq);
   return {
     add(from: number, step: StepResult) {
@@ -276,15 +276,20 @@ export function prefillResult(t: number, hq: number, dV: number, alloc: Alloc) {
  * leaves the blocks before it in the cache and throws.
  */
 export function prefill(weights: IndexerWeights, cache: DsaCache, seq: number, inputs: PrefillInputs, opts: PrefillOptions = {}): { out: Tensor<Float32Array>; lse: Tensor<Float32Array> } {
+  const prompt = planPrefill(cache, seq, inputs, opts, allocLocal);
+  for (const block of prompt.blocks) {
+    prompt.add(block.from, decodeStep(weights, cache, block.inputs, opts));
+    opts.onProgress?.(block.to, prompt.t);
+  }
+  return prompt.result();
+}
+
+/** A prefill's checked arguments: its blocks (each a step of sequence seq), t, and the result they fill (`add`, then `result`). */
+export function planPrefill(cache: DsaCache, seq: number, inputs: PrefillInputs, opts: PrefillOptions, alloc: Alloc) {
   cache.checkSeq('seq', seq);
   const queryBlock = checkSize('queryBlock', opts.queryBlock ?? 256);
-  const blocks = prefillBlocks(inputs, queryBlock);
-  const [t, hq, dqk] = inputs.q.shape;
-  const result = prefillResult(t, hq, opts.dV ?? dqk, allocLocal);
   const seqs = Int32Array.of(seq);
-  for (const block of blocks) {
-    result.add(block.from, decodeStep(weights, cache, { ...block.inputs, seqs }, opts));
-    opts.onProgress?.(block.to, t);
-  }
-  return result.result();
+  const blocks = prefillBlocks(inputs, queryBlock).map((block) => ({ ...block, inputs: { ...block.inputs, seqs } }));
+  const [t, hq, dqk] = inputs.q.shape;
+  return { blocks, t, ...prefillResult(t, hq, opts.dV ?? dqk, alloc) };
 }
