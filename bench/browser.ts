@@ -23,7 +23,7 @@ import { indexerScores } from '../src/indexer/scores.js';
 import { topk } from '../src/topk/topk.js';
 import { quantizeKeys } from '../src/indexer/quantized-keys.js';
 import { createPool } from '../src/pool/index.js';
-import { flag, machine, median, option, sharedFloats, writeResults } from './common.js';
+import { flag, machine, median, option, recall, sharedFloats, writeResults } from './common.js';
 import { launch, openPage, startWeb } from '../web/chromium.js';
 
 const smoke = flag('smoke');
@@ -164,20 +164,6 @@ async function hexNode(a: Float32Array): Promise<string> {
   return Buffer.from(digest).toString('hex');
 }
 
-/** Mean over rows of |top-k(a) ∩ top-k(b)| / k. */
-function recall(a: Float32Array, b: Float32Array, t: number, s: number): number {
-  const k = Math.min(topK, s);
-  const ia = topk({ data: a, shape: [1, t, s] }, k).indices.data;
-  const ib = topk({ data: b, shape: [1, t, s] }, k).indices.data;
-  const mark = new Int32Array(s).fill(-1);
-  let common = 0;
-  for (let r = 0; r < t; r++) {
-    for (let i = 0; i < k; i++) mark[ia[r * k + i]] = r;
-    for (let i = 0; i < k; i++) if (mark[ib[r * k + i]] === r) common++;
-  }
-  return common / (t * k);
-}
-
 const started = new Date();
 const server = await startWeb();
 const browser = await launch();
@@ -285,8 +271,8 @@ try {
     // Recall of int8 and int7 against float32 (the same bits in Node and Chromium, checked above).
     const recalls = cases.map((c) => ({
       shape: c.name,
-      int8: recall(nodeScores[c.name].float32, nodeScores[c.name].int8, c.t, c.s),
-      int7: recall(nodeScores[c.name].float32, nodeScores[c.name].int7, c.t, c.s),
+      int8: recall(nodeScores[c.name].float32, nodeScores[c.name].int8, c.t, c.s, topK),
+      int7: recall(nodeScores[c.name].float32, nodeScores[c.name].int7, c.t, c.s, topK),
     }));
 
     // The page's default run (dsa demo's defaults), as a visitor gets it.

@@ -4,6 +4,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { allocShared, type Tensor } from '../src/tensor.js';
 import { rng } from '../src/cli/demo-data.js';
+import { topk } from '../src/topk/topk.js';
 
 const argv = process.argv.slice(2);
 
@@ -76,4 +77,18 @@ export async function quietly<T>(run: () => Promise<T>): Promise<T> {
     console.log = log;
     console.warn = warn;
   }
+}
+
+/** Mean over the t rows of |top-k(a) ∩ top-k(b)| / k, k = min(topK, s), for scores [t, s]. */
+export function recall(a: Float32Array, b: Float32Array, t: number, s: number, topK: number): number {
+  const k = Math.min(topK, s);
+  const ia = topk({ data: a, shape: [1, t, s] }, k).indices.data;
+  const ib = topk({ data: b, shape: [1, t, s] }, k).indices.data;
+  const mark = new Int32Array(s).fill(-1);
+  let common = 0;
+  for (let r = 0; r < t; r++) {
+    for (let i = 0; i < k; i++) mark[ia[r * k + i]] = r;
+    for (let i = 0; i < k; i++) if (mark[ib[r * k + i]] === r) common++;
+  }
+  return common / (t * k);
 }

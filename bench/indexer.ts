@@ -18,10 +18,9 @@ import * as ort from 'onnxruntime-node';
 import { indexerScores, type IndexerScoresOptions } from '../src/indexer/scores.js';
 import { lightningIndexer } from '../src/indexer/module.js';
 import { quantizeKeys } from '../src/indexer/quantized-keys.js';
-import { topk } from '../src/topk/topk.js';
 import { createPool } from '../src/pool/index.js';
 import { OnnxType, onnxModel, onnxNode, onnxValueInfo, onnxAttr } from './onnx-model.js';
-import { bitIdentical, checkClose, flag, median, option, peakRssMiB as peakRss, sharedFloats, writeResults } from './common.js';
+import { bitIdentical, checkClose, flag, median, option, peakRssMiB as peakRss, recall, sharedFloats, writeResults } from './common.js';
 
 const smoke = flag('smoke');
 const h = smoke ? 8 : 64, d = smoke ? 32 : 128, topK = smoke ? 64 : 2048;
@@ -37,20 +36,6 @@ let sink = 0;
 /** Max abs difference over `n` values relative to the largest |reference|; throws over `tol`. */
 const check = (label: string, got: ArrayLike<number>, want: ArrayLike<number>, n: number, tol: number) =>
   checkClose(label, got, want, n, tol, 'differs from the SIMD scores', 'score');
-
-/** Mean over rows of |top-k(a) ∩ top-k(b)| / k. */
-function recall(a: Float32Array, b: Float32Array, t: number, s: number): number {
-  const k = Math.min(topK, s);
-  const ia = topk({ data: a, shape: [1, t, s] }, k).indices.data;
-  const ib = topk({ data: b, shape: [1, t, s] }, k).indices.data;
-  const mark = new Int32Array(s).fill(-1);
-  let common = 0;
-  for (let r = 0; r < t; r++) {
-    for (let i = 0; i < k; i++) mark[ia[r * k + i]] = r;
-    for (let i = 0; i < k; i++) if (mark[ib[r * k + i]] === r) common++;
-  }
-  return common / (t * k);
-}
 
 /** scores[n,1,s] = MatMul(w[n,1,h], Relu(MatMul(q[n,h,d], Transpose(k[s,d])))) */
 function scoresModel(n: number, s: number): Uint8Array {
@@ -166,7 +151,7 @@ try {
     const find = (method: string, threads: number) => contestants.find((c) => c.method === method && c.threads === threads)!;
     const f32 = find('float32 SIMD', 1).out!;
     const int8 = find('int8 SIMD', 1).out!;
-    const int8Recall = recall(f32, int8, t, s);
+    const int8Recall = recall(f32, int8, t, s, topK);
     for (const c of contestants) {
       const extra: Partial<Row> = {};
       if (c.method.startsWith('float32') || c.method.startsWith('int8')) bitIdentical(`${c.method} x${c.threads}`, c.out!, c.method.startsWith('int8') ? int8 : f32);
