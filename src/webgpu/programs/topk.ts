@@ -107,7 +107,7 @@ function topkWgsl(form: MaskForm, ranged: boolean, l: Lanes): string {
     let at = ${take}(keep);
     if (keep) { cand[cb + at] = vec2u(vb, j); }`;
   return `${orderWgsl}
-${radixWgsl()}
+${radixWgsl}
 ${eligibleWgsl(form)}
 ${candListWgsl}
 var<workgroup> rowLo: u32;

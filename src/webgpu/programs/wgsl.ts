@@ -274,16 +274,12 @@ fn before(a: vec2u, b: vec2u) -> bool {
  * thread walks the group sums and one group's bins. `kept(e, t, last)`:
  * entry e is among the selected when the selection's k-th has order key t
  * and, among entries with key t, index `last` is the largest selected.
- * `histAdd(on, bin)` counts a lane's bin (uniform control flow; lanes
- * without one pass false).
+ * `histAdd(on, bin)` counts a lane's bin, one atomic per key: subgroup-
+ * aggregated bins (the lanes sharing a subgroup's smallest or largest bin
+ * adding it once) measured 0.69-1.04x of this on lavapipe and SwiftShader
+ * (docs/webgpu.md), so they are not used.
  */
-export function radixWgsl(): string {
-  // One atomic per key. Subgroup-aggregated bins (a subgroup's lanes that share the smallest or largest bin adding
-  // it once) measured 0.69-1.04x of this on lavapipe and SwiftShader (docs/webgpu.md), so they are not used.
-  const histAdd = `fn histAdd(on: bool, bin: u32) {
-  if (on) { atomicAdd(&hist[bin], 1u); }
-}`;
-  return `
+export const radixWgsl = `
 const HIST_BINS = 2048u;
 var<workgroup> hist: array<atomic<u32>, 2048>;
 var<workgroup> binSums: array<u32, ${WG}>;
@@ -332,10 +328,11 @@ fn kept(e: vec2u, t: u32, last: u32) -> bool {
   return key > t || (key == t && e.y <= last);
 }
 
-// Counts bin once for each lane with on (call in uniform control flow).
-${histAdd}
-`;
+// Counts bin once for each lane with on.
+fn histAdd(on: bool, bin: u32) {
+  if (on) { atomicAdd(&hist[bin], 1u); }
 }
+`;
 
 /**
  * A bitonic sort of `array[base .. base + p)` (p a power of two, uniform) by
