@@ -8,7 +8,7 @@
  * says which value it found.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import { DEFAULT_MASK_VALUE } from '../tensor.js';
 import { withProgress } from './progress.js';
 import { openInput, parseInteger, parsePositive } from './inputs.js';

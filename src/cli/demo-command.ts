@@ -7,7 +7,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import type { DemoShape } from './demo-data.js';
 import type { Api, DemoResult } from './demo.js';
 import { CliError, parsePositive } from './inputs.js';

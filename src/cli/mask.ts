@@ -9,7 +9,7 @@
  * at that size).
  */
 import { Command, Option } from 'commander';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import { generateMask } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
 import { createOutput } from './outputs.js';

@@ -10,20 +10,7 @@ import { checkCommand } from './check.js';
 import { thresholdCommand } from './threshold.js';
 import { topkCommand } from './topk.js';
 import { demoCommand } from './demo-command.js';
-
-/** Where a command prints: results to `out` (stdout), diagnostics to `err` (stderr). */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  /** Whether stderr is a terminal (progress bars only then). */
-  isTTY: boolean;
-}
-
-/** What each command gets: the printer, and a way to set the exit code without throwing. */
-export interface CliContext {
-  io: CliIo;
-  setExitCode(code: number): void;
-}
+import type { CliContext, CliIo } from './context.js';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('dsa')

@@ -5,7 +5,7 @@
  * far it is. cli-progress is loaded only when the bar appears.
  */
 import { createRequire } from 'node:module';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import type { RowBlock } from './inputs.js';
 
 export interface ProgressOptions {

@@ -3,7 +3,7 @@
  * (threshold = the smallest of a row's k values), streamed in query blocks.
  */
 import { Command, Option } from 'commander';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import { maskFromThreshold } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
 import { createOutput } from './outputs.js';

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { topk } from '../topk/topk.js';
-import type { CliContext } from './program.js';
+import type { CliContext } from './context.js';
 import { createOutput } from './outputs.js';
 import { CliError, blockRows, openInput, parseInteger, parsePositive, rowBlocks } from './inputs.js';
 import { withProgress } from './progress.js';

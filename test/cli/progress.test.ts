@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withProgress } from '../../src/cli/progress.js';
 import { rowBlocks } from '../../src/cli/inputs.js';
-import type { CliContext } from '../../src/cli/program.js';
+import type { CliContext } from '../../src/cli/context.js';
 
 /** A stand-in terminal: what cli-progress writes to it, as text. */
 function fakeTerminal() {
