@@ -8,27 +8,11 @@ import { writeFileSync, renameSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import type { CliContext } from './context.js';
-import type { DemoShape } from './demo-data.js';
-import type { Api, DemoResult } from './demo.js';
+import type { Api, DemoConfig, DemoResult } from './demo.js';
 import { CliError, parsePositive } from './inputs.js';
 
-export interface DemoConfig extends DemoShape {
-  k: number;
-  hq: number;
-  dqk: number;
-  dV: number;
-  seed: number;
-  /** 1: everything on this thread; more: the worker pool. */
-  threads: number;
-  causal: boolean;
-  /** Also run the full lightningIndexer module (projections, LayerNorm, RoPE) on seeded random weights of model width `dim`, low-rank `qRank`. */
-  module: boolean;
-  dim: number;
-  qRank: number;
-  /** Key counts for the time-against-s sweep (each run on `sweepRows` queries). */
-  sweep: number[];
-  sweepRows: number;
-}
+// The web page imports the config from here.
+export type { DemoConfig } from './demo.js';
 
 export const DEMO_DEFAULTS: DemoConfig = {
   b: 1, t: 256, s: 16384, h: 64, d: 128, k: 2048, hq: 8, dqk: 128, dV: 128, seed: 1,

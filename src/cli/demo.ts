@@ -16,8 +16,26 @@ import { lightningIndexer } from '../indexer/module.js';
 import { initSimd } from '../simd/index.js';
 import { formatBytes } from '../validate.js';
 import type { MaskData, Tensor } from '../tensor.js';
-import type { DemoConfig } from './demo-command.js';
 import { attentionInputs, indexerInputs, normals, rng, type DemoShape } from './demo-data.js';
+
+/** What one run computes: the flags of `dsa demo` (demo-command.ts) or the web page's form. */
+export interface DemoConfig extends DemoShape {
+  k: number;
+  hq: number;
+  dqk: number;
+  dV: number;
+  seed: number;
+  /** 1: everything on this thread; more: the worker pool. */
+  threads: number;
+  causal: boolean;
+  /** Also run the full lightningIndexer module (projections, LayerNorm, RoPE) on seeded random weights of model width `dim`, low-rank `qRank`. */
+  module: boolean;
+  dim: number;
+  qRank: number;
+  /** Key counts for the time-against-s sweep (each run on `sweepRows` queries). */
+  sweep: number[];
+  sweepRows: number;
+}
 
 export interface StrategyRow {
   stage: 'indexer' | 'top-k' | 'mask' | 'attention';
