@@ -8,17 +8,18 @@
  * There are two builds of the same sources: the baseline module
  * (fixed-width SIMD) and the relaxed module (also relaxed SIMD, with the
  * 'int7' indexer kernels on `i32x4.relaxed_dot_i8x16_i7x16_add_s`). The
- * relaxed one is used where the engine validates it and computes a probe of
- * the relaxed dot exactly, except in Node, where the baseline stays (Node 20
- * needs a flag for it, runs it slower, and its baseline compiler gets the
- * probe wrong). Both give the same bits for every kernel: the relaxed
- * module is only faster.
+ * relaxed one is used wherever the engine validates it and computes the
+ * relaxed dot exactly in both of its tiers (src/simd/relaxed-probe.ts: Node
+ * 22+, Chromium, Firefox 145+; not Node 20, which validates it only with a
+ * flag and whose baseline compiler then drops the accumulator). Both give
+ * the same bits for every kernel: the relaxed module is only faster.
  *
  * Kernels take byte offsets into the instance's memory. A caller copies its
  * data in (`reserve` + the views below), runs a kernel, and copies results
  * out; views must be re-taken after `reserve`, which may grow the memory.
  */
 import { wasmBase64, wasmRelaxedBase64 } from './wasm-bytes.generated.js';
+import { probeRelaxedDot } from './relaxed-probe.js';
 
 /** The module's exports. Pointers are byte offsets; sizes are element counts. */
 export interface SimdExports {
@@ -72,7 +73,6 @@ export interface RelaxedExports {
   quantizeQueriesBiased(src: number, dst: number, scales: number, scaleStride: number, n: number, dp: number): void;
   indexerBlockI7(q: number, qs: number, w: number, keys: number, ks: number, sums: number, ksStride: number, n: number, h: number, dp: number, out: number): void;
   indexerBlockI7D128(q: number, qs: number, w: number, keys: number, ks: number, sums: number, n: number, h: number, out: number): void;
-  relaxedDotProbe(a: number, b: number, c: number): number;
 }
 
 /** Which build of the module a thread runs. */
@@ -122,9 +122,10 @@ function moduleBytes(build: SimdBuild): Uint8Array<ArrayBuffer> {
 }
 
 let relaxedValid: boolean | undefined;
+let relaxedExact: boolean | undefined;
 
-/** Whether this engine validates the relaxed module (relaxed SIMD: Chromium, Firefox 145+; not Safari, not Node 20 without a flag). */
-export function relaxedSimdSupported(): boolean {
+/** Whether this engine validates the relaxed module (not Safari, not Node 20 without a flag). */
+function relaxedValidates(): boolean {
   if (relaxedValid === undefined) {
     try {
       relaxedValid = simdSupported() && WebAssembly.validate(moduleBytes('relaxed'));
@@ -135,26 +136,36 @@ export function relaxedSimdSupported(): boolean {
   return relaxedValid;
 }
 
-const inNode = typeof process === 'object' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+/**
+ * Whether this engine runs the relaxed module: it validates it (relaxed
+ * SIMD: Node 22+, Chromium, Firefox 145+; not Safari, not Node 20 without a
+ * flag) and a fresh probe of the relaxed dot is exact in its baseline tier
+ * and after tier-up (not Node 20 with the flag). Probed once per thread, on
+ * first ask (a few milliseconds).
+ */
+export function relaxedSimdSupported(): boolean {
+  if (relaxedExact === undefined) {
+    try {
+      relaxedExact = relaxedValidates() && probeRelaxedDot().exact;
+    } catch {
+      relaxedExact = false;
+    }
+  }
+  return relaxedExact;
+}
 
-/** The build this thread loads unless told otherwise: relaxed where validated, outside Node. */
+/** The build this thread loads unless told otherwise (initSimd's `relaxed`): relaxed wherever it is exact. */
 let preferred: SimdBuild | null = null;
 
 function wantedBuild(): SimdBuild {
-  return preferred ?? (!inNode && relaxedSimdSupported() ? 'relaxed' : 'baseline');
+  return preferred ?? (relaxedSimdSupported() ? 'relaxed' : 'baseline');
 }
 
 let instance: SimdModule | null | undefined;
 
-/** The relaxed dot with an accumulator, on values where a misread operand or a dropped accumulator shows. */
-function probeOk(r: RelaxedExports): boolean {
-  return r.relaxedDotProbe(-127, 127, 5) === 4 * -127 * 127 + 5 && r.relaxedDotProbe(100, 1, -3) === 397;
-}
-
-function wrap(inst: WebAssembly.Instance, build: SimdBuild): SimdModule | null {
+function wrap(inst: WebAssembly.Instance, build: SimdBuild): SimdModule {
   const exports = inst.exports as unknown as SimdExports;
   const relaxed = build === 'relaxed' ? (inst.exports as unknown as RelaxedExports) : null;
-  if (relaxed !== null && !probeOk(relaxed)) return null;
   const memory = exports.memory;
   const reserve = (bytes: number) => {
     const have = memory.buffer.byteLength;
@@ -195,11 +206,6 @@ export function simdModule(): SimdModule | null {
       else {
         const build = wantedBuild();
         instance = wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(build)), {}), build);
-        // A relaxed module that fails its probe: the baseline one, for good.
-        if (instance === null) {
-          relaxedValid = false;
-          instance = wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes('baseline')), {}), 'baseline');
-        }
       }
     } catch {
       return null; // not cached: initSimd() may still succeed
@@ -211,9 +217,9 @@ export function simdModule(): SimdModule | null {
 export interface InitSimdOptions {
   /**
    * true: the relaxed module (a RangeError where the engine lacks relaxed
-   * SIMD or fails its probe); false: the baseline module; default: relaxed
-   * where supported, except in Node. Results are the same either way; this
-   * only picks the speed (benchmarks compare the two).
+   * SIMD or computes its dot wrong); false: the baseline module; default:
+   * relaxed wherever `relaxedSimdSupported()`. Results are the same either
+   * way; this only picks the speed (benchmarks compare the two).
    */
   relaxed?: boolean;
 }
@@ -226,25 +232,25 @@ export interface InitSimdOptions {
  * are then stale).
  */
 export async function initSimd(options: InitSimdOptions = {}): Promise<boolean> {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`options: expected an object, got ${options === null ? 'null' : typeof options}`);
   const { relaxed } = options;
+  for (const key of Object.keys(options)) {
+    if (key !== 'relaxed') throw new TypeError(`initSimd: unknown option '${key}' (expected: relaxed)`);
+  }
   if (relaxed !== undefined && typeof relaxed !== 'boolean') throw new TypeError(`relaxed: expected a boolean, got ${typeof relaxed}`);
   if (relaxed === true && !relaxedSimdSupported()) {
-    throw new RangeError('relaxed: true needs WebAssembly relaxed SIMD, which this engine does not validate (Safari; Node 20 without --experimental-wasm-relaxed-simd)');
+    throw new RangeError(
+      relaxedValidates()
+        ? 'relaxed: true: this engine validates relaxed SIMD but computes the relaxed dot wrong (Node 20 with --experimental-wasm-relaxed-simd); the baseline module stays'
+        : 'relaxed: true needs WebAssembly relaxed SIMD, which this engine does not validate (Safari; Node 20 without --experimental-wasm-relaxed-simd)',
+    );
   }
   if (relaxed !== undefined && instance && instance.build !== (relaxed ? 'relaxed' : 'baseline')) instance = undefined;
   if (instance === undefined) {
     if (!simdSupported()) instance = null;
     else {
       const build = relaxed === undefined ? wantedBuild() : relaxed ? 'relaxed' : 'baseline';
-      const loaded = wrap((await WebAssembly.instantiate(moduleBytes(build), {})).instance, build);
-      if (loaded === null) {
-        // A relaxed module that fails its probe: the baseline one, for good.
-        relaxedValid = false;
-        instance = wrap((await WebAssembly.instantiate(moduleBytes('baseline'), {})).instance, 'baseline');
-        if (relaxed === true) throw new RangeError('relaxed: true: this engine validates relaxed SIMD but computes the relaxed dot probe wrong; the baseline module is used');
-      } else {
-        instance = loaded;
-      }
+      instance = wrap((await WebAssembly.instantiate(moduleBytes(build), {})).instance, build);
     }
   }
   if (relaxed !== undefined) preferred = relaxed ? 'relaxed' : 'baseline';

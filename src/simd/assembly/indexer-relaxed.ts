@@ -204,14 +204,3 @@ export function indexerBlockI7D128(q: usize, qs: usize, w: usize, keys: usize, k
     v128.store(out + (<usize>j << 2), s);
   }
 }
-
-/**
- * 4 * a * b + c from one relaxed dot of splatted bytes a (signed) and b
- * (7-bit) onto an accumulator c: the loader's probe, run once when the
- * module loads (arguments, so the optimizer cannot fold it). An engine that
- * drops the accumulator or misreads the signed operand fails it, and the
- * baseline module is used instead.
- */
-export function relaxedDotProbe(a: i32, b: i32, c: i32): i32 {
-  return i32x4.extract_lane(i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat(<i8>a), i8x16.splat(<i8>b), i32x4.splat(c)), 0);
-}
