@@ -1,4 +1,4 @@
-import type { PlanRunner } from '../parallel.js';
+import type { PlanRunner } from '../pool/runner.js';
 import type { MaskData, Tensor } from '../tensor.js';
 import { allocShared } from '../tensor.js';
 import type { AttentionOptions, AttentionResult } from './inputs.js';

@@ -1,4 +1,4 @@
-import type { PlanRunner } from '../parallel.js';
+import type { PlanRunner } from '../pool/runner.js';
 import { allocShared, type Tensor } from '../tensor.js';
 import { planIndexerScores, type IndexerKeys, type IndexerScoresOptions } from './scores.js';
 import { prepareLightningIndexer, type KeyCache, type IndexerInputs, type IndexerWeights, type LightningIndexerOptions, type LightningIndexerResult } from './module.js';

@@ -1,4 +1,4 @@
-import type { PlanRunner } from '../parallel.js';
+import type { PlanRunner } from '../pool/runner.js';
 import { allocShared, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import {
   planCausalMask,

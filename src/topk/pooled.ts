@@ -1,4 +1,4 @@
-import type { PlanRunner } from '../parallel.js';
+import type { PlanRunner } from '../pool/runner.js';
 import { allocShared, type Tensor } from '../tensor.js';
 import { planTopk, type TopkOptions, type TopkResult } from './topk.js';
 
