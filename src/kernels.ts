@@ -8,6 +8,7 @@ import { topkKernels } from './topk/kernels.js';
 import { indexerKernels } from './indexer/kernels.js';
 import { attentionKernels } from './attention/kernels.js';
 import { cacheKernels } from './cache/kernels.js';
+import { initSimd, type SimdBuild } from './simd/index.js';
 
 export const kernels: KernelTable = {
   ...maskKernels,
@@ -16,3 +17,8 @@ export const kernels: KernelTable = {
   ...attentionKernels,
   ...cacheKernels,
 };
+
+/** A worker's set-up: the SIMD build of the thread that made the pool (null: this thread's own choice). */
+export async function setup(build: SimdBuild | null): Promise<void> {
+  await initSimd(build === null ? {} : { relaxed: build === 'relaxed' });
+}

@@ -24,6 +24,8 @@ export interface WorkerPoolOptions {
   registry: URL;
   /** Chunks per thread, for balance when rows cost unequal time (default 2). */
   chunksPerThread?: number;
+  /** Passed to the registry's `setup` export (if any), awaited in each worker before its first task. */
+  setup?: unknown;
 }
 
 const fromSources = import.meta.url.endsWith('.ts');
@@ -38,6 +40,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     maxThreads: threads,
     idleTimeout: Number.POSITIVE_INFINITY,
     concurrentTasksPerWorker: 1,
+    workerData: { setup: options.setup ?? null },
   });
   let closed = false;
 
