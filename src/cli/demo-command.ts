@@ -10,6 +10,7 @@ import { Command, Option } from 'commander';
 import type { CliContext } from './context.js';
 import type { Api, DemoConfig, DemoResult } from './demo.js';
 import { CliError, parsePositive } from './inputs.js';
+import { checkOutputs } from './outputs.js';
 
 // The web page imports the config from here.
 export type { DemoConfig } from './demo.js';
@@ -54,6 +55,8 @@ export function demoCommand(ctx: CliContext): Command {
     .option('--no-report', 'skip the HTML report')
     .addOption(new Option('--json <file>', 'also save the table and the sweep as JSON'))
     .action(async (flags: DemoFlags) => {
+      // The demo reads no file; its two outputs must still be two files.
+      checkOutputs({}, { '--report': flags.report, '--json': flags.json });
       const config: DemoConfig = {
         b: flags.b, t: flags.t, s: flags.s, h: flags.h, d: flags.d, k: flags.k, hq: flags.hq, dqk: flags.dqk, dV: flags.dv ?? flags.dqk,
         seed: flags.seed, threads: flags.threads, causal: flags.causal, module: Boolean(flags.module), dim: flags.dim, qRank: flags.qRank,

@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import type { CliContext } from './context.js';
 import { generateMask } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
-import { createOutput } from './outputs.js';
+import { checkOutputs, createOutput } from './outputs.js';
 import { withProgress } from './progress.js';
 import { blockRows, checkIndicesBelow, maskDtype, openInput, parseInteger, parsePositive, readIndexRows, rowBlocks } from './inputs.js';
 
@@ -38,6 +38,7 @@ export function maskCommand(ctx: CliContext): Command {
 }
 
 function runMask(flags: MaskFlags, ctx: CliContext): void {
+  checkOutputs({ '--indices': flags.indices }, { '--out': flags.out });
   const { seqLen: s, form } = flags;
   const indices = openInput('--indices', flags.indices, ['int32', 'int64'], ['b', 't', 'k']);
   try {

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import type { CliContext } from './context.js';
 import { maskFromThreshold } from '../mask/masks.js';
 import { wordsPerRow, type MaskData, type MaskForm } from '../tensor.js';
-import { createOutput } from './outputs.js';
+import { checkOutputs, createOutput } from './outputs.js';
 import { CliError, blockRows, maskDtype, openInput, rowBlocks } from './inputs.js';
 import { withProgress } from './progress.js';
 
@@ -30,6 +30,7 @@ export function thresholdCommand(ctx: CliContext): Command {
 }
 
 function runThreshold(flags: ThresholdFlags, ctx: CliContext): void {
+  checkOutputs({ '--scores': flags.scores, '--values': flags.values }, { '--out': flags.out });
   const scores = openInput('--scores', flags.scores, ['float32'], ['b', 't', 's']);
   try {
     const values = openInput('--values', flags.values, ['float32'], ['b', 't', 'k']);

@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { topk } from '../topk/topk.js';
 import type { CliContext } from './context.js';
-import { createOutput } from './outputs.js';
+import { checkOutputs, createOutput } from './outputs.js';
 import { CliError, blockRows, openInput, parseInteger, parsePositive, rowBlocks } from './inputs.js';
 import { withProgress } from './progress.js';
 
@@ -34,6 +34,7 @@ export function topkCommand(ctx: CliContext): Command {
 }
 
 function runTopk(flags: TopkFlags, ctx: CliContext): void {
+  checkOutputs({ '--scores': flags.scores }, { '--out-indices': flags.outIndices, '--out-values': flags.outValues });
   const scores = openInput('--scores', flags.scores, ['float32'], ['b', 't', 's']);
   try {
     const [b, t, s] = scores.shape;
