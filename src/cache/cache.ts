@@ -23,6 +23,8 @@ import { NO_BAD_ROW } from '../mask/check.js';
 import { checkKeys, writeTokens } from './append.js';
 
 export type KeyForm = 'float32' | 'int8' | 'fp8';
+/** A cache's score precision: its key form, or 'int7' queries over int8 keys. */
+export type CachePrecision = KeyForm | 'int7';
 
 export interface DsaCacheOptions {
   /** Sequences the cache holds. */
@@ -37,6 +39,12 @@ export interface DsaCacheOptions {
   indexerDim?: number;
   /** How indexer keys are stored: 'fp8' (default, DeepSeek's 132 bytes a token), 'int8' or 'float32'. */
   keyForm?: KeyForm;
+  /**
+   * The indexer's score precision: the key form's (default), or 'int7' over
+   * an int8 cache (queries quantized to 63 levels: relaxed SIMD's i8 x i7 dot
+   * where the module has it, the same bits everywhere).
+   */
+  precision?: CachePrecision;
   /** fp8: act_quant's scale rounding, 'float32' (default) or 'ue8m0'. */
   scaleFormat?: ScaleFormat;
   /** Rotate keys (and so queries) by the Hadamard transform before storing (default true for fp8, false otherwise). */
@@ -78,6 +86,8 @@ export class DsaCache {
   readonly maxBlocks: number;
   readonly d: number;
   readonly keyForm: KeyForm;
+  /** The indexer's score precision: `keyForm`, or 'int7' over int8 keys. */
+  readonly precision: CachePrecision;
   readonly scaleFormat: ScaleFormat;
   readonly hadamard: boolean;
   readonly hkv: number;
@@ -107,6 +117,10 @@ export class DsaCache {
     }
     this.d = checkSize('indexerDim', opts.indexerDim ?? 128);
     this.keyForm = checkOneOf('keyForm', opts.keyForm ?? 'fp8', ['float32', 'int8', 'fp8'] as const);
+    this.precision = checkOneOf('precision', opts.precision ?? this.keyForm, ['float32', 'int8', 'int7', 'fp8'] as const);
+    if (this.precision !== this.keyForm && !(this.precision === 'int7' && this.keyForm === 'int8')) {
+      throw new RangeError(`precision: keyForm '${this.keyForm}' scores in precision '${this.keyForm}'${this.keyForm === 'int8' ? " or 'int7'" : ''}, got '${this.precision}'`);
+    }
     this.scaleFormat = checkOneOf('scaleFormat', opts.scaleFormat ?? 'float32', ['float32', 'ue8m0'] as const);
     const hadamard = opts.hadamard ?? this.keyForm === 'fp8';
     if (typeof hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(hadamard)}`);

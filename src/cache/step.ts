@@ -158,7 +158,7 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
     cache.keys,
     { data: wIdx, shape: [m, t, h] },
     {
-      precision: cache.keyForm, weightScale: h ** -0.5 * d ** -0.5, blockTable: table, seqLens: newLens, maxLen: width,
+      precision: cache.precision, weightScale: h ** -0.5 * d ** -0.5, blockTable: table, seqLens: newLens, maxLen: width,
       out: scoresOut, simd: opts.simd, ...(cache.keyForm === 'fp8' ? { scaleFormat: cache.scaleFormat } : {}),
     },
     alloc,
@@ -198,7 +198,8 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
  * the new tokens' indexer keys and kv rows are appended (nothing earlier is
  * copied), each new token's top-k keys are chosen over its sequence's cache
  * (causally), and sparse attention reads them from the kv pages. Weights as
- * in `lightningIndexer`; the indexer's precision is the cache's key form.
+ * in `lightningIndexer`; the indexer's precision is the cache's (`precision`:
+ * its key form, or 'int7' over int8 keys).
  * Returns `out` [m*t, hq, dV], `lse` [m*t, hq] and the chosen positions
  * `indices` [m, t, topK]. On any error the cache is unchanged.
  */

@@ -81,14 +81,14 @@ test('errors: one sequence (b = 1), kv holding s = sPast + t keys, q holding t r
   assert.throws(() => dsaForwardDense(weights, two, attention), /expected b = 1, got b = 2/);
 });
 
-test('dsaForward and the pool\'s dsaForward accept int8 and FP8 key caches (quantizeKeys, quantizeKeysFp8): same output as the float32 cache at that precision', async () => {
+test('dsaForward and the pool\'s dsaForward accept int8 (int8 or int7 queries) and FP8 key caches (quantizeKeys, quantizeKeysFp8): same output as the float32 cache at that precision', async () => {
   const { quantizeKeys, quantizeKeysFp8 } = await import('../../src/indexer/quantized-keys.js');
   const { createPool } = await import('../../src/pool/index.js');
   const { weights, inputs, attention } = layer(3, 20, 4, 1, 24);
   const kCache = inputs.kCache!;
   const pool = createPool({ threads: 2 });
   try {
-    for (const [precision, cache] of [['int8', quantizeKeys(kCache)], ['fp8', quantizeKeysFp8(kCache)]] as const) {
+    for (const [precision, cache] of [['int8', quantizeKeys(kCache)], ['int7', quantizeKeys(kCache)], ['fp8', quantizeKeysFp8(kCache)]] as const) {
       const opts = { indexer: { topK: 8, ropeDim: 8, precision }, dV: 16 };
       const float = dsaForward(weights, inputs, attention, opts);
       const quant = dsaForward(weights, { ...inputs, kCache: cache }, attention, opts);

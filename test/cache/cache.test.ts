@@ -114,6 +114,11 @@ test('createDsaCache checks its options by name', () => {
   assert.throws(() => createDsaCache({ batch: 1, capacity: 8, indexerDim: 256 }), /keyForm 'fp8': needs indexerDim <= 128/);
   assert.throws(() => createDsaCache({ batch: 1, capacity: 8, indexerDim: 12 }), /hadamard: needs indexerDim a power of 2/);
   assert.throws(() => createDsaCache({ batch: 1, capacity: 8, keyForm: 'bf16' as never }), /keyForm: expected one of 'float32', 'int8', 'fp8'/);
+  assert.throws(() => createDsaCache({ batch: 1, capacity: 8, precision: 'int4' as never }), /precision: expected one of 'float32', 'int8', 'int7', 'fp8'/);
+  assert.throws(() => createDsaCache({ batch: 1, capacity: 8, precision: 'int7' }), /precision: keyForm 'fp8' scores in precision 'fp8', got 'int7'/);
+  assert.throws(() => createDsaCache({ batch: 1, capacity: 8, keyForm: 'int8', precision: 'fp8' }), /precision: keyForm 'int8' scores in precision 'int8' or 'int7', got 'fp8'/);
+  assert.equal(createDsaCache({ batch: 1, capacity: 8, keyForm: 'int8', precision: 'int7', kvDim: 4 }).precision, 'int7');
+  assert.equal(createDsaCache({ batch: 1, capacity: 8, keyForm: 'int8', kvDim: 4 }).precision, 'int8');
   assert.throws(() => createDsaCache({ batch: 8, capacity: 1 << 20, maxBytes: 1 << 20 }), /a DSA cache of 8388608 slots needs .* over maxBytes/);
 });
 

@@ -12,6 +12,7 @@ import { lightningIndexer, shareWeights, type IndexerWeights } from '../../src/i
 import { createPool } from '../../src/pool/index.js';
 import type { Tensor } from '../../src/tensor.js';
 import { rng } from '../../src/cli/demo-data.js';
+import { initSimd, relaxedSimdSupported } from '../../src/simd/index.js';
 
 type F = Tensor<Float32Array>;
 
@@ -46,7 +47,7 @@ function rows(v: F, from: number, to: number, axis0 = false): F {
 }
 
 /** dsaForward for tokens [from, to) of a sequence, with the float32 keys of tokens [0, from) as its cache. */
-function forward(seq: Seq, from: number, to: number, precision: 'float32' | 'int8' | 'fp8') {
+function forward(seq: Seq, from: number, to: number, precision: (typeof FORMS)[number]) {
   const hadamard = precision === 'fp8';
   const kCache = from > 0 ? (lightningIndexer(weights, { x: rows(seq.x, 0, from), qr: rows(seq.qr, 0, from) }, { ...indexerOpts, precision: 'float32' }).keys as F) : undefined;
   return dsaForward(
@@ -61,8 +62,10 @@ function stepInputs(seq: Seq, from: number, to: number) {
   return { x: rows(seq.x, from, to), qr: rows(seq.qr, from, to), q: rows(seq.q, from, to, true), kv: rows(seq.kv, from, to, true) };
 }
 
-const FORMS = ['float32', 'int8', 'fp8'] as const;
-const cacheOf = (keyForm: (typeof FORMS)[number], layout: Partial<DsaCacheOptions>) => createDsaCache({ batch: 3, indexerDim: d, kvDim: dqk, keyForm, ...(layout.pages ? layout : { capacity: 64 }), ...layout } as DsaCacheOptions);
+/** The cache's precisions: its key forms, and 'int7' queries over int8 keys. */
+const FORMS = ['float32', 'int8', 'int7', 'fp8'] as const;
+const cacheOf = (precision: (typeof FORMS)[number], layout: Partial<DsaCacheOptions>) =>
+  createDsaCache({ batch: 3, indexerDim: d, kvDim: dqk, keyForm: precision === 'int7' ? 'int8' : precision, precision, ...(layout.pages ? layout : { capacity: 64 }), ...layout } as DsaCacheOptions);
 
 for (const keyForm of FORMS) for (const layout of [{ capacity: 64 }, { pages: 20, pageSize: 4 }]) {
   const name = `${keyForm}, ${'capacity' in layout ? 'contiguous' : 'paged'}`;
@@ -185,5 +188,44 @@ test('a failed step leaves the cache unchanged: NaN hidden states (fp8 keys), a 
     assert.equal(cache.length(0), 5);
   } finally {
     await pool.close();
+  }
+});
+
+test('int7 queries over an int8 cache (d = 16 and the d = 128 kernel): the relaxed and the baseline module give the same steps bit for bit, and the TypeScript kernels the same selections; the recall of int8 and int7 against float32 is reported', async () => {
+  const builds: ('relaxed' | 'baseline')[] = relaxedSimdSupported() ? ['relaxed', 'baseline'] : ['baseline'];
+  try {
+    for (const dI of [16, 128]) {
+      const hI = 8, T = 70;
+      const w: IndexerWeights = { ...weights, wqB: floats([hI * dI, qRank], 11, 0.3), wk: floats([dI, dim], 12, 0.3), kNormWeight: floats([dI], 13), kNormBias: floats([dI], 14, 0.1), weightsProj: floats([hI, dim], 15) };
+      const seq = sequence(T, 100 + dI);
+      const run = (precision: 'int7' | 'int8' | 'float32', simd: boolean) => {
+        const cache = createDsaCache({ batch: 1, capacity: T, indexerDim: dI, kvDim: dqk, keyForm: precision === 'int7' ? 'int8' : precision, precision });
+        const opts = { ...indexerOpts, topK: 16, dV, simd };
+        const first = prefill(w, cache, 0, stepInputs(seq, 0, T - 2), { ...opts, queryBlock: 32 });
+        const steps = [T - 2, T - 1].map((p) => decodeStep(w, cache, stepInputs(seq, p, p + 1), opts));
+        return { out: [first, ...steps].map((s) => Array.from(s.out.data)), indices: steps.map((s) => Array.from(s.indices.data)) };
+      };
+      // The selections equal the TypeScript kernels' (whose attention sums in another order); everything equals between modules.
+      const reference = run('int7', false);
+      const byBuild = [];
+      for (const build of builds) {
+        await initSimd({ relaxed: build === 'relaxed' });
+        const got = run('int7', true);
+        assert.deepEqual(got.indices, reference.indices, `d = ${dI}: int7 selections on the ${build} module`);
+        byBuild.push(got);
+      }
+      for (const got of byBuild.slice(1)) assert.deepEqual(got, byBuild[0], `d = ${dI}: int7 steps, relaxed = baseline module`);
+      // Recall@16 of the two decode steps' selections against float32's, int8's beside int7's.
+      const exact = run('float32', true).indices, recall = (got: number[][]) => {
+        let hit = 0, all = 0;
+        got.forEach((row, i) => { const want = new Set(exact[i].filter((j) => j >= 0)); all += want.size; hit += row.filter((j) => want.has(j)).length; });
+        return hit / all;
+      };
+      const r8 = recall(run('int8', true).indices), r7 = recall(reference.indices);
+      assert.ok(r7 >= 0.75 && r8 >= 0.75, `d = ${dI}: recall@16 against float32: int8 ${r8}, int7 ${r7}`);
+      console.log(`# d = ${dI}: recall@16 against float32: int8 ${r8.toFixed(3)}, int7 ${r7.toFixed(3)}`);
+    }
+  } finally {
+    await initSimd({ relaxed: relaxedSimdSupported() });
   }
 });

@@ -163,18 +163,20 @@ test('pool: lightningIndexer is bit-identical to the synchronous call (x[2,5,24]
   }
 });
 
-test('lightningIndexer int8 with a quantized key cache equals int8 with the float32 cache (x[2,3,24] cache=9 topK=4)', async () => {
+test('lightningIndexer int8 and int7 with a quantized key cache equal the same precision with the float32 cache (x[2,3,24] cache=9 topK=4)', async () => {
   const { quantizeKeys } = await import('../../src/indexer/quantized-keys.js');
   const W = weights(24, 16, 4, 16, 7);
   const x = tensor([2, 3, 24], 41), qr = tensor([2, 3, 16], 42), kCache = tensor([2, 9, 16], 43);
-  const opts = { topK: 4, ropeDim: 8, precision: 'int8' as const };
-  const float = lightningIndexer(W, { x, qr, kCache }, opts);
-  const quant = lightningIndexer(W, { x, qr, kCache: quantizeKeys(kCache) }, opts);
-  assert.deepEqual(quant.scores.data, float.scores.data);
-  assert.deepEqual(quant.indices.data, float.indices.data);
-  const expectedKeys = quantizeKeys(float.keys);
-  assert.deepEqual(quant.keys.values.data, expectedKeys.values.data, 'appended keys quantized as scoring does');
-  assert.deepEqual(quant.keys.scales.data, expectedKeys.scales.data);
+  for (const precision of ['int8', 'int7'] as const) {
+    const opts = { topK: 4, ropeDim: 8, precision };
+    const float = lightningIndexer(W, { x, qr, kCache }, opts);
+    const quant = lightningIndexer(W, { x, qr, kCache: quantizeKeys(kCache) }, opts);
+    assert.deepEqual(quant.scores.data, float.scores.data, precision);
+    assert.deepEqual(quant.indices.data, float.indices.data, precision);
+    const expectedKeys = quantizeKeys(float.keys);
+    assert.deepEqual(quant.keys.values.data, expectedKeys.values.data, `${precision}: appended keys quantized as scoring does`);
+    assert.deepEqual(quant.keys.scales.data, expectedKeys.scales.data, precision);
+  }
   assert.throws(() => lightningIndexer(W, { x, qr, kCache: quantizeKeys(kCache) }, { topK: 4, ropeDim: 8 }), {
     name: 'RangeError', message: /inputs\.kCache: quantized keys need precision 'int8' or 'int7', got precision 'float32'/,
   });
