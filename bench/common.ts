@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { allocShared, type Tensor } from '../src/tensor.js';
 import { rng } from '../src/cli/demo-data.js';
 import { topk } from '../src/topk/topk.js';
+import { simdBuild } from '../src/simd/index.js';
 
 const argv = process.argv.slice(2);
 
@@ -57,8 +58,8 @@ export const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 /** This process's peak RSS so far, in whole MiB. */
 export const peakRssMiB = (): number => mib(process.resourceUsage().maxRSS * 1024);
 
-/** The machine line of a results file: CPU model, cores, Node version. */
-export const machine = (): string => `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}`;
+/** The machine line of a results file: CPU model, cores, Node version, the SIMD build this thread (and the pool's workers) run. */
+export const machine = (): string => `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, Node ${process.versions.node}, ${simdBuild() ?? 'TypeScript'} SIMD module`;
 
 /** Writes `text` to bench/results/<file>, making the folder if missing. */
 export function writeResults(file: string, text: string): void {

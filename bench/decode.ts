@@ -1,14 +1,15 @@
 // Decode-step benchmark: one DeepSeek-V3.2 DSA layer step through a cache
 // (decodeStep: projections, append, scores, top-k, page-table transform,
 // sparse attention) at s in {8192, 32768, 131072}, b = 1, and a batch of 8
-// sequences of 4096 .. 131072 tokens; float32, int8 and fp8 key caches;
+// sequences of 4096 .. 131072 tokens; float32, int8 (int8 or int7 queries)
+// and fp8 key caches;
 // 1 thread and 2. In the same run, onnxruntime-node runs the same step over
 // the float32 cache (bench/decode-onnx.ts), its result checked against the
 // library on the same inputs. Reports medians, the 2-thread speedup, fp8 and
 // int8 top-k recall against the float32 cache, bytes allocated per step and
 // peak RSS.
 //
-//   npx tsx bench/decode.ts [--smoke] [--reps 9] [--cases 8192,32768,131072,batch] [--forms float32,int8,fp8]
+//   npx tsx bench/decode.ts [--smoke] [--reps 9] [--cases 8192,32768,131072,batch] [--forms float32,int8,int7,fp8]
 //
 // Layer shape: dim 7168, qRank 1536, indexer h 64, d 128, topK 2048;
 // attention hq 128, hkv 1, dqk 576, dV 512. Seeded data; each form's cache
@@ -17,7 +18,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as ort from 'onnxruntime-node';
-import { createDsaCache, decodeStep, indexerScores, shareWeights, sparseAttention, topk, type DsaCache, type IndexerWeights, type KeyForm } from '../src/index.js';
+import { createDsaCache, decodeStep, indexerScores, shareWeights, sparseAttention, topk, type CachePrecision, type DsaCache, type IndexerWeights } from '../src/index.js';
 import { createPool } from '../src/pool/index.js';
 import { allocShared, type Tensor } from '../src/tensor.js';
 import { decodeStepModel, type DecodeShape } from './decode-onnx.js';
@@ -36,7 +37,9 @@ const reps = Number(option('reps') ?? (smoke ? '2' : '9'));
 const warmup = smoke ? 1 : 2;
 const BATCH = smoke ? [16, 40, 64, 128] : [4096, 8192, 16384, 32768, 49152, 65536, 98304, 131072];
 const caseNames = (option('cases') ?? (smoke ? '64,128,batch' : '8192,32768,131072,batch')).split(',');
-const forms = (option('forms') ?? 'float32,int8,fp8').split(',') as KeyForm[];
+const forms = (option('forms') ?? 'float32,int8,int7,fp8').split(',') as CachePrecision[];
+/** The cache of a precision: its key form ('int7': 7-bit queries over int8 keys). */
+const cacheForm = (form: CachePrecision) => ({ keyForm: form === 'int7' ? 'int8' as const : form, precision: form });
 const PAGE = 64;
 
 /** Seeded normal values in shared memory (the pool reads them in place). */
@@ -132,11 +135,11 @@ for (const name of caseNames) {
   const steps = warmup + 2 * reps;
   const inputs = Array.from({ length: steps }, (_, i) => stepInputs(m, i));
   // One cache per form, all holding the same tokens.
-  const caches = new Map<KeyForm, DsaCache>();
+  const caches = new Map<CachePrecision, DsaCache>();
   for (const form of forms) {
     const cache = m === 1
-      ? createDsaCache({ batch: 1, capacity: lengths[0] + steps, keyForm: form, indexerDim: d, kvDim: dqk })
-      : createDsaCache({ batch: m, pages: Math.ceil(total / PAGE) + m * (1 + Math.ceil(steps / PAGE)), pageSize: PAGE, keyForm: form, indexerDim: d, kvDim: dqk });
+      ? createDsaCache({ batch: 1, capacity: lengths[0] + steps, ...cacheForm(form), indexerDim: d, kvDim: dqk })
+      : createDsaCache({ batch: m, pages: Math.ceil(total / PAGE) + m * (1 + Math.ceil(steps / PAGE)), pageSize: PAGE, ...cacheForm(form), indexerDim: d, kvDim: dqk });
     lengths.forEach((len, seq) => fill(cache, seq, len));
     caches.set(form, cache);
   }
@@ -175,7 +178,7 @@ for (const name of caseNames) {
   };
 
   // Every contender in every round, one after another, so that ratios see the same machine (it is shared and drifts).
-  const picked = new Map<KeyForm, Int32Array[]>(forms.map((f) => [f, []]));
+  const picked = new Map<CachePrecision, Int32Array[]>(forms.map((f) => [f, []]));
   const times = new Map<string, number[]>();
   const allocated = new Map<string, number[]>();
   const heap = new Map<string, number[]>();
@@ -194,7 +197,7 @@ for (const name of caseNames) {
       heap.get(key)!.push(after.heapUsed - before.heapUsed);
     }
   };
-  const stepOf = (form: KeyForm, i: number, threads: number) => async () => {
+  const stepOf = (form: CachePrecision, i: number, threads: number) => async () => {
     const cache = caches.get(form)!;
     const r = threads === 1
       ? decodeStep(weights, cache, inputs[i], { dV, topK, ropeDim })
@@ -217,7 +220,7 @@ for (const name of caseNames) {
   }
   // Recall of each form's top-k against the float32 cache's, step by step (the same tokens).
   const exact = picked.get('float32');
-  const recallOf = new Map<KeyForm, number>();
+  const recallOf = new Map<CachePrecision, number>();
   if (exact) {
     for (const form of forms) {
       if (form === 'float32') continue;

@@ -5,6 +5,10 @@
 // (the pool), against onnxruntime-node computing the same scores
 // (Transpose, MatMul, Relu, MatMul with the weights) with the same threads.
 // The int8 path reports its top-k overlap (recall) with the float32 top-k.
+// Where the engine runs the relaxed module (Node 22+), the default build,
+// int7 queries over keys quantized once (relaxed SIMD's i8 x i7 dot) run
+// beside int8 on the baseline module (fixed-width SIMD only), each on this
+// thread and on a pool whose workers load that build, with int7's recall.
 //
 //   npx tsx bench/indexer.ts [--smoke] [--reps 5] [--fallback-rows 8]
 //
@@ -19,6 +23,7 @@ import { indexerScores, type IndexerScoresOptions } from '../src/indexer/scores.
 import { lightningIndexer } from '../src/indexer/module.js';
 import { quantizeKeys } from '../src/indexer/quantized-keys.js';
 import { createPool } from '../src/pool/index.js';
+import { initSimd, relaxedSimdSupported, simdBuild, type SimdBuild } from '../src/simd/index.js';
 import { OnnxType, onnxModel, onnxNode, onnxValueInfo, onnxAttr } from './onnx-model.js';
 import { bitIdentical, checkClose, flag, median, option, peakRssMiB as peakRss, recall, sharedFloats, writeResults } from './common.js';
 
@@ -75,7 +80,16 @@ const moduleRun = (() => {
   return { ...moduleShape, ms, peakRssMiB };
 })();
 
+// The default build's pool, and one per build for the int7-against-int8 rows (workers load the build of the thread that makes the pool).
+const defaultBuild = simdBuild();
 const pool = createPool({ threads: 2 });
+const relaxed = relaxedSimdSupported();
+const pools = new Map<SimdBuild, typeof pool>();
+for (const build of relaxed ? (['baseline', 'relaxed'] as const) : []) {
+  await initSimd({ relaxed: build === 'relaxed' });
+  pools.set(build, createPool({ threads: 2 }));
+}
+if (defaultBuild !== null) await initSimd({ relaxed: defaultBuild === 'relaxed' });
 const results: Row[] = [];
 const gflop = (rows: number, s: number) => (2 * rows * h * s * d) / 1e9;
 
@@ -119,10 +133,13 @@ try {
       for (let r = 0; r < t; r += n) out.set((await sessions.get(threads)!.run(feeds[r / n])).scores.data as Float32Array, r * s);
       return out;
     };
-    const ours = (opts: IndexerScoresOptions, threads: number, keys: Parameters<typeof indexerScores>[1] = k) =>
-      threads === 1 ? async () => indexerScores(q, keys, w, opts).data : async () => (await pool.indexerScores(q, keys, w, opts)).data;
+    const ours = (opts: IndexerScoresOptions, threads: number, keys: Parameters<typeof indexerScores>[1] = k, build?: SimdBuild) => {
+      const on = build === undefined ? pool : pools.get(build)!;
+      return threads === 1 ? async () => indexerScores(q, keys, w, opts).data : async () => (await on.indexerScores(q, keys, w, opts)).data;
+    };
 
-    interface Contestant { method: string; threads: number; rows: number; reps: number; run: () => Promise<Float32Array>; out?: Float32Array; times: number[] }
+    /** `build`: the module this thread switches to before the call (default: the engine's default build). */
+    interface Contestant { method: string; threads: number; rows: number; reps: number; run: () => Promise<Float32Array>; out?: Float32Array; times: number[]; build?: SimdBuild }
     const fbOpts: IndexerScoresOptions = { simd: false, rows: [0, fbRows] };
     const fbReps = Math.max(1, Math.min(reps, 3));
     const contestants: Contestant[] = [];
@@ -134,14 +151,29 @@ try {
         { method: 'TS fallback', threads, rows: fbRows, reps: fbReps, run: ours(fbOpts, threads), times: [] },
         { method: 'onnxruntime-node', threads, rows: t, reps, run: runOrt(threads), times: [] },
       );
+      if (relaxed) {
+        contestants.push(
+          { method: 'int8 SIMD, keys quantized once, baseline module', threads, rows: t, reps, run: ours({ precision: 'int8' }, threads, kq, 'baseline'), times: [], build: 'baseline' },
+          { method: 'int7 SIMD, keys quantized once, relaxed module', threads, rows: t, reps, run: ours({ precision: 'int7' }, threads, kq, 'relaxed'), times: [], build: 'relaxed' },
+        );
+      }
     }
+    // Switching builds reuses each build's instance (initSimd keeps them), so a switch costs no fresh memory.
+    const use = async (c: Contestant) => {
+      const build = c.build ?? defaultBuild;
+      if (build !== null && simdBuild() !== build) await initSimd({ relaxed: build === 'relaxed' });
+    };
     // One warm-up each (its output is what gets checked), then the repetitions
     // interleaved round by round, so a burst of load from elsewhere on this
     // shared machine hits every method alike.
-    for (const c of contestants) c.out = await c.run();
+    for (const c of contestants) {
+      await use(c);
+      c.out = await c.run();
+    }
     for (let round = 0; round < reps; round++) {
       for (const c of contestants) {
         if (round >= c.reps) continue;
+        await use(c);
         const t0 = performance.now();
         const out = await c.run();
         c.times.push(performance.now() - t0);
@@ -152,10 +184,14 @@ try {
     const f32 = find('float32 SIMD', 1).out!;
     const int8 = find('int8 SIMD', 1).out!;
     const int8Recall = recall(f32, int8, t, s, topK);
+    const int7 = relaxed ? find('int7 SIMD, keys quantized once, relaxed module', 1).out! : null;
+    const int7Recall = int7 ? recall(f32, int7, t, s, topK) : undefined;
     for (const c of contestants) {
       const extra: Partial<Row> = {};
       if (c.method.startsWith('float32') || c.method.startsWith('int8')) bitIdentical(`${c.method} x${c.threads}`, c.out!, c.method.startsWith('int8') ? int8 : f32);
+      if (c.method.startsWith('int7')) bitIdentical(`${c.method} x${c.threads}`, c.out!, int7!);
       if (c.method.startsWith('int8')) extra.recall = int8Recall;
+      if (c.method.startsWith('int7')) extra.recall = int7Recall;
       if (c.method === 'TS fallback' || c.method === 'onnxruntime-node') extra.relErr = check(`${c.method} x${c.threads}`, c.out!, f32, c.rows * s, 1e-5);
       record(c.method, c.threads, c.rows, c.times, extra);
     }
@@ -163,6 +199,7 @@ try {
   }
 } finally {
   await pool.close();
+  for (const p of pools.values()) await p.close();
 }
 
 const get = (shape: string, method: string, threads: number) => results.find((r) => r.shape === shape && r.method === method && r.threads === threads)!;
@@ -178,8 +215,21 @@ for (const shape of [...new Set(results.map((r) => r.shape))]) {
     );
   }
 }
+const int7Lines = relaxed
+  ? [
+      '',
+      'int7 queries on the relaxed module against int8 on the baseline module (keys quantized once, both):',
+      '',
+      '| shape | threads | int8 baseline ms | int7 relaxed ms | int7 / int8 speed | int8 recall@k | int7 recall@k |',
+      '|---|---|---|---|---|---|---|',
+      ...[...new Set(results.map((r) => r.shape))].flatMap((shape) => [1, 2].map((threads) => {
+        const i8 = get(shape, 'int8 SIMD, keys quantized once, baseline module', threads), i7 = get(shape, 'int7 SIMD, keys quantized once, relaxed module', threads);
+        return `| ${shape} | ${threads} | ${i8.medianMs.toFixed(1)} | ${i7.medianMs.toFixed(1)} | ${(i8.medianMs / i7.medianMs).toFixed(2)}x | ${i8.recall!.toFixed(4)} | ${i7.recall!.toFixed(4)} |`;
+      })),
+    ]
+  : ['', `(no int7 rows: this engine does not run the relaxed module)`];
 const peakRssMiB = peakRss();
-console.log(`indexer scores: h=${h} d=${d} k=${topK}; medians of ${reps}; fallback on ${fallbackRows} rows at prefill; peak RSS ${peakRssMiB} MiB\n\n${lines.join('\n')}`);
+console.log(`indexer scores: h=${h} d=${d} k=${topK}; medians of ${reps}; fallback on ${fallbackRows} rows at prefill; Node ${process.versions.node}, default build ${defaultBuild}; peak RSS ${peakRssMiB} MiB\n\n${lines.join('\n')}\n${int7Lines.join('\n')}`);
 console.log(`\nlightningIndexer [1,${moduleRun.t},${moduleRun.s}] (dim ${moduleRun.dim}, q rank ${moduleRun.qRank}, h ${h}, d ${d}, k ${topK}, bit mask): ${moduleRun.ms.toFixed(0)} ms, peak RSS ${moduleRun.peakRssMiB} MiB`);
 console.log(`(sink ${sink.toFixed(3)})`);
 writeResults(smoke ? 'indexer.smoke.tmp' : 'indexer.json', JSON.stringify({ date: new Date().toISOString(), node: process.version, h, d, topK, cases, reps, fallbackRows, ortBlock, peakRssMiB, module: moduleRun, results }, null, 1));

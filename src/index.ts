@@ -32,7 +32,7 @@ export type { IndexerKeys } from './indexer/scores.js';
 export { parseNpyHeader, encodeNpyHeader, encodeNpy, decodeNpy } from './io/npy.js';
 export type { NpyDtype, NpyHeader } from './io/npy.js';
 export { createDsaCache, DsaCache } from './cache/cache.js';
-export type { DsaCacheOptions, AppendInputs, KeyForm } from './cache/cache.js';
+export type { DsaCacheOptions, AppendInputs, KeyForm, CachePrecision } from './cache/cache.js';
 export { decodeStep, prefill } from './cache/step.js';
 export type { StepInputs, StepOptions, StepResult, PrefillInputs, PrefillOptions } from './cache/step.js';
 export { pagedSlots } from './cache/slots.js';

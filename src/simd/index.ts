@@ -162,6 +162,8 @@ function wantedBuild(): SimdBuild {
 }
 
 let instance: SimdModule | null | undefined;
+/** Every build this thread has loaded: switching back (initSimd) reuses its instance and the memory it grew. */
+const loaded = new Map<SimdBuild, SimdModule>();
 
 function wrap(inst: WebAssembly.Instance, build: SimdBuild): SimdModule {
   const exports = inst.exports as unknown as SimdExports;
@@ -205,7 +207,8 @@ export function simdModule(): SimdModule | null {
       if (!simdSupported()) instance = null;
       else {
         const build = wantedBuild();
-        instance = wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(build)), {}), build);
+        instance = loaded.get(build) ?? wrap(new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(build)), {}), build);
+        loaded.set(build, instance);
       }
     } catch {
       return null; // not cached: initSimd() may still succeed
@@ -227,9 +230,9 @@ export interface InitSimdOptions {
 /**
  * Compiles the module asynchronously (needed on browser main threads) and
  * resolves to whether SIMD is in use. With `relaxed` set, this thread's
- * module is replaced when it is the other build: call it before running
- * kernels, or between calls (typed-array views into the old module's memory
- * are then stale).
+ * module is switched when it is the other build (a build loaded before is
+ * reused, its memory kept): call it before running kernels, or between
+ * calls.
  */
 export async function initSimd(options: InitSimdOptions = {}): Promise<boolean> {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options: expected an object, got ${options === null ? 'null' : typeof options}`);
@@ -250,7 +253,8 @@ export async function initSimd(options: InitSimdOptions = {}): Promise<boolean> 
     if (!simdSupported()) instance = null;
     else {
       const build = relaxed === undefined ? wantedBuild() : relaxed ? 'relaxed' : 'baseline';
-      instance = wrap((await WebAssembly.instantiate(moduleBytes(build), {})).instance, build);
+      instance = loaded.get(build) ?? wrap((await WebAssembly.instantiate(moduleBytes(build), {})).instance, build);
+      loaded.set(build, instance);
     }
   }
   if (relaxed !== undefined) preferred = relaxed ? 'relaxed' : 'baseline';
