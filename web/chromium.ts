@@ -1,20 +1,20 @@
 /**
  * The page in a real browser, for test/web/ and bench/browser.ts: the page
  * served by `npm run web` (a child process group, stopped at the end),
- * Debian's Chromium driven headless by playwright-core through its
- * executable path (CHROMIUM_PATH, default /usr/bin/chromium; playwright never
- * downloads a browser of its own), each page's console errors collected, and
- * screenshots kept in a temporary folder.
+ * Chromium driven headless by playwright-core through its executable path
+ * (CHROMIUM_PATH, Debian's or @sparticuz/chromium's: web/headless.ts;
+ * playwright never downloads a browser of its own), each page's console
+ * errors collected, and screenshots kept in a temporary folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromiumPath } from './headless.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
-export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Chromium's flags: root in CI needs --no-sandbox; the rest keeps it off the (closed) network. */
 const FLAGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-default-apps'];
@@ -57,10 +57,7 @@ export function startWeb(): Promise<Server> {
 }
 
 export async function launch(): Promise<Browser> {
-  if (!existsSync(chromiumPath)) {
-    throw new Error(`Chromium not found at ${chromiumPath}: apt-get install -y chromium (CI does), or set CHROMIUM_PATH`);
-  }
-  return chromium.launch({ executablePath: chromiumPath, headless: true, args: FLAGS });
+  return chromium.launch({ executablePath: await chromiumPath(), headless: true, args: FLAGS });
 }
 
 /** A new page that records console errors and uncaught exceptions. */
