@@ -49,6 +49,17 @@ export function checkSize(name: string, value: unknown): number {
   return value;
 }
 
+/**
+ * A positive safe integer size at most `max`, for sizes that index typed
+ * arrays or are stored as int32 (`why` says where the bound comes from).
+ */
+export function checkSizeAtMost(name: string, value: unknown, max: number, why: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new RangeError(`${name}: expected a positive integer <= ${max} (${why}), got ${describe(value)}`);
+  }
+  return value;
+}
+
 /** Any safe integer (offsets may be negative). */
 export function checkInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) {

@@ -7,11 +7,25 @@
  */
 import { describe, wordsPerRow, type MaskData, type MaskForm, type TypedArrayConstructor } from '../tensor.js';
 import type { KernelArgs } from '../plan.js';
+import { checkSizeAtMost } from '../validate.js';
 
 export const MASK_FORMS = ['additive', 'bool', 'bits'] as const satisfies readonly MaskForm[];
 
 export function maskCtor(form: MaskForm): TypedArrayConstructor<MaskData> {
   return (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array) as TypedArrayConstructor<MaskData>;
+}
+
+/**
+ * The most keys a mask row may have, in every form: key positions are int32
+ * throughout (top-k indices, windows, seqLens, the WebAssembly verifier's
+ * arguments), so s <= 2^31 - 1. The bit form's word arithmetic (`j >>> 5`,
+ * `(s + 31) >>> 5`) is exact below it; past 2^32 it would wrap.
+ */
+export const MAX_KEYS = 0x7fffffff;
+
+/** s of a mask: a positive safe integer <= MAX_KEYS (RangeError naming it otherwise). */
+export function checkKeyCount(name: string, s: unknown): number {
+  return checkSizeAtMost(name, s, MAX_KEYS, 'key positions are int32');
 }
 
 /** Elements per row: s, or the number of 32-key words for bits. */

@@ -9,7 +9,7 @@ import { allocLocal, product, type Alloc, type MaskData, type MaskForm, type Ten
 import { runPlan, type Plan, type Step } from '../plan.js';
 import { maskKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
-import { MASK_FORMS, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
+import { MASK_FORMS, checkKeyCount, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
 import { NO_BAD_ROW } from './check.js';
 import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
 
@@ -49,8 +49,15 @@ function resultBuffer(form: MaskForm, rows: number, s: number, opts: MaskBlockOp
   const ctor = maskCtor(form);
   const length = rows * rowWidth(form, s);
   if (opts.out !== undefined) return checkOut('out', opts.out, ctor, length);
-  checkBytes(what, length * ctor.BYTES_PER_ELEMENT, opts.maxBytes, cheaperForms(rows, s));
-  return alloc(ctor, length);
+  const bytes = length * ctor.BYTES_PER_ELEMENT;
+  checkBytes(what, bytes, opts.maxBytes, cheaperForms(rows, s));
+  try {
+    return alloc(ctor, length);
+  } catch (e) {
+    // Past the engine's typed-array length (2^32 elements in Node 20) or its memory, with maxBytes raised.
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(`${what}: ${length} ${ctor.name} elements (${bytes} bytes) could not be allocated (${e.message}); ${cheaperForms(rows, s)}`);
+  }
 }
 
 function resultShape(opts: MaskBlockOptions, start: number, end: number, b: number, t: number, width: number): number[] {
@@ -69,7 +76,7 @@ export function outOfRangeError(indices: Int32Array, t: number, k: number, s: nu
 
 export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions, alloc: Alloc): Plan<Tensor<MaskData>> {
   const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
-  checkSize('s', s);
+  checkKeyCount('s', s);
   const strategy = checkOneOf('strategy', opts.strategy ?? 'scatter', ['scatter', 'broadcast'] as const);
   const form = checkOneOf('form', opts.form ?? 'additive', MASK_FORMS);
   const outOfRange = checkOneOf('outOfRange', opts.outOfRange ?? 'error', ['error', 'skip'] as const);
@@ -122,6 +129,7 @@ export function planMaskFromThreshold(
 ): Plan<Tensor<MaskData>> {
   const [b, t, s] = checkTensor('scores', scores, Float32Array, ['b', 't', 's']);
   const [vb, vt, k] = checkTensor('topkValues', topkValues, Float32Array, ['b', 't', 'k']);
+  checkKeyCount('scores s', s);
   checkSame('maskFromThreshold', vb, 'topkValues b', b, 'scores b');
   checkSame('maskFromThreshold', vt, 'topkValues t', t, 'scores t');
   const mode = checkOneOf('mode', opts.mode ?? 'exact', ['exact', 'raw'] as const);
@@ -252,7 +260,8 @@ function planRangeMask(
 ): Plan<Tensor<MaskData>> {
   checkSize('b', b);
   checkSize('t', t);
-  checkSize('s', s);
+  if (!Number.isSafeInteger(b * t)) throw new RangeError(`b * t: the rows (numbered bi * t + ti) must be a safe integer, got ${b} * ${t}`);
+  checkKeyCount('s', s);
   checkOneOf('form', form, MASK_FORMS);
   const offset = keys.causalOffset === undefined ? Infinity : checkInteger('causalOffset', keys.causalOffset);
   const ranges = resolveRowKeys(keys, b, t, s, alloc);

@@ -17,9 +17,9 @@
  * out-of-range policy; 'skip' keeps nothing for it).
  */
 import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
-import { checkInteger, checkOneOf, checkSize, checkTensor } from '../validate.js';
+import { checkInteger, checkOneOf, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
-import { causalLimit, formOf, maskCtor, rowWidth } from './form.js';
+import { causalLimit, checkKeyCount, formOf, maskCtor, rowWidth } from './form.js';
 import { generateMask, outOfRangeError } from './masks.js';
 import { NO_BAD_ROW, checkIndices } from './check.js';
 
@@ -165,9 +165,13 @@ export function createRowVerifier(o: Omit<VerifyRowsOptions, 't0'>, rows: number
       if (n > rows || n < 0 || at < 0 || at + n > indexRows) {
         throw new RangeError(`verify: rows [0, ${n}) with indices [${at}, ${at + n}); the buffers hold ${rows} and ${indexRows}`);
       }
-      const idx = indicesAt + at * k * 4;
       // Row r keeps j < clamp(bound + r, 0, s): bound is the limit of row 0, kept within int32.
       const bound = o.offset === Infinity ? s : Math.max(-n, Math.min(s, t0 + o.offset + 1));
+      if (bound + n - 1 > 0x7fffffff) {
+        // The kernel's int32 bound + r would wrap (rows of nearly 2^31 keys): the TypeScript test.
+        return verifyRowsFast(cells.subarray(0, n * width), indices.subarray(at * k, (at + n) * k), n, { ...o, t0 });
+      }
+      const idx = indicesAt + at * k * 4;
       if (form === 'additive') return e.verifyRowsF32(cellsAt, idx, n, s, k, bound, strict, dropped);
       if (form === 'bool') return e.verifyRowsU8(cellsAt, idx, n, s, k, bound, strict);
       return e.verifyRowsBits(cellsAt, idx, n, s, k, bound, strict);
@@ -261,7 +265,7 @@ export interface MaskDifference {
 export function verifyMask(mask: Tensor<MaskData>, indices: Tensor<Int32Array>, s: number, options: VerifyMaskOptions = {}): MaskDifference | null {
   const form = formOf('mask', (mask as { data?: unknown } | null)?.data);
   const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
-  checkSize('s', s);
+  checkKeyCount('s', s);
   const width = rowWidth(form, s);
   const shape = checkTensor('mask', mask, maskCtor(form), ['b', 't', form === 'bits' ? 'ceil(s / 32)' : 's']);
   if (shape[0] !== b || shape[1] !== t || shape[2] !== width) {

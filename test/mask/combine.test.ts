@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { causalMask, combineMasks, generateMask, DEFAULT_MASK_VALUE, type MaskForm } from '../../src/index.js';
+import { causalMask, combineMasks, generateMask, windowMask, DEFAULT_MASK_VALUE, type MaskForm } from '../../src/index.js';
 import { encode, decode, assertSameBits } from './definition.js';
 
 const forms: MaskForm[] = ['additive', 'bool', 'bits'];
@@ -65,4 +65,21 @@ test('combineMasks and causalMask reject bad inputs naming the argument', () => 
   assert.throws(() => causalMask(1, 2, 4, 1.5), /offset: expected an integer, got number 1.5/);
   assert.throws(() => causalMask(1, 2, 4, 0, 'dense' as never), /form: expected one of/);
   assert.throws(() => causalMask(1, 1024, 131072, 0, 'additive', { maxBytes: 1024 }), /needs 512\.0 MiB/);
+});
+
+test('causalMask and windowMask: s past 2^31 - 1 and rows b * t past 2^53 are RangeErrors naming them, every form', () => {
+  for (const form of forms) {
+    for (const s of [2 ** 31, 2 ** 32, 2 ** 32 + 64, 2 ** 53, 1e300]) {
+      assert.throws(() => causalMask(1, 2, s, 0, form), { name: 'RangeError', message: /^s: expected a positive integer <= 2147483647 \(key positions are int32\)/ });
+      assert.throws(() => causalMask(1, 2, s, 2 ** 40, form, { rows: [0, 1] }), /^RangeError: s: expected a positive integer <= 2147483647/);
+      assert.throws(() => windowMask(1, 1, s, {}, form), /^RangeError: s: expected a positive integer <= 2147483647/);
+      assert.throws(() => windowMask(1, 1, s, { seqLens: Int32Array.of(1) }, form), /^RangeError: s: expected a positive integer <= 2147483647/);
+    }
+    assert.throws(() => causalMask(2 ** 30, 2 ** 30, 4, 0, form, { rows: [0, 1] }), { name: 'RangeError', message: /^b \* t: the rows \(numbered bi \* t \+ ti\) must be a safe integer, got 1073741824 \* 1073741824$/ });
+    assert.throws(() => windowMask(1e300, 1, 4, {}, form), /^RangeError: b \* t: the rows .* must be a safe integer, got 1e\+300 \* 1$/);
+  }
+  // Up to the bound, rows far apart are exact: row 2^40 + 3 of a causal block.
+  const t = 2 ** 40 + 7;
+  const row = causalMask(1, t, 64, -(2 ** 40), 'bool', { rows: [2 ** 40 + 3, 2 ** 40 + 4] });
+  assert.deepEqual([...row.data].map((x, j) => (x ? j : -1)).filter((j) => j >= 0), [0, 1, 2, 3]);
 });

@@ -69,7 +69,7 @@ test('bad arguments give TypeError or RangeError naming the argument, expected a
   const indices = { data: new Int32Array(6), shape: [1, 2, 3] };
   assert.throws(() => generateMask({ data: new Float32Array(6), shape: [1, 2, 3] } as never, 5), { name: 'TypeError', message: /indices.data: expected a Int32Array, got Float32Array/ });
   assert.throws(() => generateMask({ data: new Int32Array(6), shape: [2, 3] }, 5), { name: 'RangeError', message: /indices.shape: expected \[b, t, k\]/ });
-  assert.throws(() => generateMask(indices, 0), { name: 'RangeError', message: /s: expected a positive integer, got number 0/ });
+  assert.throws(() => generateMask(indices, 0), { name: 'RangeError', message: /s: expected a positive integer <= 2147483647 \(key positions are int32\), got number 0/ });
   assert.throws(() => generateMask(indices, 2.5), /s: expected a positive integer/);
   assert.throws(() => generateMask(indices, 5, { form: 'dense' as never }), /form: expected one of 'additive', 'bool', 'bits', got string "dense"/);
   assert.throws(() => generateMask(indices, 5, { strategy: 'gather' as never }), /strategy: expected one of 'scatter', 'broadcast'/);
@@ -89,6 +89,42 @@ test('the memory guard throws before allocating and names the cheaper forms', ()
   assert.equal(generateMask(indices, 131072, { form: 'bits', maxBytes: 17e6 }).data.length, 1024 * 4096);
   // A caller's out is not an allocation: no guard.
   assert.equal(generateMask(indices, 64, { maxBytes: 1, out: new Float32Array(1024 * 64) }).data.length, 1024 * 64);
+});
+
+// Before: s past 2^32 wrapped the bit form's (s + 31) >>> 5 (idx[3,2,1] s=2^32: 0 words a row; s=2^53
+// with strategy 'broadcast': the key loop ran on over a zero-length mask), and 1e300 passed as an integer.
+test('s past 2^31 - 1 (2^31, 2^32 - 1, 2^32, 2^32 + 64, 2^53, 1e300) is a RangeError naming s, every form and strategy, out untouched', () => {
+  const indices = { data: Int32Array.from([2, 0, 1, 3, 2, 5]), shape: [3, 2, 1] };
+  for (const s of [2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 64, 2 ** 53, 1e300, 2 ** 53 + 2]) {
+    for (const form of forms) {
+      for (const strategy of ['scatter', 'broadcast'] as const) {
+        for (const outOfRange of ['error', 'skip'] as const) {
+          const out = new Uint32Array(6).fill(7);
+          assert.throws(() => generateMask(indices, s, { form, strategy, outOfRange, causalOffset: 4, ...(form === 'bits' ? { out } : {}) }), {
+            name: 'RangeError',
+            message: new RegExp(`^s: expected a positive integer <= 2147483647 \\(key positions are int32\\), got number ${String(s).replace('+', '\\+')}$`),
+          });
+          assert.ok(out.every((x) => x === 7), `s=${s} ${form} ${strategy}: out untouched`);
+        }
+      }
+    }
+  }
+});
+
+test('s = 2^31 - 1: the memory guard counts ceil(s/32) words a bit row, and an allocation the engine refuses is named', () => {
+  const s = 2 ** 31 - 1;
+  const indices = { data: Int32Array.from([s - 1, 0]), shape: [2, 1, 1] };
+  assert.throws(() => generateMask(indices, s, { form: 'bits', maxBytes: 1e6 }), {
+    name: 'RangeError',
+    message: /a bits mask of 2 rows x 2147483647 keys needs 512\.0 MiB \(536870912 bytes\), over maxBytes/,
+  });
+  assert.throws(() => generateMask(indices, s, { form: 'bool', maxBytes: 1e6 }), /needs 4\.00 GiB \(4294967294 bytes\)/);
+  // With the guard raised past what a typed array can hold: a RangeError naming the mask, not the engine's bare one.
+  const big = { data: new Int32Array(4), shape: [4, 1, 1] };
+  assert.throws(() => generateMask(big, s, { maxBytes: 2 ** 40 }), {
+    name: 'RangeError',
+    message: /^a additive mask of 4 rows x 2147483647 keys: 8589934588 Float32Array elements \(34359738352 bytes\) could not be allocated \(.*\); use form 'bits'/,
+  });
 });
 
 test('rows [a, a) give an empty block; out is filled in place and returned', () => {

@@ -208,6 +208,10 @@ test('verifyMask: bad arguments name what was expected', () => {
   assert.throws(() => verifyMask({ data: new Float64Array(4) as unknown as Float32Array, shape: [1, 1, 4] }, idx, 4), /mask\.data: expected a Float32Array \(additive\), Uint8Array \(bool\) or Uint32Array \(bits\)/);
   assert.throws(() => verifyMask({ data: new Float32Array(5), shape: [1, 1, 5] }, idx, 4), /mask\.shape: expected \[1, 1, 4\]/);
   assert.throws(() => verifyMask({ data: new Uint32Array(1), shape: [1, 1, 1] }, idx, 4, { droppedValue: 0 }), /droppedValue: expected a non-zero number, got 0/);
+  // Before: s = 2^32 + 64 wrapped to a bit row of 2 words, so a 2-word mask was checked as if it covered s.
+  for (const s of [2 ** 31, 2 ** 32 + 64, 2 ** 53, 1e300]) {
+    assert.throws(() => verifyMask({ data: new Uint32Array(2), shape: [1, 1, 2] }, idx, s), { name: 'RangeError', message: /^s: expected a positive integer <= 2147483647 \(key positions are int32\)/ });
+  }
   const ok = new Float32Array([0, 0, DEFAULT_MASK_VALUE, DEFAULT_MASK_VALUE]);
   assert.equal(verifyMask({ data: ok, shape: [1, 1, 4] }, idx, 4), null);
   assert.deepEqual(verifyMask({ data: ok, shape: [1, 1, 4] }, idx, 4, { droppedValue: -Infinity }), { batch: 0, query: 0, key: 2, kept: false, got: DEFAULT_MASK_VALUE });
