@@ -21,6 +21,7 @@ import type { QuantizedKeys } from '../indexer/quantized-keys.js';
 import type { IndexerKeys } from '../indexer/scores.js';
 import { NO_BAD_ROW } from '../mask/check.js';
 import { checkKeys, writeTokens } from './append.js';
+import { MAX_SLOT } from './slots.js';
 
 export type KeyForm = 'float32' | 'int8' | 'fp8';
 /** A cache's score precision: its key form, or 'int7' queries over int8 keys. */
@@ -147,6 +148,10 @@ export class DsaCache {
       throw new RangeError(`pageSize: the FP8 page layout needs pageSize * indexerDim a multiple of 4 (float32 scales after the codes), got ${this.pageSize} * ${this.d}`);
     }
     const slots = this.numPages * this.pageSize;
+    if (slots > MAX_SLOT + 1) {
+      const what = this.layout === 'paged' ? `pages * pageSize = ${this.numPages} * ${this.pageSize}` : `batch * capacity = ${this.batch} * ${this.pageSize}`;
+      throw new RangeError(`createDsaCache: ${what} = ${slots} slots; expected at most ${MAX_SLOT + 1} (slots are int32)`);
+    }
     const nb = Math.ceil(this.d / QUANT_BLOCK);
     const keyBytes = this.keyForm === 'float32' ? this.d * 4 : this.keyForm === 'int8' ? this.d + nb * 4 : this.d + 4;
     checkBytes(`a DSA cache of ${slots} slots`, slots * (keyBytes + this.hkv * this.dqk * 4), opts.maxBytes, 'use fewer pages or a smaller capacity, or an fp8 key form');

@@ -7,6 +7,9 @@
  * 'cache.slots' args: indices [rows, k] positions, table [b, maxBlocks],
  * pageSize, maxBlocks, t (rows per sequence: row r is sequence floor(r / t)),
  * k, hkv, out [rows, hkv, k] (the slots once per kv head); rows.
+ * Every slot must fit int32 (out is Int32Array; a larger one would wrap):
+ * pagedSlots checks each one first, and a DsaCache holds at most 2^31
+ * slots, so its steps' slots fit.
  */
 import type { KernelArgs } from '../plan.js';
 

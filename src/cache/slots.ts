@@ -16,6 +16,9 @@ export interface PagedSlotsOptions {
   numPages?: number;
 }
 
+/** The largest physical slot: slots are Int32Array. */
+export const MAX_SLOT = 0x7fffffff;
+
 export function planPagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<Int32Array>, pageSize: number, opts: PagedSlotsOptions, alloc: Alloc): Plan<Tensor<Int32Array>> {
   const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
   const [bt, maxBlocks] = checkTensor('blockTable', blockTable, Int32Array, ['b', 'maxBlocks']);
@@ -38,6 +41,10 @@ export function planPagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<I
       if (blk >= maxBlocks) throw new RangeError(`indices: ${where} is position ${p}, in block ${blk}, past the table's ${maxBlocks} blocks of ${P}`);
       const page = table[bi * maxBlocks + blk];
       if (page < 0 || page >= numPages) throw new RangeError(`blockTable: sequence ${bi}, block ${blk} is ${page}; expected a page in [0, ${numPages === Infinity ? 'numPages' : numPages})`);
+      const slot = page * P + (p % P);
+      if (slot > MAX_SLOT) {
+        throw new RangeError(`pageSize: ${where} is position ${p}, in page ${page} (sequence ${bi}, block ${blk}) of pageSize ${P}: slot ${slot}; expected a slot <= ${MAX_SLOT} (slots are int32)`);
+      }
     }
   }
   const out = alloc(Int32Array, b * t * k);
@@ -53,7 +60,8 @@ export function planPagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<I
  * slot = blockTable[bi][p / pageSize] * pageSize + p % pageSize; -1 stays -1.
  * Every index is checked before anything is written: a position past
  * `seqLens` or past the table, or a block entry outside [0, numPages), is a
- * RangeError naming sequence, block and value.
+ * RangeError naming sequence, block and value; so is a slot past 2^31 - 1
+ * (slots are Int32Array), naming the position, page and pageSize.
  */
 export function pagedSlots(indices: Tensor<Int32Array>, blockTable: Tensor<Int32Array>, pageSize: number, opts: PagedSlotsOptions = {}): Tensor<Int32Array> {
   return runPlan(planPagedSlots(indices, blockTable, pageSize, opts, allocLocal), cacheKernels);

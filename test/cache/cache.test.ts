@@ -120,6 +120,14 @@ test('createDsaCache checks its options by name', () => {
   assert.equal(createDsaCache({ batch: 1, capacity: 8, keyForm: 'int8', precision: 'int7', kvDim: 4 }).precision, 'int7');
   assert.equal(createDsaCache({ batch: 1, capacity: 8, keyForm: 'int8', kvDim: 4 }).precision, 'int8');
   assert.throws(() => createDsaCache({ batch: 8, capacity: 1 << 20, maxBytes: 1 << 20 }), /a DSA cache of 8388608 slots needs .* over maxBytes/);
+  // Slots are int32: at most 2^31 of them, checked before the memory guard and before anything is allocated.
+  assert.throws(() => createDsaCache({ batch: 1, pages: 2 ** 20, pageSize: 2 ** 12, indexerDim: 1, kvDim: 1, keyForm: 'float32', maxBytes: 2 ** 60 }), {
+    name: 'RangeError',
+    message: /^createDsaCache: pages \* pageSize = 1048576 \* 4096 = 4294967296 slots; expected at most 2147483648 \(slots are int32\)$/,
+  });
+  assert.throws(() => createDsaCache({ batch: 3, capacity: 2 ** 30, keyForm: 'float32', maxBytes: 2 ** 60 }), /^RangeError: createDsaCache: batch \* capacity = 3 \* 1073741824 = 3221225472 slots; expected at most 2147483648/);
+  assert.throws(() => createDsaCache({ batch: 1, pages: 2, pageSize: 2 ** 31, keyForm: 'float32', maxBytes: 2 ** 60 }), /pages \* pageSize = 2 \* 2147483648 = 4294967296 slots/);
+  assert.throws(() => createDsaCache({ batch: 1, pages: 1, pageSize: 2 ** 31, keyForm: 'float32', maxBytes: 1 << 20 }), /a DSA cache of 2147483648 slots needs .* over maxBytes/);
 });
 
 test('a float32 cache with hadamard stores the rotated keys', () => {
@@ -140,4 +148,25 @@ test('pagedSlots maps positions to physical slots through the block table; -1 st
   assert.throws(() => pagedSlots(indices, table, 4, { seqLens: Int32Array.from([6, 10]) }), /indices: batch 1, query 0, slot 1 is position 11, past the sequence's length 10/);
   assert.throws(() => pagedSlots({ data: Int32Array.from([1, 9]), shape: [1, 1, 2] }, { data: Int32Array.from([3, 0, 9]), shape: [1, 3] }, 4, { numPages: 8 }), /blockTable: sequence 0, block 2 is 9; expected a page in \[0, 8\)/);
   assert.throws(() => pagedSlots({ data: Int32Array.from([12]), shape: [1, 1, 1] }, { data: Int32Array.from([0, 1, 2]), shape: [1, 3] }, 4), /position 12, in block 3, past the table's 3 blocks of 4/);
+});
+
+// Before: pageSize 2^31 gave slot -2147483647 for 2147483649, pageSize 2^32 gave 4 for 17179869188.
+test('pagedSlots: a slot past 2^31 - 1 is a RangeError naming position, page and pageSize, before anything is written; up to it, exact', () => {
+  const one = (p: number) => ({ data: Int32Array.of(p), shape: [1, 1, 1] });
+  const cases: [pageSize: number, page: number, p: number, slot: number][] = [
+    [2 ** 31, 1, 1, 2 ** 31 + 1],
+    [2 ** 32, 4, 4, 17179869188],
+    [2 ** 16, 2 ** 15, 0, 2 ** 31],
+    [1e300, 1, 7, 1e300 + 7],
+  ];
+  for (const [pageSize, page, p, slot] of cases) {
+    assert.throws(() => pagedSlots(one(p), { data: Int32Array.of(page), shape: [1, 1] }, pageSize), {
+      name: 'RangeError',
+      message: new RegExp(`^pageSize: batch 0, query 0, slot 0 is position ${p}, in page ${page} \\(sequence 0, block 0\\) of pageSize ${String(pageSize).replace('+', '\\+')}: slot ${String(slot).replace('+', '\\+')}; expected a slot <= 2147483647 \\(slots are int32\\)$`),
+    });
+  }
+  // Page 0 of a huge page and the last int32 slot are fine; -1 stays -1.
+  assert.deepEqual([...pagedSlots({ data: Int32Array.of(5, -1), shape: [1, 1, 2] }, { data: Int32Array.of(0), shape: [1, 1] }, 2 ** 32).data], [5, -1]);
+  assert.deepEqual([...pagedSlots(one(2 ** 16 - 1), { data: Int32Array.of(2 ** 15 - 1), shape: [1, 1] }, 2 ** 16).data], [2 ** 31 - 1]);
+  assert.deepEqual([...pagedSlots(one(2 ** 31 - 1), { data: Int32Array.of(0), shape: [1, 1] }, 2 ** 31).data], [2 ** 31 - 1]);
 });
