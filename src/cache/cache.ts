@@ -11,7 +11,7 @@
  * Buffers are allocated once (in SharedArrayBuffer by default, so pool
  * steps read and write them in place) and `append` writes only the new
  * tokens' slots: nothing earlier is copied. A failed append (a full cache, a
- * key that cannot be quantized, a bad shape) changes nothing.
+ * non-finite key or kv row, a bad shape) changes nothing.
  */
 import { allocLocal, allocShared, describe, type Tensor } from '../tensor.js';
 import { checkBytes, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
@@ -292,8 +292,9 @@ export class DsaCache {
   /**
    * Appends n tokens to sequence `seq`: keys [n, d] (rotated and quantized
    * here into the cache's form) and kv [n, hkv, dqk]. Only the new slots are
-   * written. Throws, changing nothing, when they do not fit, when a key
-   * holds NaN or Infinity and the keys are quantized, or on a bad shape.
+   * written. Throws, changing nothing, when they do not fit, when a key or a
+   * kv row holds NaN or Infinity (naming tensor, token, head, dim and value),
+   * or on a bad shape.
    */
   append(seq: number, inputs: AppendInputs): void {
     const s = this.checkSeq('seq', seq);
@@ -309,13 +310,30 @@ export class DsaCache {
       const firstBad = this.flag;
       firstBad[0] = NO_BAD_ROW;
       const args = this.appendArgs(inputs.keys.data, inputs.kv.data, reservation.slots, firstBad);
-      if (this.keyForm !== 'float32') checkKeys(args, 0, n);
-      if (firstBad[0] !== NO_BAD_ROW) throw nonFiniteKey(inputs.keys.data, d, firstBad[0], this.keyForm);
+      checkKeys(args, 0, n);
+      checkKeys({ keys: inputs.kv.data, d: hkv * dqk, firstBad }, 0, n);
+      if (firstBad[0] !== NO_BAD_ROW) throw nonFiniteToken(firstBad[0], this.tokenRows(inputs.keys.data, 'kv', inputs.kv));
       writeTokens(args, 0, n);
       this.commit([reservation]);
     } finally {
       this.release();
     }
+  }
+
+  /**
+   * The rows a token must hold finite values in, in the order the refusal
+   * looks: its key, then its kv row. A NaN in a stored kv row or key would
+   * poison every later step that selects it, so neither is ever stored.
+   */
+  tokenRows(keys: Float32Array, kvName: string, kv: Tensor<Float32Array>): TokenRows[] {
+    const [, hkv, dqk] = kv.shape;
+    const keyWhy = this.keyForm === 'float32'
+      ? 'the cache stores only finite keys, since a non-finite one would poison every later step that selects it'
+      : `an ${this.keyForm} cache quantizes keys and cannot store a non-finite one`;
+    return [
+      { name: 'keys', data: keys, width: this.d, headDim: 0, why: keyWhy },
+      { name: kvName, data: kv.data, width: hkv * dqk, headDim: dqk, why: 'the cache stores only finite kv rows, since a non-finite one would poison every later step that selects it' },
+    ];
   }
 
   /** A reusable float buffer of at least `length` elements (the step's scores), grown by doubling. */
@@ -328,11 +346,33 @@ export class DsaCache {
   }
 }
 
-/** The RangeError for a key the cache cannot quantize: token and dim of its first non-finite value. */
-export function nonFiniteKey(keys: Float32Array, d: number, row: number, form: KeyForm): RangeError {
-  let e = 0;
-  while (e < d && Number.isFinite(keys[row * d + e])) e++;
-  return new RangeError(`keys: token ${row}, dim ${e} is ${keys[row * d + e]}; an ${form} cache quantizes keys and cannot store a non-finite one (nothing was appended)`);
+/** One tensor of new tokens' rows that must be finite, for the refusal's message. */
+export interface TokenRows {
+  name: string;
+  data: Float32Array;
+  /** Values per token. */
+  width: number;
+  /** Values per head (the message names `head, dim`), or 0: no heads (`dim`). */
+  headDim: number;
+  /** Why a non-finite value is refused. */
+  why: string;
+}
+
+/**
+ * The RangeError for the first non-finite value of token `row`, looked for
+ * in each tensor in turn: names the tensor, the token, its head and dim,
+ * and the value.
+ */
+export function nonFiniteToken(row: number, tensors: TokenRows[]): RangeError {
+  for (const { name, data, width, headDim, why } of tensors) {
+    for (let e = 0; e < width; e++) {
+      const value = data[row * width + e];
+      if (Number.isFinite(value)) continue;
+      const at = headDim === 0 ? `dim ${e}` : `head ${Math.floor(e / headDim)}, dim ${e % headDim}`;
+      return new RangeError(`${name}: token ${row}, ${at} is ${value}; ${why} (nothing was appended)`);
+    }
+  }
+  return new RangeError(`token ${row}: expected finite values, got a non-finite one (nothing was appended)`);
 }
 
 /**

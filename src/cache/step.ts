@@ -31,7 +31,8 @@ import { indexerKernels } from '../indexer/kernels.js';
 import { topkKernels } from '../topk/kernels.js';
 import { attentionKernels } from '../attention/kernels.js';
 import { cacheKernels } from './kernels.js';
-import { nonFiniteKey, type DsaCache } from './cache.js';
+import { nonFiniteToken, type DsaCache, type TokenRows } from './cache.js';
+import { checkKeys } from './append.js';
 
 export interface StepInputs {
   /** [m, t, dim] Float32Array: hidden states of the new tokens (m sequences, t each). */
@@ -69,6 +70,24 @@ export interface StepResult {
   /** [m, t, topK] Int32Array: the keys each new token attended to, as positions in its sequence (-1: none). */
   indices: Tensor<Int32Array>;
 }
+
+/**
+ * What a step refuses a non-finite value in, in the order the refusal
+ * looks: each token's key, kv row, then query. A non-finite query makes its
+ * head's logits NaN, which attention reads as no key at all (out 0, lse
+ * +Infinity): a silent wrong answer, so it is refused by name like the kv
+ * rows, though it is never stored.
+ */
+function finiteRows(cache: DsaCache, keys: Float32Array, kv: Tensor<Float32Array>, q: Tensor<Float32Array>): TokenRows[] {
+  const [, hq, dqk] = q.shape;
+  return [
+    ...cache.tokenRows(keys, 'inputs.kv', kv),
+    { name: 'inputs.q', data: q.data, width: hq * dqk, headDim: dqk, why: 'a step takes only finite queries' },
+  ];
+}
+
+/** Block views of a prefill whose kv rows and queries it checked, whole, before its first block (a step skips them). */
+const prefillChecked = new WeakSet<Float32Array>();
 
 /** Every kernel a step runs (the step crosses four areas). */
 export const stepKernels: KernelTable = { ...indexerKernels, ...topkKernels, ...attentionKernels, ...cacheKernels };
@@ -149,7 +168,15 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
     },
   ];
   const append = cache.appendArgs(kNew, inputs.kv.data, slots, firstBad);
-  if (cache.keyForm !== 'float32') steps.push({ kernel: 'cache.checkKeys', args: append, rows: [0, n], writes: ['firstBad'] });
+  // One pass each over the new tokens' keys (made above from x), kv rows and
+  // queries flags the first token holding NaN or Infinity: the write then
+  // stores nothing, and the finish throws naming it. A prefill checked its
+  // blocks' kv rows and queries before its first block.
+  const finite = finiteRows(cache, kNew, inputs.kv, inputs.q);
+  steps.push({ kernel: 'cache.checkKeys', args: append, rows: [0, n], writes: ['firstBad'] });
+  if (!prefillChecked.has(inputs.q.data) || !prefillChecked.has(inputs.kv.data)) {
+    for (const rows of finite.slice(1)) steps.push({ kernel: 'cache.checkKeys', args: { keys: rows.data, d: rows.width, firstBad }, rows: [0, n], writes: ['firstBad'] });
+  }
   steps.push({ kernel: 'cache.write', args: append, rows: [0, n], writes: ['kv', 'keysF32', 'keysI8', 'scalesI8', 'keysFp8'] });
 
   const scoresOut = cache.workspace(n * width);
@@ -183,7 +210,7 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
   return {
     steps: [...steps, ...scores.steps, ...selected.steps, slotStep, ...attention.steps],
     finish: () => {
-      if (firstBad[0] !== NO_BAD_ROW) throw nonFiniteKey(kNew, d, firstBad[0], cache.keyForm);
+      if (firstBad[0] !== NO_BAD_ROW) throw nonFiniteToken(firstBad[0], finite);
       scores.finish();
       selected.finish(); // a NaN score (from NaN inputs) throws here, before the cache changes
       const { out, lse } = attention.finish();
@@ -292,5 +319,14 @@ export function planPrefill(cache: DsaCache, seq: number, inputs: PrefillInputs,
   const seqs = Int32Array.of(seq);
   const blocks = prefillBlocks(inputs, queryBlock).map((block) => ({ ...block, inputs: { ...block.inputs, seqs } }));
   const [t, hq, dqk] = inputs.q.shape;
+  // The whole prompt's kv rows and queries, one pass, before the first block, so a bad one leaves the cache unchanged.
+  const flag = Int32Array.of(NO_BAD_ROW);
+  const finite = finiteRows(cache, new Float32Array(0), inputs.kv, inputs.q).slice(1);
+  for (const rows of finite) checkKeys({ keys: rows.data, d: rows.width, firstBad: flag }, 0, t);
+  if (flag[0] !== NO_BAD_ROW) throw nonFiniteToken(flag[0], finite);
+  for (const block of blocks) {
+    prefillChecked.add(block.inputs.q.data);
+    prefillChecked.add(block.inputs.kv.data);
+  }
   return { blocks, t, ...prefillResult(t, hq, opts.dV ?? dqk, alloc) };
 }

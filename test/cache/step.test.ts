@@ -191,6 +191,78 @@ test('a failed step leaves the cache unchanged: NaN hidden states (fp8 keys), a 
   }
 });
 
+/** Everything a cache holds, as bytes: lengths, free pages, the block table of used blocks, keys and kv pages. */
+function cacheState(cache: ReturnType<typeof cacheOf>) {
+  const keys = cache.keys as { data?: { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }; values?: { data: Int8Array }; scales?: { data: Float32Array } };
+  const bytes = (a: { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }) => Array.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  const used: number[] = [];
+  for (let seq = 0; seq < cache.batch; seq++) for (let blk = 0; blk < Math.ceil(cache.length(seq) / cache.pageSize); blk++) used.push(cache.blockTable.data[seq * cache.maxBlocks + blk]);
+  return {
+    lengths: [...cache.lengths], free: cache.freePages(), used, kv: bytes(cache.kv.data),
+    keys: keys.data ? bytes(keys.data) : [...bytes(keys.values!.data), ...bytes(keys.scales!.data)],
+  };
+}
+
+// Before: a NaN kv row was accepted and stored (every later step selecting it gave out 0, lse +Infinity),
+// a float32 cache stored a NaN key, and a NaN query gave its head out 0, lse +Infinity without a word.
+test('a non-finite kv row, key or query is refused by name, the cache unchanged: every key form and layout, decodeStep, prefill, the pool', async () => {
+  const pool = createPool({ threads: 2 });
+  try {
+    const shared = shareWeights(weights);
+    for (const keyForm of FORMS) for (const layout of [{ capacity: 16 }, { pages: 8, pageSize: 4 }]) {
+      const name = `${keyForm}, ${'capacity' in layout ? 'contiguous' : 'paged'}`;
+      const seq = sequence(10, 120);
+      const cache = cacheOf(keyForm, layout), twin = cacheOf(keyForm, layout);
+      for (const c of [cache, twin]) prefill(weights, c, 0, stepInputs(seq, 0, 4), { ...indexerOpts, dV });
+      const before = cacheState(cache);
+      const opts = { ...indexerOpts, dV };
+      const spoilt = (from: number, to: number, tensor: 'x' | 'q' | 'kv', at: number, value: number) => {
+        const inputs = stepInputs(seq, from, to);
+        inputs[tensor].data[at] = value;
+        return inputs;
+      };
+      // q [T, hq = 4, dqk = 24], kv [T, 1, 24]: element e of token p is at p * width + e.
+      assert.throws(() => decodeStep(weights, cache, spoilt(4, 5, 'kv', 5, NaN), opts), {
+        name: 'RangeError',
+        message: /^inputs\.kv: token 0, head 0, dim 5 is NaN; the cache stores only finite kv rows, since a non-finite one would poison every later step that selects it \(nothing was appended\)$/,
+      });
+      assert.throws(() => decodeStep(weights, cache, spoilt(4, 5, 'q', 24 * 3 + 2, -Infinity), opts), {
+        name: 'RangeError',
+        message: /^inputs\.q: token 0, head 3, dim 2 is -Infinity; a step takes only finite queries \(nothing was appended\)$/,
+      });
+      const keyWhy = keyForm === 'float32' ? 'the cache stores only finite keys' : `an ${keyForm === 'int7' ? 'int8' : keyForm} cache quantizes keys`;
+      assert.throws(() => decodeStep(weights, cache, spoilt(4, 5, 'x', 3, NaN), opts), new RegExp(`^RangeError: keys: token 0, dim 0 is NaN; ${keyWhy}`));
+      // Two tokens a step, token 1's kv row and query both bad: the kv row is named (keys, then kv rows, then queries).
+      const two = spoilt(4, 6, 'kv', 24 + 7, Infinity);
+      two.q.data[96 + 1] = NaN;
+      assert.throws(() => decodeStep(weights, cache, two, opts), /^RangeError: inputs\.kv: token 1, head 0, dim 7 is Infinity/);
+      // A prefill checks its whole prompt first: a bad token in its last block leaves no block behind.
+      assert.throws(() => prefill(weights, cache, 0, spoilt(4, 10, 'kv', 5 * 24 + 1, NaN), { ...opts, queryBlock: 2 }), /^RangeError: inputs\.kv: token 5, head 0, dim 1 is NaN/);
+      assert.throws(() => prefill(weights, cache, 0, spoilt(4, 10, 'q', 4 * 96 + 50, Infinity), { ...opts, queryBlock: 2 }), /^RangeError: inputs\.q: token 4, head 2, dim 2 is Infinity/);
+      // append: keys [n, d], kv [n, hkv, dqk].
+      const keys = floats([2, d], 5), kv = floats([2, 1, dqk], 6);
+      kv.data[dqk + 4] = NaN;
+      assert.throws(() => cache.append(0, { keys, kv }), /^RangeError: kv: token 1, head 0, dim 4 is NaN; the cache stores only finite kv rows/);
+      kv.data[dqk + 4] = 0;
+      keys.data[d + 9] = -Infinity;
+      assert.throws(() => cache.append(0, { keys, kv }), new RegExp(`^RangeError: keys: token 1, dim 9 is -Infinity; ${keyWhy}`));
+      // On the pool (two tokens: the checks run on the workers).
+      await assert.rejects(pool.decodeStep(shared, cache, spoilt(4, 6, 'q', 96 + 95, NaN), opts), /^RangeError: inputs\.q: token 1, head 3, dim 23 is NaN/);
+      await assert.rejects(pool.decodeStep(shared, cache, spoilt(4, 6, 'kv', 30, NaN), opts), /^RangeError: inputs\.kv: token 1, head 0, dim 6 is NaN/);
+      await assert.rejects(pool.prefill(shared, cache, 0, spoilt(4, 10, 'kv', 24 * 5, NaN), { ...opts, queryBlock: 2 }), /^RangeError: inputs\.kv: token 5, head 0, dim 0 is NaN/);
+      assert.deepEqual(cacheState(cache), before, `${name}: the cache is unchanged`);
+      // Nothing poisoned: the next steps equal those of a cache that never saw the bad calls.
+      const a = prefill(weights, cache, 0, stepInputs(seq, 4, 10), { ...opts, queryBlock: 4 });
+      const b = prefill(weights, twin, 0, stepInputs(seq, 4, 10), { ...opts, queryBlock: 4 });
+      assert.deepEqual(a.out.data, b.out.data, `${name}: out after the refusals`);
+      assert.ok(a.out.data.every(Number.isFinite) && a.lse.data.every(Number.isFinite), `${name}: finite out and lse`);
+      assert.deepEqual(cacheState(cache), cacheState(twin));
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
 test('int7 queries over an int8 cache (d = 16 and the d = 128 kernel): the relaxed and the baseline module give the same steps bit for bit, and the TypeScript kernels the same selections; the recall of int8 and int7 against float32 is reported', async () => {
   const builds: ('relaxed' | 'baseline')[] = relaxedSimdSupported() ? ['relaxed', 'baseline'] : ['baseline'];
   try {
