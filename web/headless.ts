@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../', import.meta.url));
 const DEBIAN_CHROMIUM = '/usr/bin/chromium';
 /** SwiftShader's Vulkan driver in Debian's chromium-common. */
-export const DEBIAN_SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const DEBIAN_SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 let unpacking: Promise<string> | undefined;
 
