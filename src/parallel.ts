@@ -7,6 +7,7 @@
  */
 import type { WorkerPool } from './pool/pool.js';
 import { planRunner } from './pool/runner.js';
+import { createStaging } from './pool/staging.js';
 import { maskPoolApi } from './mask/pooled.js';
 import { topkPoolApi } from './topk/pooled.js';
 import { indexerPoolApi } from './indexer/pooled.js';
@@ -22,12 +23,14 @@ export interface PoolOptions {
 /**
  * The async versions of the public functions, running their plans on
  * `pool`. Arrays already backed by a SharedArrayBuffer are used in place;
- * others are copied into shared memory (and outputs copied back), which
- * costs a pass.
+ * others are copied into shared memory the pool keeps for its calls (and
+ * outputs copied back), which costs a pass. Results not written into a
+ * caller's `out` are fresh shared memory on every call.
  */
 export function poolApi(pool: WorkerPool) {
   const threads = pool.threads;
-  const run = planRunner(pool, kernels);
+  const staging = createStaging();
+  const run = planRunner(pool, kernels, staging);
   return {
     threads,
     ...maskPoolApi(run),
@@ -35,8 +38,11 @@ export function poolApi(pool: WorkerPool) {
     ...indexerPoolApi(run),
     ...attentionPoolApi(run),
     ...cachePoolApi(run),
-    /** Stops the workers. Calls after close reject. */
-    close: () => pool.close(),
+    /** Stops the workers and drops the pool's staging memory. Calls after close reject. */
+    close: async () => {
+      staging.close();
+      await pool.close();
+    },
   };
 }
 

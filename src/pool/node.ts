@@ -14,7 +14,9 @@ const registry = new URL(fromSources ? '../kernels.ts' : '../kernels.js', import
  * Creates a pool of `threads` workers and returns the async versions of the
  * public functions. Call `close()` when done; workers keep the process alive.
  * Arrays already backed by a SharedArrayBuffer are used in place; others are
- * copied into shared memory (and outputs copied back), which costs a pass.
+ * copied into shared memory the pool keeps until `close()` (and outputs
+ * copied back), which costs a pass. Results not written into a caller's
+ * `out` are fresh memory on every call.
  * The workers load the SIMD build this thread runs (`initSimd({ relaxed })`
  * before `createPool` picks it).
  */

@@ -5,7 +5,8 @@
  * handed a `PlanRunner` and import only its type from here.
  */
 import type { WorkerPool } from './pool.js';
-import { runKernel, type KernelTable, type Plan } from '../plan.js';
+import type { Staging } from './staging.js';
+import { runKernel, type KernelTable, type Plan, type Step } from '../plan.js';
 import type { TypedArray } from '../tensor.js';
 
 /** Runs a plan (built with `allocShared`) on the pool and resolves to its result. */
@@ -27,9 +28,34 @@ function argsHere(args: Record<string, unknown>, copies: Map<TypedArray, TypedAr
   return here as Record<string, never>;
 }
 
-function sharedCopy<T extends TypedArray>(a: T): T {
+/** A step of one row cannot be split: it runs on this thread rather than pay a worker's round trip. */
+const onThisThread = (step: Step): boolean => step.rows[1] - step.rows[0] <= 1;
+
+/** Staged arrays start on a cache line, so two of them never share one between workers. */
+const ALIGN = 64;
+
+/**
+ * Where each array the workers cannot use in place goes in one staging
+ * buffer: its byte offset, and the bytes of them all.
+ */
+function stagingLayout(steps: readonly Step[]): { offsets: Map<TypedArray, number>; bytes: number } {
+  const offsets = new Map<TypedArray, number>();
+  let bytes = 0;
+  for (const step of steps) {
+    if (onThisThread(step)) continue;
+    for (const value of Object.values(step.args)) {
+      if (ArrayBuffer.isView(value) && !inPlace(value) && !offsets.has(value)) {
+        offsets.set(value, bytes);
+        bytes += Math.ceil(value.byteLength / ALIGN) * ALIGN;
+      }
+    }
+  }
+  return { offsets, bytes };
+}
+
+function stagedCopy<T extends TypedArray>(a: T, buffer: SharedArrayBuffer, offset: number): T {
   const ctor = a.constructor as new (buffer: SharedArrayBuffer, offset: number, length: number) => T;
-  const copy = new ctor(new SharedArrayBuffer(a.byteLength), 0, a.length);
+  const copy = new ctor(buffer, offset, a.length);
   (copy as unknown as { set(src: T): void }).set(a);
   return copy;
 }
@@ -37,35 +63,45 @@ function sharedCopy<T extends TypedArray>(a: T): T {
 /**
  * Runs each step of a plan on the pool's workers, over shared memory; a
  * step of one row runs on this thread, from `kernels` (the table the
- * workers load).
+ * workers load). Arrays not backed by a SharedArrayBuffer are copied into
+ * a buffer taken from `staging` for the call (each when a worker step
+ * first uses it), and the ones a step writes are copied back after it;
+ * the buffer is given back when the call settles, so its results never
+ * alias staging.
  */
-export function planRunner(pool: WorkerPool, kernels: KernelTable): PlanRunner {
+export function planRunner(pool: WorkerPool, kernels: KernelTable, staging: Staging): PlanRunner {
   return async (plan) => {
-    const copies = new Map<TypedArray, TypedArray>();
-    for (const step of plan.steps) {
-      if (step.rows[1] - step.rows[0] <= 1) {
-        // A step of one row cannot be split: it runs here rather than pay a worker's round
-        // trip (the same kernel on the same row). Arrays with a shared copy are used through it.
-        runKernel({ ...step, args: argsHere(step.args, copies) }, kernels);
-      } else {
-        const args: Record<string, unknown> = {};
-        for (const [name, value] of Object.entries(step.args)) {
-          if (ArrayBuffer.isView(value) && !inPlace(value)) {
-            let copy = copies.get(value);
-            if (!copy) copies.set(value, (copy = sharedCopy(value)));
-            args[name] = copy;
-          } else {
-            args[name] = value;
+    const { offsets, bytes } = stagingLayout(plan.steps);
+    const buffer = bytes > 0 ? staging.take(bytes) : null;
+    try {
+      const copies = new Map<TypedArray, TypedArray>();
+      for (const step of plan.steps) {
+        if (onThisThread(step)) {
+          // The same kernel on the same row; arrays with a staged copy are used through it.
+          runKernel({ ...step, args: argsHere(step.args, copies) }, kernels);
+        } else {
+          const args: Record<string, unknown> = {};
+          for (const [name, value] of Object.entries(step.args)) {
+            if (ArrayBuffer.isView(value) && !inPlace(value)) {
+              let copy = copies.get(value);
+              if (!copy) copies.set(value, (copy = stagedCopy(value, buffer!, offsets.get(value)!)));
+              args[name] = copy;
+            } else {
+              args[name] = value;
+            }
           }
+          await pool.runRows(step.kernel, args, step.rows[0], step.rows[1], step.splittable ?? true);
         }
-        await pool.runRows(step.kernel, args, step.rows[0], step.rows[1], step.splittable ?? true);
+        for (const name of step.writes) {
+          const original = step.args[name] as TypedArray;
+          const copy = copies.get(original);
+          if (copy) (original as unknown as { set(src: TypedArray): void }).set(copy);
+        }
       }
-      for (const name of step.writes) {
-        const original = step.args[name] as TypedArray;
-        const copy = copies.get(original);
-        if (copy) (original as unknown as { set(src: TypedArray): void }).set(copy);
-      }
+      return plan.finish();
+    } finally {
+      // runRows settles only when every chunk has, so no worker still uses the buffer.
+      if (buffer) staging.give(buffer);
     }
-    return plan.finish();
   };
 }

@@ -13,6 +13,19 @@ export const kernels = {
     const bad = args.badRow as number;
     if (bad >= rowStart && bad < rowEnd) throw new RangeError(`row ${bad} is bad`);
   },
+  /** out[row * width + j] = a[row * width + j] + b[row * width + j] */
+  addRows(args: Args, rowStart: number, rowEnd: number) {
+    const a = args.a as Float32Array, b = args.b as Float32Array, out = args.out as Float32Array;
+    const width = args.width as number;
+    for (let i = rowStart * width; i < rowEnd * width; i++) out[i] = a[i] + b[i];
+  },
+  /** Waits (at most 10 s) until gate[0] is not 0, then copies its rows of `input` to `out`. */
+  copyWhenOpen(args: Args, rowStart: number, rowEnd: number) {
+    const gate = args.gate as Int32Array, input = args.input as Float32Array, out = args.out as Float32Array;
+    const width = args.width as number;
+    Atomics.wait(gate, 0, 0, 10_000);
+    for (let i = rowStart * width; i < rowEnd * width; i++) out[i] = input[i];
+  },
   /** Kills its worker thread outright. */
   exit() {
     process.exit(3);
