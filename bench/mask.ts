@@ -3,7 +3,8 @@
 //
 // Per case (b, t, s, k): seeded top-k indices (k distinct keys a row), then
 //   floor       Float32Array.fill of the mask buffer (1 thread; 2 threads on a pool)
-//   scatter     generateMask additive (1 thread; 2 threads on createPool), same buffer
+//   scatter     generateMask additive (1 thread; 2 threads on createPool), same buffer;
+//               on the pool also with the indices in a plain (non-shared) Int32Array
 //   bool, bits  generateMask in those forms, 1 and 2 threads
 //   broadcast   generateMask strategy 'broadcast' on a few rows, extrapolated to b*t rows
 //   ort         onnxruntime-node, ConstantOfShape + ScatterElements, 2 intra-op threads
@@ -98,7 +99,10 @@ async function time(run: () => number | Promise<number>, warm = 2, n = reps): Pr
   return { median: median(times), min: Math.min(...times), times };
 }
 
-/** Per-round ratios of scatter 2t to the wide fill floor 2t, timed side by side: robust to the machine's load. */
+/**
+ * Per-round ratios of a 2-thread contender to a 2-thread floor, timed side by
+ * side (`${s}/${k} ${contender} / ${floor}`): robust to the machine's load.
+ */
 const pairedRatios: Record<string, number> = {};
 
 interface Row {
@@ -120,6 +124,8 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
   };
   const data = topkIndices(s, k, 1234 + s + k);
   const indices = { data, shape: [b, t, k] };
+  // The same indices in a plain array: the pool stages them into shared memory it keeps.
+  const plainIndices = { data: Int32Array.from(data), shape: [b, t, k] };
   const float = sharedArray(Float32Array, rows * s);
   const bool = sharedArray(Uint8Array, rows * s);
   const plain = new Float32Array(rows * s); // not shared: V8's fill is a memset here
@@ -128,6 +134,7 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
   // Checks first: the pool equals one thread, bool and bits decode to the float mask.
   const expected = hash(generateMask(indices, s, { out: float }).data);
   if (hash((await pool.generateMask(indices, s, { out: float })).data) !== expected) throw new Error(`s=${s}: pool scatter differs from one thread`);
+  if (hash((await pool.generateMask(plainIndices, s, { out: float })).data) !== expected) throw new Error(`s=${s}: pool scatter of plain indices differs`);
   for (const [form, out] of [['bool', bool], ['bits', bits]] as const) {
     const single = hash(generateMask(indices, s, { form, out }).data);
     if (hash((await pool.generateMask(indices, s, { form, out })).data) !== single) throw new Error(`s=${s}: pool ${form} differs`);
@@ -151,6 +158,7 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     'floor fill/2': async () => (await floorPool.runRows('bench.fill', { out: float, s }, 0, rows), float[0]),
     'floor wide fill/2': async () => (await floorPool.runRows('bench.fill.wide', { out: float, s }, 0, rows), float[2]),
     'scatter additive/2': async () => (await pool.generateMask(indices, s, { out: float })).data[data[1]],
+    'scatter additive, plain indices/2': async () => (await pool.generateMask(plainIndices, s, { out: float })).data[data[5]],
     'scatter additive, no index check/2': async () => (await pool.generateMask(indices, s, { out: float, outOfRange: 'skip' })).data[data[4]],
     'floor fill, plain buffer/1': () => (plain.fill(DEFAULT_MASK_VALUE), plain[3]),
     'scatter additive, plain buffer/1': () => generateMask(indices, s, { out: plain }).data[data[3]],
@@ -159,11 +167,16 @@ async function runCase(s: number, k: number, peers: boolean, pool: ReturnType<ty
     'scatter bits/1': () => generateMask(indices, s, { form: 'bits', out: bits }).data[0],
     'scatter bits/2': async () => (await pool.generateMask(indices, s, { form: 'bits', out: bits })).data[1],
   });
-  pairedRatios[`${s}/${k}`] = median(stats['scatter additive/2'].times.map((x, i) => x / stats['floor wide fill/2'].times[i]));
+  for (const contender of ['scatter additive', 'scatter additive, plain indices']) {
+    for (const floor of ['floor fill', 'floor wide fill']) {
+      pairedRatios[`${s}/${k} ${contender} / ${floor}`] = median(stats[`${contender}/2`].times.map((x, i) => x / stats[`${floor}/2`].times[i]));
+    }
+  }
   const notes: Record<string, string> = {
     'floor fill': 'Float32Array.fill, shared buffer',
     'floor wide fill': "the kernels' 8-byte fill alone",
     'scatter additive, no index check': "outOfRange 'skip': no check step",
+    'scatter additive, plain indices': 'indices not shared (staged by the pool), out reused',
     'floor fill, plain buffer': 'Float32Array.fill, plain buffer (memset)',
   };
   for (const [key, r] of Object.entries(stats)) {
@@ -273,9 +286,17 @@ async function main(): Promise<void> {
   const sc1 = find(seedS, k, 'scatter additive', 1), bits1 = find(seedS, k, 'scatter bits', 1), bits2 = find(seedS, k, 'scatter bits', 2);
   const onnx = find(seedS, k, 'onnxruntime-node', 2), tfjs = find(seedS, k, 'tfjs-cpu', 1);
   const wf2 = find(seedS, k, 'floor wide fill', 2);
+  const plain2 = find(seedS, k, 'scatter additive, plain indices', 2);
+  const paired = (contender: string, floor: string) => pairedRatios[`${seedS}/${k} ${contender} / ${floor}`];
   if (sc2 && fl2) summary.push(`scatter 2t / Float32Array.fill floor 2t: ${f(sc2.ms / fl2.ms)}x (target <= 1.15x)`);
   if (sc2 && wf2) summary.push(`scatter 2t / wide (8-byte) fill floor 2t: ${f(sc2.ms / wf2.ms)}x`);
-  if (sc2 && wf2 && pairedRatios[`${seedS}/${k}`]) summary.push(`scatter 2t / wide fill 2t, median of per-round ratios: ${f(pairedRatios[`${seedS}/${k}`])}x`);
+  if (sc2 && wf2) summary.push(`scatter 2t / wide fill 2t, median of per-round ratios: ${f(paired('scatter additive', 'floor wide fill'))}x`);
+  if (plain2 && fl2) {
+    summary.push(
+      `scatter 2t, plain indices / Float32Array.fill floor 2t: ${f(plain2.ms / fl2.ms)}x, median of per-round ratios ${f(paired('scatter additive, plain indices', 'floor fill'))}x (target <= 1.15x)`,
+    );
+  }
+  if (plain2 && sc2) summary.push(`scatter 2t, plain indices / shared indices: ${f(plain2.ms / sc2.ms)}x`);
   if (sc2 && onnx) summary.push(`onnxruntime-node / scatter 2t: ${f(onnx.ms / sc2.ms, 1)}x (target >= 5x)`);
   if (sc2 && tfjs) summary.push(`tfjs-cpu / scatter 2t: ${f(tfjs.ms / sc2.ms, 1)}x (target >= 5x)`);
   if (sc1 && bits1) summary.push(`float32 / bits, 1 thread: ${f(sc1.ms / bits1.ms, 1)}x (target >= 4x)`);
@@ -298,6 +319,7 @@ async function main(): Promise<void> {
       reps,
       results: rowsOut,
       peakRssBytes: rss,
+      pairedRatios,
       summary,
       table: lines.join('\n'),
       sink,
