@@ -11,7 +11,7 @@ import { maskKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import { MASK_FORMS, checkKeyCount, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
 import { NO_BAD_ROW } from './check.js';
-import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
+import { hasRowKeys, resolveRowKeys, type KeyWindowOptions } from '../window.js';
 
 export interface GenerateMaskOptions extends KeyWindowOptions {
   /** 'scatter' (default, O(b*t*s + b*t*k)) or 'broadcast' (the O(b*t*k*s) reference); bit-identical. */
@@ -264,6 +264,10 @@ function planRangeMask(
   checkKeyCount('s', s);
   checkOneOf('form', form, MASK_FORMS);
   const offset = keys.causalOffset === undefined ? Infinity : checkInteger('causalOffset', keys.causalOffset);
+  if (hasRowKeys(keys) && b * t > 0x7fffffff) {
+    // Per-row ranges are two Int32Arrays of b * t rows, allocated before the options are read.
+    throw new RangeError(`b * t: a window, seqLens or ragged batch gives each row its own key range; expected at most 2147483647 rows, got ${b} * ${t}`);
+  }
   const ranges = resolveRowKeys(keys, b, t, s, alloc);
   const [start, end] = checkRows(opts.rows, b * t);
   const width = rowWidth(form, s);

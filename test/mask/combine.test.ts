@@ -67,7 +67,7 @@ test('combineMasks and causalMask reject bad inputs naming the argument', () => 
   assert.throws(() => causalMask(1, 1024, 131072, 0, 'additive', { maxBytes: 1024 }), /needs 512\.0 MiB/);
 });
 
-test('causalMask and windowMask: s past 2^31 - 1 and rows b * t past 2^53 are RangeErrors naming them, every form', () => {
+test('causalMask and windowMask: s past 2^31 - 1, rows b * t past 2^53 (past 2^31 - 1 with per-row ranges) are RangeErrors naming them, every form', () => {
   for (const form of forms) {
     for (const s of [2 ** 31, 2 ** 32, 2 ** 32 + 64, 2 ** 53, 1e300]) {
       assert.throws(() => causalMask(1, 2, s, 0, form), { name: 'RangeError', message: /^s: expected a positive integer <= 2147483647 \(key positions are int32\)/ });
@@ -78,6 +78,12 @@ test('causalMask and windowMask: s past 2^31 - 1 and rows b * t past 2^53 are Ra
     assert.throws(() => causalMask(2 ** 30, 2 ** 30, 4, 0, form, { rows: [0, 1] }), { name: 'RangeError', message: /^b \* t: the rows \(numbered bi \* t \+ ti\) must be a safe integer, got 1073741824 \* 1073741824$/ });
     assert.throws(() => windowMask(1e300, 1, 4, {}, form), /^RangeError: b \* t: the rows .* must be a safe integer, got 1e\+300 \* 1$/);
   }
+  // Per-row ranges (one int32 range a row) for 2^40 rows: named, where the engine's bare allocation error came before.
+  assert.throws(() => windowMask(2 ** 20, 2 ** 20, 8, { window: { start: new Int32Array(1), end: new Int32Array(1) } }, 'bits', { rows: [0, 1] }), {
+    name: 'RangeError',
+    message: /^b \* t: a window, seqLens or ragged batch gives each row its own key range; expected at most 2147483647 rows, got 1048576 \* 1048576$/,
+  });
+  assert.throws(() => windowMask(1, 2 ** 40, 8, { seqLens: Int32Array.of(8) }, 'bits', { rows: [0, 1] }), /^RangeError: b \* t: a window, seqLens or ragged batch/);
   // Up to the bound, rows far apart are exact: row 2^40 + 3 of a causal block.
   const t = 2 ** 40 + 7;
   const row = causalMask(1, t, 64, -(2 ** 40), 'bool', { rows: [2 ** 40 + 3, 2 ** 40 + 4] });
