@@ -9,7 +9,7 @@
  * 'cache.checkKeys' args: keys [n, d], d, firstBad (Int32Array [1]); rows = tokens.
  * 'cache.write' args: keys [n, d], kvIn [n, rowWidth], slots [n], d,
  * rowWidth (hkv * dqk), form ('float32' | 'int8' | 'fp8'), hadamard, ue8m0,
- * pageSize, keysF32 | keysI8 + scalesI8 | keysFp8 (the cache's storage),
+ * vllmScale (fp8: vLLM's division scale rule), pageSize, keysF32 | keysI8 + scalesI8 | keysFp8 (the cache's storage),
  * kv (the cache's kv storage), firstBad; rows = tokens.
  */
 import type { KernelArgs } from '../plan.js';
@@ -50,7 +50,7 @@ export function writeTokens(args: KernelArgs, rowStart: number, rowEnd: number):
     if (form === 'fp8') {
       const data = args.keysFp8 as Uint8Array;
       const scales = new Float32Array(data.buffer, data.byteOffset, data.length >>> 2);
-      writeFp8Keys(keys, r * d, 1, d, hadamard, args.ue8m0 ? 'ue8m0' : 'float32', data, scales, pageSize, slot, rotated);
+      writeFp8Keys(keys, r * d, 1, d, hadamard, args.ue8m0 ? 'ue8m0' : 'float32', data, scales, pageSize, slot, rotated, args.vllmScale ? 'vllm' : 'deepseek');
       continue;
     }
     rotated.set(keys.subarray(r * d, (r + 1) * d));

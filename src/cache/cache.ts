@@ -16,7 +16,8 @@
 import { allocLocal, allocShared, describe, type Tensor } from '../tensor.js';
 import { checkBytes, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
 import { QUANT_BLOCK } from '../indexer/quantize.js';
-import { FP8_BLOCK, type Fp8Keys, type ScaleFormat } from '../indexer/fp8.js';
+import { FP8_BLOCK, type Fp8Keys, type ScaleFormat, type ScaleRule } from '../indexer/fp8.js';
+import { checkKnownOptions } from '../options.js';
 import type { QuantizedKeys } from '../indexer/quantized-keys.js';
 import type { IndexerKeys } from '../indexer/scores.js';
 import { NO_BAD_ROW } from '../mask/check.js';
@@ -48,6 +49,12 @@ export interface DsaCacheOptions {
   precision?: CachePrecision;
   /** fp8: act_quant's scale rounding, 'float32' (default) or 'ue8m0'. */
   scaleFormat?: ScaleFormat;
+  /**
+   * fp8: how a key's scale comes from amax, 'deepseek' (default: times
+   * f32(1/448)) or 'vllm' (divided by 448, as vLLM's indexer cache writer:
+   * its bytes at d = 128). Queries are quantized DeepSeek's way either way.
+   */
+  scaleRule?: ScaleRule;
   /** Rotate keys (and so queries) by the Hadamard transform before storing (default true for fp8, false otherwise). */
   hadamard?: boolean;
   /** kv heads hkv (default 1, MLA). */
@@ -78,6 +85,10 @@ export interface Reservation {
   pages: number;
 }
 
+const CACHE_OPTIONS = [
+  'batch', 'capacity', 'pages', 'pageSize', 'indexerDim', 'keyForm', 'precision', 'scaleFormat', 'scaleRule', 'hadamard', 'kvHeads', 'kvDim', 'shared', 'maxBytes',
+] as const;
+
 export class DsaCache {
   readonly batch: number;
   readonly layout: 'contiguous' | 'paged';
@@ -90,6 +101,8 @@ export class DsaCache {
   /** The indexer's score precision: `keyForm`, or 'int7' over int8 keys. */
   readonly precision: CachePrecision;
   readonly scaleFormat: ScaleFormat;
+  /** fp8: how key scales come from amax ('deepseek' or 'vllm'). */
+  readonly scaleRule: ScaleRule;
   readonly hadamard: boolean;
   readonly hkv: number;
   readonly dqk: number;
@@ -112,6 +125,7 @@ export class DsaCache {
 
   constructor(opts: DsaCacheOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError(`createDsaCache: expected options { batch, capacity | pages, ... }, got ${describe(opts)}`);
+    checkKnownOptions('createDsaCache', opts, CACHE_OPTIONS);
     this.batch = checkSize('batch', opts.batch);
     if ((opts.capacity === undefined) === (opts.pages === undefined)) {
       throw new RangeError(`createDsaCache: give capacity (tokens per sequence, contiguous) or pages (a shared pool of pages), got ${opts.capacity === undefined ? 'neither' : 'both'}`);
@@ -123,6 +137,8 @@ export class DsaCache {
       throw new RangeError(`precision: keyForm '${this.keyForm}' scores in precision '${this.keyForm}'${this.keyForm === 'int8' ? " or 'int7'" : ''}, got '${this.precision}'`);
     }
     this.scaleFormat = checkOneOf('scaleFormat', opts.scaleFormat ?? 'float32', ['float32', 'ue8m0'] as const);
+    this.scaleRule = checkOneOf('scaleRule', opts.scaleRule ?? 'deepseek', ['deepseek', 'vllm'] as const);
+    if (this.scaleRule !== 'deepseek' && this.keyForm !== 'fp8') throw new RangeError(`scaleRule: only keyForm 'fp8' takes a scale rule, got keyForm '${this.keyForm}'`);
     const hadamard = opts.hadamard ?? this.keyForm === 'fp8';
     if (typeof hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(hadamard)}`);
     if (hadamard && (this.d & (this.d - 1)) !== 0) throw new RangeError(`hadamard: needs indexerDim a power of 2, got ${this.d}`);
@@ -164,7 +180,7 @@ export class DsaCache {
         scales: { data: alloc(Float32Array, slots * nb), shape: [this.numPages, this.pageSize, nb] },
       } satisfies QuantizedKeys;
     } else {
-      this.keys = { data: alloc(Uint8Array, slots * (d + 4)), shape: [this.numPages, this.pageSize, d + 4], hadamard: this.hadamard, scaleFormat: this.scaleFormat } satisfies Fp8Keys;
+      this.keys = { data: alloc(Uint8Array, slots * (d + 4)), shape: [this.numPages, this.pageSize, d + 4], hadamard: this.hadamard, scaleFormat: this.scaleFormat, scaleRule: this.scaleRule } satisfies Fp8Keys;
     }
     this.kv = { data: alloc(Float32Array, slots * this.hkv * this.dqk), shape: [this.numPages, this.pageSize, this.hkv, this.dqk] };
     this.lengths = alloc(Int32Array, this.batch);
@@ -281,7 +297,7 @@ export class DsaCache {
     const k = this.keys as Tensor<Float32Array> & QuantizedKeys & Fp8Keys;
     return {
       keys, kvIn, slots, d: this.d, rowWidth: this.hkv * this.dqk, form: this.keyForm, hadamard: this.hadamard,
-      ue8m0: this.scaleFormat === 'ue8m0', pageSize: this.pageSize, firstBad, kv: this.kv.data,
+      ue8m0: this.scaleFormat === 'ue8m0', vllmScale: this.scaleRule === 'vllm', pageSize: this.pageSize, firstBad, kv: this.kv.data,
       keysF32: this.keyForm === 'float32' ? k.data : null,
       keysI8: this.keyForm === 'int8' ? k.values.data : null,
       scalesI8: this.keyForm === 'int8' ? k.scales.data : null,
@@ -378,7 +394,8 @@ export function nonFiniteToken(row: number, tensors: TokenRows[]): RangeError {
 /**
  * Creates a DSA cache (see DsaCache): `{ batch, capacity }` for contiguous
  * sequences or `{ batch, pages, pageSize }` for a paged pool; indexer keys
- * in `keyForm` (default 'fp8'), kv rows [hkv, dqk] (default [1, 576]).
+ * in `keyForm` (default 'fp8'), kv rows [hkv, dqk] (default [1, 576]). An
+ * option it does not take is a TypeError naming it.
  */
 export function createDsaCache(opts: DsaCacheOptions): DsaCache {
   return new DsaCache(opts);

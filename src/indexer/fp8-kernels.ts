@@ -7,7 +7,8 @@
  * 'indexer.fp8.queries' args: q [rows, h, d] float32, h, d, hadamard,
  * ue8m0, q8 [rows, h, d] codes, qScales [rows, h]; over query rows.
  * 'indexer.fp8.keys' args: k [slots, d] float32, d, hadamard, ue8m0, data
- * (the page layout's bytes), pageSize; over slots.
+ * (the page layout's bytes), pageSize, vllmScale (optional: vLLM's division
+ * scale rule instead of DeepSeek's); over slots.
  */
 import type { KernelArgs } from '../plan.js';
 import { actQuantRows, fp8CodesAt, fp8ScaleAt, hadamardInPlace } from './fp8.js';
@@ -34,12 +35,12 @@ export function quantizeQueriesFp8(args: KernelArgs, rowStart: number, rowEnd: n
 export function quantizeKeysFp8Rows(args: KernelArgs, slotStart: number, slotEnd: number): void {
   const k = args.k as Float32Array, data = args.data as Uint8Array;
   const d = args.d as number, pageSize = args.pageSize as number, hadamard = args.hadamard as boolean;
-  const format = args.ue8m0 ? 'ue8m0' : 'float32';
+  const format = args.ue8m0 ? 'ue8m0' : 'float32', rule = args.vllmScale ? 'vllm' : 'deepseek';
   const scales = new Float32Array(data.buffer, data.byteOffset, data.length >>> 2);
   const v = scratch(d);
   for (let slot = slotStart; slot < slotEnd; slot++) {
     v.set(k.subarray(slot * d, (slot + 1) * d));
     if (hadamard) hadamardInPlace(v, 0, d);
-    actQuantRows(v, 0, 1, d, format, data, fp8CodesAt(slot, pageSize, d), d, scales, fp8ScaleAt(slot, pageSize, d));
+    actQuantRows(v, 0, 1, d, format, data, fp8CodesAt(slot, pageSize, d), d, scales, fp8ScaleAt(slot, pageSize, d), rule);
   }
 }

@@ -15,6 +15,13 @@
  * (2^ceil(log2 scale), from its float bits, as `fast_round_scale`); each
  * value is e4m3(clamp(f32(x / scale), -448, 448)), rounded to nearest, ties
  * to even.
+ *
+ * Scale rule 'vllm' (vLLM's indexer key-cache writer,
+ * `indexer_k_quant_and_cache` in csrc/cache_kernels.cu): the scale is
+ * f32(max(amax, 1e-4) / 448), a float32 division instead of DeepSeek's
+ * multiplication by the rounded reciprocal, so about half the scales differ
+ * in the last bit and a few codes with them; the codes are the same
+ * e4m3(f32(x / scale)) with saturation (`__NV_SATFINITE`).
  */
 import { describe } from '../tensor.js';
 import { roundHalfEven } from './quantize.js';
@@ -26,6 +33,8 @@ export const E4M3_NAN = 0x7f;
 export const FP8_BLOCK = 128;
 
 export type ScaleFormat = 'float32' | 'ue8m0';
+/** How act_quant's scale comes from amax: 'deepseek' multiplies by f32(1/448), 'vllm' divides by 448 (its key-cache writer). */
+export type ScaleRule = 'deepseek' | 'vllm';
 
 /** The value of every code, as float32-exact numbers (NaN at 0x7f and 0xff). */
 export const E4M3_VALUES: Float32Array = (() => {
@@ -76,18 +85,23 @@ function ceilPow2(x: number): number {
   return 2 ** exponent;
 }
 
-/** The block scale of amax (NaN stays NaN). */
-export function fp8Scale(amax: number, format: ScaleFormat): number {
+/**
+ * The block scale of amax (NaN stays NaN). Both rules are one float32
+ * operation on float32 operands, so rounding the exact double result once
+ * gives the float32 result bit for bit.
+ */
+export function fp8Scale(amax: number, format: ScaleFormat, rule: ScaleRule = 'deepseek'): number {
   if (amax !== amax) return NaN;
-  const scale = Math.fround(Math.max(amax, MIN_AMAX) * INV_MAX);
+  const clamped = Math.max(amax, MIN_AMAX);
+  const scale = Math.fround(rule === 'vllm' ? clamped / E4M3_MAX : clamped * INV_MAX);
   return format === 'ue8m0' ? ceilPow2(scale) : scale;
 }
 
 /**
  * act_quant of `n` rows of `d` values, src[srcAt + i*d + e]: codes into
  * codes[codesAt + i*codesStride + e], one scale per 128-value block into
- * scales[scalesAt + i*nb + blk] (nb = ceil(d / 128)). A block holding NaN or
- * +-Infinity gets scale NaN and NaN codes.
+ * scales[scalesAt + i*nb + blk] (nb = ceil(d / 128)), the scale by `rule`.
+ * A block holding NaN or +-Infinity gets scale NaN and NaN codes.
  */
 export function actQuantRows(
   src: Float32Array,
@@ -100,6 +114,7 @@ export function actQuantRows(
   codesStride: number,
   scales: Float32Array,
   scalesAt: number,
+  rule: ScaleRule = 'deepseek',
 ): void {
   const nb = Math.ceil(d / FP8_BLOCK);
   for (let i = 0; i < n; i++) {
@@ -108,7 +123,7 @@ export function actQuantRows(
       const e0 = blk * FP8_BLOCK, e1 = Math.min(d, e0 + FP8_BLOCK);
       let amax = 0;
       for (let e = e0; e < e1; e++) amax = Number.isFinite(src[x + e]) ? Math.max(amax, Math.abs(src[x + e])) : NaN;
-      const scale = fp8Scale(amax, format);
+      const scale = fp8Scale(amax, format, rule);
       scales[scalesAt + i * nb + blk] = scale;
       for (let e = e0; e < e1; e++) {
         const v = Math.fround(src[x + e] / scale);
@@ -150,6 +165,8 @@ export interface Fp8Keys {
   hadamard: boolean;
   /** How the scales were rounded ('ue8m0': powers of two). */
   scaleFormat: ScaleFormat;
+  /** How the scales were computed from amax (absent: 'deepseek'); scoring reads the stored scales either way. */
+  scaleRule?: ScaleRule;
 }
 
 export function isFp8Keys(k: unknown): k is Fp8Keys {
@@ -193,8 +210,8 @@ export function fp8ScaleAt(slot: number, pageSize: number, d: number): number {
 
 /**
  * Rotates (optionally) and quantizes `n` key rows of d floats, src[srcAt ..],
- * into slots slot0 .. slot0 + n - 1 of a page layout (all in one page).
- * `rotated` is scratch of d floats.
+ * into slots slot0 .. slot0 + n - 1 of a page layout (all in one page),
+ * the scales by `rule`. `rotated` is scratch of d floats.
  */
 export function writeFp8Keys(
   src: Float32Array,
@@ -208,12 +225,13 @@ export function writeFp8Keys(
   pageSize: number,
   slot0: number,
   rotated: Float32Array,
+  rule: ScaleRule = 'deepseek',
 ): void {
   for (let i = 0; i < n; i++) {
     rotated.set(src.subarray(srcAt + i * d, srcAt + (i + 1) * d));
     if (hadamard) hadamardInPlace(rotated, 0, d);
     const slot = slot0 + i;
-    actQuantRows(rotated, 0, 1, d, format, data, fp8CodesAt(slot, pageSize, d), d, scales, fp8ScaleAt(slot, pageSize, d));
+    actQuantRows(rotated, 0, 1, d, format, data, fp8CodesAt(slot, pageSize, d), d, scales, fp8ScaleAt(slot, pageSize, d), rule);
   }
 }
 

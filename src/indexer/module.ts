@@ -226,7 +226,7 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   if (isFp8Keys(inputs.kCache)) {
     const format = scaleFormat ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.scaleFormat : 'float32');
     // Shared bytes when the pool will score them (alloc is allocShared there).
-    const fresh = quantizeKeysFp8({ data: kNew, shape: [b, t, d] }, { hadamard, scaleFormat: format, shared: alloc === allocShared });
+    const fresh = quantizeKeysFp8({ data: kNew, shape: [b, t, d] }, { hadamard, scaleFormat: format, scaleRule: inputs.kCache.scaleRule, shared: alloc === allocShared });
     keys = concatFp8Keys(inputs.kCache, fresh, alloc);
   } else if (isQuantizedKeys(inputs.kCache)) {
     // A quantized cache: quantize the new keys (per row, exactly as scoring would) and append.
@@ -292,7 +292,7 @@ function concatFp8Keys(a: Fp8Keys, z: Fp8Keys, alloc: Alloc): Fp8Keys {
     data.set(a.data.subarray(fa + s1 * d, fa + s1 * row), to + s * d);
     data.set(z.data.subarray(fz + s2 * d, fz + s2 * row), to + s * d + s1 * 4);
   }
-  return { data, shape: [b, s, row], hadamard: a.hadamard, scaleFormat: a.scaleFormat };
+  return { data, shape: [b, s, row], hadamard: a.hadamard, scaleFormat: a.scaleFormat, scaleRule: a.scaleRule };
 }
 
 /**

@@ -7,7 +7,8 @@
 import { allocLocal, allocShared, describe, type Tensor } from '../tensor.js';
 import { checkOneOf, checkTensor } from '../validate.js';
 import { QUANT_BLOCK, quantizeRowsRef } from './quantize.js';
-import { FP8_BLOCK, type Fp8Keys, type ScaleFormat } from './fp8.js';
+import { FP8_BLOCK, type Fp8Keys, type ScaleFormat, type ScaleRule } from './fp8.js';
+import { checkKnownOptions } from '../options.js';
 import { quantizeKeysFp8Rows } from './fp8-kernels.js';
 
 export interface QuantizedKeys {
@@ -62,9 +63,18 @@ export interface QuantizeKeysFp8Options {
   hadamard?: boolean;
   /** 'float32' (default: amax / 448) or 'ue8m0' (rounded up to a power of two). */
   scaleFormat?: ScaleFormat;
+  /**
+   * How each scale comes from amax: 'deepseek' (default, DeepSeek's
+   * act_quant: f32(max(amax, 1e-4) * f32(1/448))) or 'vllm' (vLLM's
+   * indexer key-cache writer: f32(max(amax, 1e-4) / 448)), whose bytes are
+   * then those vLLM's writer stores for finite keys.
+   */
+  scaleRule?: ScaleRule;
   /** Back the result with SharedArrayBuffer (default false), for pool calls in place. */
   shared?: boolean;
 }
+
+const FP8_KEY_OPTIONS = ['hadamard', 'scaleFormat', 'scaleRule', 'shared'] as const;
 
 /**
  * Quantizes keys k [b, s, d] (or a paged [numPages, pageSize, d]) to FP8 as
@@ -72,10 +82,15 @@ export interface QuantizeKeysFp8Options {
  * act_quant (e4m3 codes, one float32 scale per key; d <= 128), in vLLM's
  * page layout [b, s, d + 4] (each row of s tokens is one page: codes, then
  * scales). `indexerScores(q, result, w, { precision: 'fp8' })` gives the
- * same scores as passing the float32 keys with the same options. A key
- * holding NaN or Infinity gets scale NaN (its scores are NaN).
+ * same scores as passing the float32 keys with the same options (and the
+ * default scaleRule). A key holding NaN or Infinity gets scale NaN (its
+ * scores are NaN). With `scaleRule: 'vllm'` and d = 128 each page is byte for
+ * byte what vLLM's `indexer_k_quant_and_cache` writes into a block of its
+ * indexer cache (docs/serving.md, "vLLM's conventions"). An option this
+ * function does not take is a TypeError naming it.
  */
 export function quantizeKeysFp8(k: Tensor<Float32Array>, opts: QuantizeKeysFp8Options = {}): Fp8Keys {
+  checkKnownOptions('quantizeKeysFp8', opts, FP8_KEY_OPTIONS);
   const [b, s, d] = checkTensor('k', k, Float32Array, ['b', 's', 'd']);
   if (d > FP8_BLOCK) throw new RangeError(`k: FP8 keys need d <= ${FP8_BLOCK} (one scale per key, DeepSeek's layout), got d = ${d}`);
   if ((s * d) % 4 !== 0) throw new RangeError(`k: FP8 pages need s * d a multiple of 4 (the scales are float32 after the codes), got ${s} * ${d}`);
@@ -83,7 +98,8 @@ export function quantizeKeysFp8(k: Tensor<Float32Array>, opts: QuantizeKeysFp8Op
   if (typeof hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(hadamard)}`);
   if (hadamard && (d & (d - 1)) !== 0) throw new RangeError(`hadamard: needs d a power of 2, got d = ${d}`);
   const scaleFormat = checkOneOf('scaleFormat', opts.scaleFormat ?? 'float32', ['float32', 'ue8m0'] as const);
+  const scaleRule = checkOneOf('scaleRule', opts.scaleRule ?? 'deepseek', ['deepseek', 'vllm'] as const);
   const data = (opts.shared ? allocShared : allocLocal)(Uint8Array, b * s * (d + 4));
-  quantizeKeysFp8Rows({ k: k.data, d, hadamard, ue8m0: scaleFormat === 'ue8m0', data, pageSize: s }, 0, b * s);
-  return { data, shape: [b, s, d + 4], hadamard, scaleFormat };
+  quantizeKeysFp8Rows({ k: k.data, d, hadamard, ue8m0: scaleFormat === 'ue8m0', data, pageSize: s, vllmScale: scaleRule === 'vllm' }, 0, b * s);
+  return { data, shape: [b, s, d + 4], hadamard, scaleFormat, scaleRule };
 }
