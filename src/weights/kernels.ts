@@ -1,7 +1,7 @@
 import type { KernelTable } from '../plan.js';
-import { actQuantKernel, linearRowsTs } from './linear-kernels.js';
+import { actQuantKernel, linearRows } from './linear-kernels.js';
 
 export const weightKernels: KernelTable = {
   'weights.actQuant': actQuantKernel,
-  'weights.linear': linearRowsTs,
+  'weights.linear': linearRows,
 };

@@ -23,10 +23,24 @@ function makeWeight(format: Weight['format'], out: number, inDim: number, seed: 
 }
 
 /**
+ * The stated summation order of float32 products: lane l sums the products
+ * j = l (mod 4) below the last multiple of 4, then (l0 + l1) + (l2 + l3),
+ * then the rest in order.
+ */
+function orderedSum(products: number[]): number {
+  const n4 = products.length - (products.length % 4);
+  const lane = [0, 0, 0, 0];
+  for (let j = 0; j < n4; j++) lane[j % 4] = f32(lane[j % 4] + products[j]);
+  let s = f32(f32(lane[0] + lane[1]) + f32(lane[2] + lane[3]));
+  for (let j = n4; j < products.length; j++) s = f32(s + products[j]);
+  return s;
+}
+
+/**
  * DeepSeek-V3's `linear(x, weight)` restated: a non-FP8 weight, or an FP8
  * one under gemm_impl 'bf16' (weight_dequant, cast to bf16), is F.linear;
  * under 'fp8', act_quant(x) then fp8_gemm (a block's dot, times
- * a_s * b_s, added to the accumulator). Sums float32, ascending.
+ * a_s * b_s, added to the accumulator). Sums float32 in the stated order.
  */
 function deepseekLinear(x: Float32Array, n: number, w: Weight, gemmImpl: GemmImpl, scaleFormat: ScaleFormat): Float32Array {
   const [out, inDim] = w.shape;
@@ -36,9 +50,9 @@ function deepseekLinear(x: Float32Array, n: number, w: Weight, gemmImpl: GemmImp
     if (w.format === 'fp8') W = Float32Array.from(W, (v) => bf16Value(bf16Bits(v)));
     for (let r = 0; r < n; r++) {
       for (let o = 0; o < out; o++) {
-        let acc = 0;
-        for (let j = 0; j < inDim; j++) acc = f32(acc + f32(x[r * inDim + j] * W[o * inDim + j]));
-        y[r * out + o] = acc;
+        const products: number[] = [];
+        for (let j = 0; j < inDim; j++) products.push(f32(x[r * inDim + j] * W[o * inDim + j]));
+        y[r * out + o] = orderedSum(products);
       }
     }
     return y;
@@ -50,8 +64,9 @@ function deepseekLinear(x: Float32Array, n: number, w: Weight, gemmImpl: GemmImp
     for (let o = 0; o < out; o++) {
       let accum = 0;
       for (let k = 0; k < nb; k++) {
-        let c = 0;
-        for (let j = k * 128; j < Math.min(inDim, k * 128 + 128); j++) c = f32(c + E4M3_VALUES[a[r * inDim + j]] * E4M3_VALUES[w.data[o * inDim + j]]);
+        const products: number[] = [];
+        for (let j = k * 128; j < Math.min(inDim, k * 128 + 128); j++) products.push(E4M3_VALUES[a[r * inDim + j]] * E4M3_VALUES[w.data[o * inDim + j]]);
+        const c = orderedSum(products);
         const scaleC = f32(aS[r * nb + k] * (w as { scale: Float32Array }).scale[Math.floor(o / 128) * nb + k]);
         accum = f32(accum + f32(c * scaleC));
       }
@@ -99,8 +114,11 @@ test('linear: random shapes and every form and reading equal the restatement (pa
       (n, out, inDim, format, reading, seed) => {
         const w = makeWeight(format as Weight['format'], out, inDim, seed);
         const x = normals(rng(seed + 1), n * inDim);
-        const y = linear({ data: x, shape: [n, inDim] }, w, reading);
-        assertSameBits(y.data, deepseekLinear(x, n, w, reading.gemmImpl, reading.scaleFormat), `n=${n} out=${out} in=${inDim} ${format}`);
+        const expected = deepseekLinear(x, n, w, reading.gemmImpl, reading.scaleFormat);
+        for (const simd of [true, false]) {
+          const y = linear({ data: x, shape: [n, inDim] }, w, { ...reading, simd });
+          assertSameBits(y.data, expected, `n=${n} out=${out} in=${inDim} ${format} simd ${simd}`);
+        }
       },
     ),
     { numRuns: 60 },
@@ -143,8 +161,10 @@ test('linear: leading dims kept, out reused and returned, NaN in x or a NaN code
   const bad = { ...w, data: w.data.slice() } as Weight;
   bad.data[1 * 130 + 5] = 0x7f;
   for (const gemmImpl of ['bf16', 'fp8'] as const) {
-    const z = linear({ data: x.subarray(0, 130), shape: [130] }, bad, { gemmImpl }).data;
-    assert.ok(Number.isNaN(z[1]) && Number.isFinite(z[0]) && Number.isFinite(z[2]), `${gemmImpl}: ${z}`);
+    for (const simd of [true, false]) {
+      const z = linear({ data: x.subarray(0, 130), shape: [130] }, bad, { gemmImpl, simd }).data;
+      assert.ok(Number.isNaN(z[1]) && Number.isFinite(z[0]) && Number.isFinite(z[2]), `${gemmImpl} simd ${simd}: ${z}`);
+    }
   }
   const xNaN = x.slice(0, 130);
   xNaN[129] = NaN;

@@ -8,3 +8,4 @@ export * from './attention';
 export * from './topk';
 export * from './verify';
 export * from './fp8';
+export * from './linear';
