@@ -14,6 +14,8 @@ import { indexerPoolApi } from './indexer/pooled.js';
 import { attentionPoolApi } from './attention/pooled.js';
 import { cachePoolApi } from './cache/pooled.js';
 import { kernels } from './kernels.js';
+import { withInteropOps } from './interop/wrap.js';
+import { POOL_SIGNATURES } from './interop/signatures.js';
 
 export interface PoolOptions {
   /** Worker threads (default: the machine's available parallelism). */
@@ -25,13 +27,14 @@ export interface PoolOptions {
  * `pool`. Arrays already backed by a SharedArrayBuffer are used in place;
  * others are copied into shared memory the pool keeps for its calls (and
  * outputs copied back), which costs a pass. Results not written into a
- * caller's `out` are fresh shared memory on every call.
+ * caller's `out` are fresh shared memory on every call. Every op also takes
+ * ONNX Runtime and tfjs tensors and the `output` option (docs/interop.md).
  */
 export function poolApi(pool: WorkerPool) {
   const threads = pool.threads;
   const staging = createStaging();
   const run = planRunner(pool, kernels, staging);
-  return {
+  return withInteropOps({
     threads,
     ...maskPoolApi(run),
     ...topkPoolApi(run),
@@ -43,7 +46,7 @@ export function poolApi(pool: WorkerPool) {
       staging.close();
       await pool.close();
     },
-  };
+  }, POOL_SIGNATURES);
 }
 
 export type DsaPool = ReturnType<typeof poolApi>;

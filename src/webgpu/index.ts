@@ -26,6 +26,8 @@ import { GpuTensor, standIn } from './resident.js';
 import { programs } from './programs.js';
 import { planIndexerTopk, type IndexerTopkOptions } from './fused.js';
 import { describe } from '../tensor.js';
+import { withInteropOps } from '../interop/wrap.js';
+import { GPU_SIGNATURES } from '../interop/signatures.js';
 
 export { GpuTensor } from './resident.js';
 export type { GpuDtype } from './resident.js';
@@ -222,7 +224,8 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
     return k as IndexerKeys;
   };
 
-  return {
+  // Every op also takes ONNX Runtime and tfjs CPU tensors and the `output` option (docs/interop.md).
+  return withInteropOps({
     device,
     /** What the adapter says it is. */
     adapter: adapterFacts(device),
@@ -316,7 +319,7 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
       if (owned) device.destroy();
       void keep;
     },
-  };
+  }, GPU_SIGNATURES, { gpu: true, sync: ['upload'] });
 }
 
 export type DsaGpu = Awaited<ReturnType<typeof createGpu>>;

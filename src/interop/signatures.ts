@@ -1,0 +1,134 @@
+/**
+ * Where each public function takes and returns tensors, and what dtype each
+ * needs: the one table the interop wrapper reads (src/interop/wrap.ts), so
+ * no function of the library knows about other runtimes. A `Slot` says what
+ * may stand at a position: a tensor `{ data, shape }` of a need, a bare
+ * typed array (given as a rank-1 tensor: seqLens, window bounds, attnSink),
+ * or a plain object whose named fields are slots (inputs, options, results).
+ */
+import type { Need } from './ecosystem.js';
+
+export interface Slot {
+  /** A `{ data, shape }` tensor of this need. */
+  readonly tensor?: Need;
+  /** A bare typed array of this need (an ecosystem tensor of rank 1 gives its data). */
+  readonly array?: Need;
+  /** A plain object: these fields are slots (a field absent from the value is skipped). */
+  readonly fields?: Readonly<Record<string, Slot>>;
+}
+
+export interface Signature {
+  /** Each positional argument: its name (for messages) and slot; null where no tensor can stand. */
+  readonly args: readonly (readonly [string, Slot | null])[];
+  /** The position of the options object, which takes `output`; null: the function has none. */
+  readonly options: number | null;
+  /** The tensors of the result (awaited for async ones); null: it returns none, so `output` is refused. */
+  readonly result: Slot | null;
+}
+
+const tensor = (need: Need): Slot => ({ tensor: need });
+const array = (need: Need): Slot => ({ array: need });
+const fields = (f: Record<string, Slot>): Slot => ({ fields: f });
+
+const f32 = tensor('float32');
+const i32 = tensor('int32');
+const mask = tensor('mask');
+
+/** KeyWindowOptions: the forms serving engines give the keys each row sees in. */
+const keyWindow = {
+  window: fields({ start: array('int32'), end: array('int32') }),
+  seqLens: array('int32'),
+  ragged: fields({ cuSeqlensQ: array('int32'), cuSeqlensK: array('int32') }),
+};
+
+/** IndexerKeys / KeyCache: float32 keys, quantizeKeys' { values, scales }, or FP8 keys (their bytes a bare array). */
+const keys: Slot = { tensor: 'float32', fields: { values: tensor('int8'), scales: f32, data: array('uint8') } };
+/** The same as a result: float32 keys or { values, scales }; FP8 keys stay as they are (their bytes are not a tensor). */
+const keysResult: Slot = { tensor: 'float32', fields: { values: tensor('int8'), scales: f32 } };
+
+const weights = fields({ wqB: f32, wk: f32, kNormWeight: f32, kNormBias: f32, weightsProj: f32 });
+const indexerInputs = fields({ x: f32, qr: f32, kCache: keys });
+const indexerOptions = { ropeFreqs: array('float32'), mask };
+const indexerResult = fields({ scores: f32, values: f32, indices: i32, keys: keysResult, mask });
+const attentionOptions = { attnSink: array('float32') };
+const sparseOptions = fields({ ...attentionOptions, topkLength: array('int32'), window: keyWindow.window, ragged: keyWindow.ragged });
+const attentionResult = fields({ out: f32, lse: f32, maxLogits: f32 });
+const stepInputs = fields({ x: f32, qr: f32, q: f32, kv: f32, seqs: array('int32') });
+const stepOptions = fields({ ropeFreqs: array('float32'), attnSink: array('float32') });
+const topkResult = fields({ values: f32, indices: i32 });
+const maskOptions = fields({});
+
+const sig = (args: Signature['args'], options: number | null, result: Slot | null): Signature => ({ args, options, result });
+
+/** The CPU functions of `dsa-ts` (and, with the same arguments, the pool's and the GPU's). */
+export const SIGNATURES = {
+  generateMask: sig([['indices', i32], ['s', null], ['opts', fields(keyWindow)]], 2, mask),
+  maskFromThreshold: sig([['scores', f32], ['topkValues', f32], ['opts', maskOptions]], 2, mask),
+  combineMasks: sig([['a', mask], ['b', mask], ['opts', maskOptions]], 2, mask),
+  causalMask: sig([['b', null], ['t', null], ['s', null], ['offset', null], ['form', null], ['opts', maskOptions]], 5, mask),
+  windowMask: sig([['b', null], ['t', null], ['s', null], ['keys', fields(keyWindow)], ['form', null], ['opts', maskOptions]], 5, mask),
+  verifyMask: sig([['mask', mask], ['indices', i32], ['s', null], ['options', maskOptions]], 3, null),
+  denseAttention: sig([['q', f32], ['kv', f32], ['mask', mask], ['opts', fields(attentionOptions)]], 3, attentionResult),
+  sparseAttention: sig([['q', f32], ['kv', f32], ['indices', i32], ['opts', sparseOptions]], 3, attentionResult),
+  dsaForward: sig(
+    [['weights', weights], ['inputs', indexerInputs], ['attention', fields({ q: f32, kv: f32 })], ['opts', fields({ indexer: fields(indexerOptions) })]],
+    3,
+    fields({ out: f32, lse: f32, indexer: indexerResult }),
+  ),
+  dsaForwardDense: sig(
+    [['weights', weights], ['inputs', indexerInputs], ['attention', fields({ q: f32, kv: f32 })], ['opts', fields({ indexer: fields(indexerOptions) })]],
+    3,
+    fields({ out: f32, lse: f32, indexer: indexerResult, mask }),
+  ),
+  topk: sig([['scores', f32], ['k', null], ['opts', fields({ ...keyWindow, mask })]], 2, topkResult),
+  indexerScores: sig([['q', f32], ['k', keys], ['w', f32], ['opts', fields({ ...keyWindow, blockTable: i32 })]], 3, f32),
+  lightningIndexer: sig([['weights', weights], ['inputs', indexerInputs], ['opts', fields(indexerOptions)]], 2, indexerResult),
+  quantizeKeys: sig([['k', f32], ['opts', fields({})]], 1, fields({ values: tensor('int8'), scales: f32 })),
+  quantizeKeysFp8: sig([['k', f32], ['opts', fields({})]], 1, null),
+  decodeStep: sig([['weights', weights], ['cache', null], ['inputs', stepInputs], ['opts', stepOptions]], 3, fields({ out: f32, lse: f32, indices: i32 })),
+  prefill: sig([['weights', weights], ['cache', null], ['seq', null], ['inputs', fields({ x: f32, qr: f32, q: f32, kv: f32 })], ['opts', stepOptions]], 4, fields({ out: f32, lse: f32 })),
+  pagedSlots: sig([['indices', i32], ['blockTable', i32], ['pageSize', null], ['opts', fields({ seqLens: array('int32') })]], 3, i32),
+  shareWeights: sig([['weights', weights]], null, null),
+  encodeNpy: sig([['tensor', tensor('any')], ['dtype', null]], null, null),
+} as const satisfies Record<string, Signature>;
+
+/** `DsaCache.append(seq, { keys, kv })`, which the wrapped `createDsaCache` gives its caches. */
+export const APPEND_SIGNATURE = sig([['seq', null], ['inputs', fields({ keys: f32, kv: f32 })]], null, null);
+
+/** The ops of `createPool()`: the CPU functions of the same names. */
+export const POOL_SIGNATURES = {
+  generateMask: SIGNATURES.generateMask,
+  maskFromThreshold: SIGNATURES.maskFromThreshold,
+  combineMasks: SIGNATURES.combineMasks,
+  causalMask: SIGNATURES.causalMask,
+  windowMask: SIGNATURES.windowMask,
+  topk: SIGNATURES.topk,
+  indexerScores: SIGNATURES.indexerScores,
+  lightningIndexer: SIGNATURES.lightningIndexer,
+  denseAttention: SIGNATURES.denseAttention,
+  sparseAttention: SIGNATURES.sparseAttention,
+  dsaForward: SIGNATURES.dsaForward,
+  dsaForwardDense: SIGNATURES.dsaForwardDense,
+  decodeStep: SIGNATURES.decodeStep,
+  prefill: SIGNATURES.prefill,
+  pagedSlots: SIGNATURES.pagedSlots,
+} as const satisfies Record<string, Signature>;
+
+/**
+ * The ops of `createGpu()`. Their GpuTensor arguments pass through (a class
+ * instance is never looked into); with `resident: true` the results are
+ * GpuTensors, which `output` refuses until the GPU hand-over gives an
+ * output kind a GPU form (docs/interop.md).
+ */
+export const GPU_SIGNATURES = {
+  generateMask: SIGNATURES.generateMask,
+  maskFromThreshold: SIGNATURES.maskFromThreshold,
+  combineMasks: SIGNATURES.combineMasks,
+  causalMask: SIGNATURES.causalMask,
+  windowMask: SIGNATURES.windowMask,
+  topk: SIGNATURES.topk,
+  indexerScores: SIGNATURES.indexerScores,
+  indexerTopk: sig([['q', f32], ['k', keys], ['w', f32], ['topK', null], ['o', fields({ ...keyWindow, mask, blockTable: i32 })]], 4, topkResult),
+  sparseAttention: SIGNATURES.sparseAttention,
+  upload: sig([['tensor', tensor('any')]], null, null),
+} as const satisfies Record<string, Signature>;

@@ -1,0 +1,209 @@
+/**
+ * One wrapper for every public function: ecosystem tensors among the
+ * arguments (at the positions `signatures.ts` names, also inside input and
+ * option objects) become `{ data, shape }` before the function's own edge
+ * checks them, and with `output: ort` or `output: tf` the result's tensors
+ * come back in that runtime's kind. The function itself never sees the
+ * `output` option, so its unknown-option check stays strict.
+ */
+import type { Tensor, TypedArray } from '../tensor.js';
+import type { DsaCache } from '../cache/cache.js';
+import type { GpuTensor } from '../webgpu/resident.js';
+import {
+  dtypeOf, fromEcosystem, isEcosystemTensor, resolveOutput,
+  type EcosystemTensor, type Need, type OrtModuleLike, type Output, type OutputModule, type TfModuleLike,
+} from './ecosystem.js';
+import type { Signature, Slot } from './signatures.js';
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  if (typeof x !== 'object' || x === null) return false;
+  const proto = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A value at a slot with its ecosystem tensors converted (the same object where none was). */
+export function convertIn(value: unknown, slot: Slot | null, name: string): unknown {
+  if (slot === null || value === undefined || value === null) return value;
+  if (isEcosystemTensor(value)) {
+    if (slot.tensor !== undefined) return fromEcosystem(value, name, slot.tensor);
+    if (slot.array !== undefined) {
+      const t = fromEcosystem(value, name, slot.array);
+      if (t.shape.length !== 1) throw new RangeError(`${name}: expected a rank-1 tensor (its data is the array), got shape [${t.shape.join(', ')}]`);
+      return t.data;
+    }
+    return value;
+  }
+  if (slot.fields !== undefined && isPlainObject(value)) {
+    let copy: Record<string, unknown> | null = null;
+    for (const [key, sub] of Object.entries(slot.fields)) {
+      if (!(key in value)) continue;
+      const v = value[key];
+      const c = convertIn(v, sub, name === '' ? key : `${name}.${key}`);
+      if (c !== v) (copy ??= { ...value })[key] = c;
+    }
+    return copy ?? value;
+  }
+  return value;
+}
+
+function isHostTensor(x: unknown): x is Tensor {
+  return isPlainObject(x) && ArrayBuffer.isView(x.data) && Array.isArray(x.shape);
+}
+
+const FITS: Readonly<Record<Need, (d: TypedArray) => boolean>> = {
+  float32: (d) => d instanceof Float32Array,
+  int32: (d) => d instanceof Int32Array,
+  int8: (d) => d instanceof Int8Array,
+  uint8: (d) => d instanceof Uint8Array,
+  mask: (d) => d instanceof Float32Array || d instanceof Uint8Array || d instanceof Uint32Array,
+  any: () => true,
+};
+
+/**
+ * A result with the tensors at its slot in the output's kind. A tensor the
+ * kind has no dtype for (tfjs: int8 keys, uint32 bit masks) stays
+ * `{ data, shape }`; so do FP8 keys, whose bytes are no tensor.
+ */
+export function convertOut(value: unknown, slot: Slot | null, output: Output): unknown {
+  if (slot === null || !isPlainObject(value)) return value;
+  if (slot.tensor !== undefined && isHostTensor(value) && FITS[slot.tensor](value.data as TypedArray)) {
+    const dtype = dtypeOf(value.data as TypedArray, slot.tensor);
+    return dtype !== null && output.holds(dtype) ? output.fromHost(value.data as TypedArray, value.shape, dtype) : value;
+  }
+  if (slot.fields !== undefined) {
+    const copy: Record<string, unknown> = { ...value };
+    for (const [key, sub] of Object.entries(slot.fields)) {
+      if (key in copy) copy[key] = convertOut(copy[key], sub, output);
+    }
+    return copy;
+  }
+  return value;
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function';
+}
+
+/** Converts the arguments, runs `fn`, converts the result; `async` says how errors reach the caller (a rejection for async ops). */
+function invoke(op: string, fn: (...args: unknown[]) => unknown, self: unknown, sig: Signature, args: unknown[], gpu: boolean): unknown {
+  let output: Output | null = null;
+  const call = args.slice();
+  const at = sig.options;
+  if (at !== null && isPlainObject(call[at]) && 'output' in (call[at] as object)) {
+    const { output: asked, ...rest } = call[at] as Record<string, unknown>;
+    output = resolveOutput(asked);
+    if (output !== null && sig.result === null) {
+      throw new TypeError(`output: ${op} returns no tensors, so it takes no output kind (got the ${output.runtime === 'tf' ? 'tfjs' : 'onnxruntime'} module)`);
+    }
+    if (output !== null && gpu && rest.resident === true) {
+      throw new TypeError(`output: with resident: true ${op}'s results stay on the GPU as GpuTensors; output takes host results only (drop resident, or read the GpuTensors)`);
+    }
+    call[at] = rest;
+  }
+  for (let i = 0; i < call.length && i < sig.args.length; i++) {
+    const [name, slot] = sig.args[i];
+    call[i] = convertIn(call[i], slot, at === i ? '' : name);
+  }
+  const result = fn.apply(self, call);
+  if (output === null) return result;
+  const out = output;
+  return isThenable(result) ? Promise.resolve(result).then((r) => convertOut(r, sig.result, out)) : convertOut(result, sig.result, out);
+}
+
+/**
+ * `fn` taking ecosystem tensors and the `output` option. A synchronous
+ * `fn` throws its errors (the wrapper's included); an async one rejects.
+ */
+export function withInterop<F extends (...args: never[]) => unknown, S extends Signature>(op: string, fn: F, sig: S, opts: { async?: boolean; gpu?: boolean } = {}): Interop<F, S['options']> {
+  const run = fn as unknown as (...args: unknown[]) => unknown;
+  const gpu = opts.gpu === true;
+  const wrapped = opts.async
+    ? function (this: unknown, ...args: unknown[]) {
+        try {
+          return invoke(op, run, this, sig, args, gpu);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+    : function (this: unknown, ...args: unknown[]) {
+        return invoke(op, run, this, sig, args, gpu);
+      };
+  Object.defineProperty(wrapped, 'name', { value: fn.name || op });
+  return wrapped as unknown as Interop<F, S['options']>;
+}
+
+/**
+ * An object of ops (a pool's, a GPU backend's) with the ops `sigs` names
+ * wrapped (async: errors reject, except the ops `sync` names); everything
+ * else as it is.
+ */
+export function withInteropOps<T extends object, M extends Record<string, Signature>>(
+  api: T,
+  sigs: M,
+  opts: { gpu?: boolean; sync?: readonly (keyof M)[] } = {},
+): InteropOps<T, M> {
+  const out: Record<string, unknown> = { ...(api as Record<string, unknown>) };
+  for (const [op, sig] of Object.entries(sigs)) {
+    const fn = (api as Record<string, unknown>)[op];
+    if (typeof fn !== 'function') throw new Error(`interop: the api has no op '${op}' its signature table names`);
+    out[op] = withInterop(op, fn as (...args: never[]) => unknown, sig, { async: !opts.sync?.includes(op), gpu: opts.gpu });
+  }
+  return out as InteropOps<T, M>;
+}
+
+// ---- Types: the wrapped function is the original (first overload, exact types) and an ecosystem overload.
+
+/** Class instances the type mapping leaves alone (a cache, a GPU tensor). */
+type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown) | readonly unknown[];
+
+/** An argument type with every tensor (and bare typed array) also taking an ecosystem tensor. */
+export type EcoIn<T> = T extends TypedArray
+  ? T | EcosystemTensor
+  : T extends Tensor
+    ? T | EcosystemTensor
+    : T extends Opaque
+      ? T
+      : T extends object
+        ? { [P in keyof T]: EcoIn<T[P]> }
+        : T;
+
+/** The `output` option the wrapper adds to a function's options. */
+export interface OutputOption {
+  /** Results as tensors of this runtime: the caller's onnxruntime or tfjs module (default: `{ data, shape }`). */
+  output?: OutputModule;
+}
+
+type WithOutput<T> = T extends object ? T & OutputOption : T;
+type EcoArgs<A extends readonly unknown[], I> = { [J in keyof A]: J extends `${I & number}` ? WithOutput<EcoIn<A[J]>> : EcoIn<A[J]> };
+
+type OutputOf<Args, I> = I extends number ? (`${I}` extends keyof Args ? (Args[`${I}` & keyof Args] extends { output: infer K } ? K : undefined) : undefined) : undefined;
+
+/** A result's tensors as the runtime's tensor type `E`; tfjs holds float32, int32 and bool only. */
+type MapOut<R, E, Tf extends boolean> = R extends { hadamard: boolean }
+  ? R
+  : R extends Tensor<infer D>
+    ? Tf extends true
+      ? D extends Float32Array | Int32Array | Uint8Array
+        ? E
+        : Tensor<D>
+      : E
+    : R extends Opaque
+      ? R
+      : R extends object
+        ? { [P in keyof R]: MapOut<R[P], E, Tf> }
+        : R;
+
+type Converted<R, K> = K extends TfModuleLike
+  ? MapOut<R, K['tensor'] extends (...args: never[]) => infer E ? E : unknown, true>
+  : K extends OrtModuleLike
+    ? MapOut<R, K['Tensor'] extends new (...args: never[]) => infer E ? E : unknown, false>
+    : R;
+
+export type EcoResult<R, K> = R extends Promise<infer U> ? Promise<Converted<U, K>> : Converted<R, K>;
+
+/** `F` itself, plus an overload taking ecosystem tensors and `output` in its options at position `I`. */
+export type Interop<F, I> = F extends (...args: infer A) => infer R
+  ? F & (<Args extends EcoArgs<A, I>>(...args: Args) => EcoResult<R, OutputOf<Args, I>>)
+  : F;
+
+export type InteropOps<T, M> = { [K in keyof T]: K extends keyof M ? (M[K] extends Signature ? Interop<T[K], M[K]['options']> : T[K]) : T[K] };
