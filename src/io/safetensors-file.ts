@@ -3,7 +3,8 @@
  * with positional reads, so a tensor's range is read without touching the
  * rest of the shard. Browsers use `blobSource` in `safetensors.ts` instead.
  */
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { openSafetensors, type ByteSource, type SafetensorsReader } from './safetensors.js';
 
 /** FileHandle.read moves at most 2 GiB - 1 per call. */
@@ -43,4 +44,32 @@ export async function fileSource(path: string, name = path): Promise<ByteSource>
 /** `openSafetensors` over a file on disk; the handle stays open until `close()`. */
 export async function openSafetensorsFile(path: string): Promise<SafetensorsReader> {
   return openSafetensors(await fileSource(path));
+}
+
+/**
+ * The files of a checkpoint folder, by name: `text` reads a small file
+ * whole, `open` a source for positional reads (closed by the caller); both
+ * resolve undefined when the file does not exist.
+ */
+export interface FolderFiles {
+  readonly dir: string;
+  text(file: string): Promise<string | undefined>;
+  open(file: string): Promise<ByteSource | undefined>;
+}
+
+async function unlessMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if ((err as { code?: string })?.code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function folderFiles(dir: string): FolderFiles {
+  return {
+    dir,
+    text: (file) => unlessMissing(() => readFile(join(dir, file), 'utf8')),
+    open: (file) => unlessMissing(() => fileSource(join(dir, file))),
+  };
 }

@@ -16,6 +16,7 @@
  * API:
  *   parseSafetensorsHeader(bytes, { fileSize?, name? }) -> SafetensorsHeader
  *   openSafetensors(source: ByteSource | Blob | Uint8Array, name?) -> Promise<SafetensorsReader>
+ *   safetensorsReader(source, header) -> SafetensorsReader (a reopened file, header parsed before)
  *     reader.tensors: Map<name, { dtype, shape, begin, end }> (begin/end relative to the data start)
  *     reader.read(name) -> Promise<{ dtype, shape, data }>, data in the dtype's typed array
  *       (F8_E4M3 / F8_E5M2 -> Uint8Array codes, BF16 / F16 -> Uint16Array bit patterns,
@@ -98,6 +99,8 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
   /** Every tensor, in data order. */
   tensors: Map<string, SafetensorsEntry>;
+  /** The file size this header was checked against (8 + N + the data). */
+  fileSize: number;
 }
 
 export interface SafetensorsTensor {
@@ -218,7 +221,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, opts: { fileSize?: num
   if (expected < dataLength) {
     throw new SafetensorsError('offsets', name, `the tensors' data ends at ${expected}, but the file holds ${dataLength} data bytes (trailing bytes)`);
   }
-  return { headerLength, dataOffset: 8 + headerLength, metadata, tensors: new Map(entries) };
+  return { headerLength, dataOffset: 8 + headerLength, metadata, tensors: new Map(entries), fileSize };
 }
 
 function parseEntry(name: string, key: string, value: unknown): SafetensorsEntry {
@@ -297,6 +300,8 @@ async function readExactly(source: ByteSource, offset: number, into: Uint8Array,
 
 export interface SafetensorsReader {
   readonly name: string;
+  /** The parsed header (for `safetensorsReader` on a later open of the same file). */
+  readonly header: SafetensorsHeader;
   readonly metadata: Record<string, string>;
   /** Every tensor, in data order; `begin`/`end` relative to `dataOffset`. */
   readonly tensors: Map<string, SafetensorsEntry>;
@@ -324,17 +329,27 @@ export async function openSafetensors(source: ByteSource | Blob | Uint8Array, na
     head.set(first8);
     await readExactly(src, 8, head.subarray(8), 'the header');
     const header = parseSafetensorsHeader(head, { fileSize: src.size, name: src.name });
-    return readerOver(src, header);
+    return safetensorsReader(src, header);
   } catch (err) {
     await src.close();
     throw err;
   }
 }
 
-function readerOver(src: ByteSource, header: SafetensorsHeader): SafetensorsReader {
+/**
+ * A reader over `src` with a header parsed before (from this source or an
+ * earlier open of the same file), so reopening a file skips the header
+ * read. A source whose size is not the header's `fileSize` is refused
+ * ('truncated' when shorter, 'offsets' when longer): the file changed.
+ */
+export function safetensorsReader(src: ByteSource, header: SafetensorsHeader): SafetensorsReader {
+  if (src.size < header.fileSize) throw new SafetensorsError('truncated', src.name, `truncated: the file has ${src.size} bytes, its header says ${header.fileSize}`);
+  if (src.size > header.fileSize) throw new SafetensorsError('offsets', src.name, `the file has ${src.size} bytes, its header says ${header.fileSize} (trailing bytes)`);
+  checkHost();
   let closed = false;
   return {
     name: src.name,
+    header,
     metadata: header.metadata,
     tensors: header.tensors,
     dataOffset: header.dataOffset,

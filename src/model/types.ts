@@ -44,6 +44,12 @@ export interface MlaConfig {
     betaSlow: number;
     /** mscale (1.0); DeepSeek's softmax scale is multiplied by (0.1 * mscale * ln(factor) + 1)^2. */
     mscale: number;
+    /**
+     * mscale_all_dim (DeepSeek-V3.2: 1.0), absent when the config has none;
+     * Hugging Face's DeepSeek-V3 attention scales the softmax by this one
+     * instead of mscale (the two are equal in DeepSeek's configs).
+     */
+    mscaleAllDim?: number;
   };
   /** num_hidden_layers. */
   nLayers: number;
@@ -52,6 +58,12 @@ export interface MlaConfig {
    * (the previous full layer's top-k). Absent: every layer 'full'.
    */
   indexerTypes?: ('full' | 'shared')[];
+  /**
+   * indexer_rope_interleave: the indexer's RoPE on interleaved pairs.
+   * DeepSeek-V3.2: false (its 2025-11-17 fix); GLM-5: true (Hugging Face's
+   * GlmMoeDsaIndexer). Absent: false. MLA's own RoPE is interleaved in both.
+   */
+  indexerRopeInterleaved?: boolean;
 }
 
 /** One layer's indexer (`self_attn.indexer.*`). */
