@@ -8,7 +8,10 @@
  *   `cu_seqlen_ks` / `cu_seqlen_ke`), intersected with the causal limit;
  * - `seqLens` [b]: sequence bi holds seqLens[bi] tokens and its t queries are
  *   the last t of them, so row (bi, ti) sees positions <= seqLens[bi] - t + ti
- *   (vLLM's paged logits with `context_lens`, a decode step's batch);
+ *   (vLLM's paged logits with `context_lens`, a decode step's batch); with
+ *   `shortSequences: 'empty'` a sequence may hold fewer than t tokens, and a
+ *   query whose position seqLens[bi] - t + ti is negative sees no keys (vLLM's
+ *   paged logits with context_len < next_n);
  * - `ragged` {cuSeqlensQ, cuSeqlensK}: sequences of different lengths packed
  *   in one call (FlashAttention's varlen prefix sums); query p of sequence i
  *   sees that sequence's positions <= kLen_i - qLen_i + p, numbered from 0
@@ -20,7 +23,7 @@
  */
 import type { Alloc } from './tensor.js';
 import { describe } from './tensor.js';
-import { checkInteger } from './validate.js';
+import { checkInteger, checkOneOf } from './validate.js';
 
 /** A key window per query row: row r sees keys `[start[r], end[r])`. */
 export interface KeyWindow {
@@ -45,6 +48,14 @@ export interface KeyWindowOptions {
   window?: KeyWindow;
   /** Int32Array [b]: tokens of each sequence, the t queries being its last t (positions <= seqLens[bi] - t + ti). */
   seqLens?: Int32Array;
+  /**
+   * With seqLens, a sequence shorter than its t queries: 'error' (default,
+   * a RangeError naming it) or 'empty' (vLLM's paged logits with
+   * context_len < next_n: query ti sees positions <= seqLens[bi] - t + ti,
+   * none when that is negative: scores -Infinity, top-k all -1, masks drop
+   * every key).
+   */
+  shortSequences?: 'error' | 'empty';
   /** A packed batch of sequences (b = 1 in the tensor shapes); positions are numbered within each sequence. */
   ragged?: RaggedBatch;
 }
@@ -124,6 +135,10 @@ export function hasRowKeys(opts: KeyWindowOptions): boolean {
  * seqLens that do not fit, and on mismatched prefix sums.
  */
 export function resolveRowKeys(opts: KeyWindowOptions, b: number, t: number, s: number, alloc: Alloc, packedKeys = false): RowKeys | null {
+  const shortEmpty = checkOneOf('shortSequences', opts.shortSequences ?? 'error', ['error', 'empty'] as const) === 'empty';
+  if (shortEmpty && opts.seqLens === undefined) {
+    throw new RangeError("shortSequences: 'empty' applies to seqLens (a sequence shorter than its t queries); pass seqLens or drop shortSequences");
+  }
   if (!hasRowKeys(opts)) return null;
   const nRows = b * t;
   const offset = opts.causalOffset === undefined ? null : checkInteger('causalOffset', opts.causalOffset);
@@ -160,12 +175,17 @@ export function resolveRowKeys(opts: KeyWindowOptions, b: number, t: number, s: 
     }
   } else if (opts.seqLens !== undefined) {
     const seqLens = checkInt32Array('seqLens', opts.seqLens, b, 'b, one length per sequence');
+    const least = shortEmpty ? 0 : t;
     for (let bi = 0; bi < b; bi++) {
       const n = seqLens[bi];
-      if (n < t || n > s) {
-        throw new RangeError(`seqLens: sequence ${bi} has length ${n}; expected ${t} <= length <= ${s} (its ${t} queries are its last tokens, and it holds at most s = ${s} positions)`);
+      if (n < least || n > s) {
+        const why = shortEmpty
+          ? `it holds at most s = ${s} positions`
+          : `its ${t} queries are its last tokens, and it holds at most s = ${s} positions; shortSequences: 'empty' lets a shorter one's first queries see no keys`;
+        throw new RangeError(`seqLens: sequence ${bi} has length ${n}; expected ${least} <= length <= ${s} (${why})`);
       }
-      for (let ti = 0; ti < t; ti++) hi[bi * t + ti] = n - t + ti + 1;
+      // A query before the sequence's first token (n - t + ti < 0) sees nothing.
+      for (let ti = 0; ti < t; ti++) hi[bi * t + ti] = Math.max(0, n - t + ti + 1);
     }
   } else {
     hi.fill(s);

@@ -32,6 +32,8 @@ export interface IndexerTopkOptions {
   window?: KeyWindow;
   /** Int32Array [b]: tokens of each sequence, the t queries its last t, as indexerScores and topk. */
   seqLens?: Int32Array;
+  /** With seqLens: 'empty' lets a sequence hold fewer than t tokens, its first queries seeing no keys (vLLM), as indexerScores and topk. */
+  shortSequences?: 'error' | 'empty';
   /** A packed batch (q [1, totalQ, h, d], k [1, totalK, d]): indices are positions within each sequence. */
   ragged?: RaggedBatch;
   /** A paged key cache (with seqLens), as indexerScores: indices are positions within each sequence. */
@@ -52,8 +54,8 @@ export interface IndexerTopkOptions {
 
 /** Every option `indexerTopk` takes (the backend's `resident` besides); any other is refused by name, never ignored. */
 const OPTIONS = [
-  'weightScale', 'precision', 'hadamard', 'scaleFormat', 'causalOffset', 'window', 'seqLens', 'ragged', 'blockTable', 'maxLen',
-  'mask', 'rows', 'sorted', 'nan', 'maxBytes', 'out', 'resident',
+  'weightScale', 'precision', 'hadamard', 'scaleFormat', 'causalOffset', 'window', 'seqLens', 'shortSequences', 'ragged', 'blockTable',
+  'maxLen', 'mask', 'rows', 'sorted', 'nan', 'maxBytes', 'out', 'resident',
 ];
 
 const same = (a: unknown, b: unknown) => a === b || (a instanceof Int32Array && b instanceof Int32Array && a.length === b.length && a.every((x, i) => x === b[i]));
@@ -74,7 +76,7 @@ export function planIndexerTopk(
   for (const [name, value] of Object.entries(opts)) {
     if (!OPTIONS.includes(name) && value !== undefined) throw unsupported(`indexerTopk: option '${name}'`);
   }
-  const keyOpts = { causalOffset: opts.causalOffset, window: opts.window, seqLens: opts.seqLens, ragged: opts.ragged };
+  const keyOpts = { causalOffset: opts.causalOffset, window: opts.window, seqLens: opts.seqLens, shortSequences: opts.shortSequences, ragged: opts.ragged };
   // The scores are virtual (validated and shaped, never allocated); the FP8
   // codes and scales the quantization steps write stay on the GPU.
   const virtual: Alloc = (ctor, length) => {
