@@ -58,7 +58,8 @@ const stepOptions = fields({ ropeFreqs: array('float32'), attnSink: array('float
 const topkResult = fields({ values: f32, indices: i32 });
 const maskOptions = fields({});
 
-const sig = (args: Signature['args'], options: number | null, result: Slot | null): Signature => ({ args, options, result });
+/** A signature whose options position stays a literal type (the wrapper's types put `output` there). */
+const sig = <const O extends number | null>(args: Signature['args'], options: O, result: Slot | null): Signature & { readonly options: O } => ({ args, options, result });
 
 /** The CPU functions of `dsa-ts` (and, with the same arguments, the pool's and the GPU's). */
 export const SIGNATURES = {

@@ -159,6 +159,8 @@ type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown
 /** An argument type with every tensor (and bare typed array) also taking an ecosystem tensor. */
 export type EcoIn<T> = T extends TypedArray
   ? T | EcosystemTensor
+  : T extends { hadamard: boolean; data: TypedArray }
+    ? T | (Omit<T, 'data'> & { data: T['data'] | EcosystemTensor })
   : T extends Tensor
     ? T | EcosystemTensor
     : T extends Opaque
