@@ -8,6 +8,7 @@ import { topkKernels } from './topk/kernels.js';
 import { indexerKernels } from './indexer/kernels.js';
 import { attentionKernels } from './attention/kernels.js';
 import { cacheKernels } from './cache/kernels.js';
+import { weightKernels } from './weights/kernels.js';
 import { initSimd, type SimdBuild } from './simd/index.js';
 
 export const kernels: KernelTable = {
@@ -16,6 +17,7 @@ export const kernels: KernelTable = {
   ...indexerKernels,
   ...attentionKernels,
   ...cacheKernels,
+  ...weightKernels,
 };
 
 /** A worker's set-up: the SIMD build of the thread that made the pool (null: this thread's own choice). */

@@ -13,6 +13,7 @@ import { topkPoolApi } from './topk/pooled.js';
 import { indexerPoolApi } from './indexer/pooled.js';
 import { attentionPoolApi } from './attention/pooled.js';
 import { cachePoolApi } from './cache/pooled.js';
+import { weightsPoolApi } from './weights/pooled.js';
 import { kernels } from './kernels.js';
 import { withInteropOps } from './interop/wrap.js';
 import { POOL_SIGNATURES } from './interop/signatures.js';
@@ -41,6 +42,7 @@ export function poolApi(pool: WorkerPool) {
     ...indexerPoolApi(run),
     ...attentionPoolApi(run),
     ...cachePoolApi(run),
+    ...weightsPoolApi(run),
     /** Stops the workers and drops the pool's staging memory. Calls after close reject. */
     close: async () => {
       staging.close();

@@ -179,3 +179,22 @@ export function quantizeWeightFp8(w: { data: Float32Array; shape: number[] }): F
   }
   return { format: 'fp8', shape: [out, inDim], data, scale };
 }
+
+/**
+ * The weight with its arrays backed by SharedArrayBuffer (copied once;
+ * arrays already shared are kept), so pool calls read it in place instead
+ * of copying it into the pool's staging on every call.
+ */
+export function shareWeight<W extends Weight>(w: W): W {
+  checkWeight('w', w);
+  const share = <T extends Float32Array | Uint16Array | Uint8Array>(a: T): T => {
+    if (typeof SharedArrayBuffer !== 'function' || a.buffer instanceof SharedArrayBuffer) return a;
+    const ctor = a.constructor as new (buffer: SharedArrayBuffer, offset: number, length: number) => T;
+    const copy = new ctor(new SharedArrayBuffer(a.byteLength), 0, a.length);
+    copy.set(a as never);
+    return copy;
+  };
+  const shape: [number, number] = [w.shape[0], w.shape[1]];
+  if (w.format === 'fp8') return { format: 'fp8', shape, data: share(w.data), scale: share(w.scale) } as W;
+  return { format: w.format, shape, data: share(w.data) } as W;
+}
