@@ -206,11 +206,6 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     if (s !== null && opts.s !== s) throw new RangeError(`s: ${opts.s} must equal the scores' s = ${s}`);
     s = opts.s;
   }
-  if (s !== null) {
-    checkBelow('a', A.data, k, s);
-    checkBelow('b', B.data, k, s);
-  }
-
   let abs = 0, rel = 0, scoreCode = 0;
   if (opts.tolerance !== undefined) {
     checkKeys('tolerance', opts.tolerance, TOLERANCE_KEYS);
@@ -238,6 +233,12 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
         inputs = inputBoundArgs(inputArgs, precision);
       }
     }
+  }
+
+  // Data-dependent checks last: every option is checked before the indices are scanned.
+  if (s !== null) {
+    checkBelow('a', A.data, k, s);
+    checkBelow('b', B.data, k, s);
   }
 
   const width = s ?? 0;
