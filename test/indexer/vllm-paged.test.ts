@@ -179,6 +179,7 @@ test('sparse attention over such a selection: a row that selected nothing gives 
     assert.ok(sel.indices.data.subarray(row * k, (row + 1) * k).every((x) => x === -1), `row ${row} selected nothing`);
     assert.ok(r.out.data.subarray(row * hq * dqk, (row + 1) * hq * dqk).every((x) => x === 0), `row ${row}: out 0`);
     assert.ok(r.lse.data.subarray(row * hq, (row + 1) * hq).every((x) => x === Infinity), `row ${row}: lse +Infinity`);
+    assert.ok(r.maxLogits.data.subarray(row * hq, (row + 1) * hq).every((x) => x === -Infinity), `row ${row}: maxLogits -Infinity`);
   }
   for (let row = 2; row < b * nextN; row++) assert.ok(r.lse.data.subarray(row * hq, (row + 1) * hq).every(Number.isFinite), `row ${row} attends`);
 });
