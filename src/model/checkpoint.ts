@@ -132,7 +132,8 @@ function mapFiles(entries: Map<string, CheckpointFile>): Files {
     const f = entries.get(file);
     if (f === undefined) return undefined;
     if (f instanceof Uint8Array) return bytesSource(f, file);
-    if (isByteSource(f)) return f;
+    // the caller's source, named by its file and never closed here (openSafetensors closes on a bad header)
+    if (isByteSource(f)) return { name: file, size: f.size, read: (offset, into) => f.read(offset, into), close: async () => {} };
     return blobSource(f, file);
   };
   return {
@@ -376,23 +377,24 @@ export async function openCheckpoint(source: CheckpointSource): Promise<Checkpoi
       return withReaders(async (readerOf) => {
         const items = await plan(i, indexer, readerOf);
         const loaded = new Map<string, Weight | Float32Array>();
-        for (const item of items) {
-          const t = await item.reader.read(item.weight.name);
-          const key = item.spec.kind === 'bias' ? `${item.spec.base}.bias` : item.spec.base;
-          if (item.spec.kind !== 'linear') {
-            loaded.set(key, widen(t));
-            continue;
-          }
-          const shape: [number, number] = [item.spec.shape[0], item.spec.shape[1]];
-          if (t.dtype === 'F8_E4M3') {
-            const scale = await item.scaleReader!.read(item.scale!.name);
-            loaded.set(key, { format: 'fp8', shape, data: t.data as Uint8Array, scale: scale.data as Float32Array });
-          } else if (t.dtype === 'BF16') {
-            loaded.set(key, { format: 'bf16', shape, data: t.data as Uint16Array });
-          } else {
-            loaded.set(key, { format: 'float32', shape, data: t.data as Float32Array });
-          }
-        }
+        // all reads in flight together (positional reads on one handle); settled before the
+        // handles close, so a failure never closes a file under a read still running
+        const settled = await Promise.allSettled(
+          items.map(async (item) => {
+            const t = await item.reader.read(item.weight.name);
+            const key = item.spec.kind === 'bias' ? `${item.spec.base}.bias` : item.spec.base;
+            if (item.spec.kind !== 'linear') return loaded.set(key, widen(t));
+            const shape: [number, number] = [item.spec.shape[0], item.spec.shape[1]];
+            if (t.dtype === 'F8_E4M3') {
+              const scale = await item.scaleReader!.read(item.scale!.name);
+              return loaded.set(key, { format: 'fp8', shape, data: t.data as Uint8Array, scale: scale.data as Float32Array });
+            }
+            if (t.dtype === 'BF16') return loaded.set(key, { format: 'bf16', shape, data: t.data as Uint16Array });
+            return loaded.set(key, { format: 'float32', shape, data: t.data as Float32Array });
+          }),
+        );
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
         const p = `model.layers.${i}.self_attn.`;
         const w = (name: string) => loaded.get(p + name) as Weight;
         const v = (name: string) => loaded.get(p + name) as Float32Array;

@@ -282,6 +282,7 @@ test("a layer load reads only that layer's byte ranges (and each shard's header 
     }
     const ckpt = await openCheckpoint(counted);
     const expected = await ckpt.layerTensors(3);
+    assert.ok(expected.length >= 12 && expected.every((t) => t.name.startsWith('model.layers.3.self_attn.')));
     for (const r of reads.values()) r.length = 0;
     await ckpt.loadLayer(3);
     const got = [...reads].flatMap(([file, rs]) => rs.map(([b, e]) => ({ file, b, e })));
@@ -411,6 +412,35 @@ test('a truncated shard, a bad header, a missing shard or config, a bad index: n
   } finally {
     tmp.done();
   }
+});
+
+test('a shard cut short after its header was read (cached): truncated, named with the file', async () => {
+  const tmp = scratch();
+  try {
+    const files = edited(() => {});
+    writeFolder(tmp.dir, files);
+    const ckpt = await openCheckpoint(tmp.dir);
+    await ckpt.loadLayer(1);
+    const shard2 = 'model-00002-of-00002.safetensors';
+    writeFileSync(join(tmp.dir, shard2), files.get(shard2)!.subarray(0, files.get(shard2)!.length - 100));
+    await assert.rejects(ckpt.loadLayer(1), (err) => err instanceof SafetensorsError && err.code === 'truncated' && err.file.endsWith(shard2) && /truncated/.test(err.message));
+    assert.ok(await ckpt.loadLayer(0));
+  } finally {
+    tmp.done();
+  }
+});
+
+test("a caller's byte source is not closed by the checkpoint, not even after its bad header", async () => {
+  const files = edited(() => {});
+  const shard2 = 'model-00002-of-00002.safetensors';
+  const bad = files.get(shard2)!.slice();
+  bad[8] = 0x5b; // '[': not an object
+  let closes = 0;
+  const inner = bytesSource(bad, 'inner');
+  const src: ByteSource = { name: 'inner', size: bad.length, read: (o, i) => inner.read(o, i), close: async () => void closes++ };
+  const ckpt = await openCheckpoint(new Map<string, CheckpointFile>([...files]).set(shard2, src));
+  await assert.rejects(ckpt.loadLayer(1), (err) => err instanceof SafetensorsError && err.code === 'header-json' && err.file === shard2);
+  assert.equal(closes, 0);
 });
 
 test('layer numbers past num_hidden_layers and unknown options are refused before anything is read', async () => {
