@@ -37,7 +37,7 @@ import {
   type SafetensorsReader,
   type SafetensorsTensor,
 } from '../io/safetensors.js';
-import { WEIGHT_BLOCK, type Weight } from '../weights/weight.js';
+import { WEIGHT_BLOCK, weightBytes, type Weight } from '../weights/weight.js';
 import { parseModelConfig, type DsaModelType, type Fp8QuantConfig } from './config.js';
 import type { IndexerLayerWeights, MlaConfig, MlaLayerWeights } from './types.js';
 
@@ -102,10 +102,6 @@ export interface Checkpoint {
   storedLayerBytes(i: number, options?: LoadLayerOptions): Promise<number>;
   /** Further loads fail; sources the caller passed are the caller's to close. */
   close(): Promise<void>;
-}
-
-function weightBytes(w: Weight): number {
-  return w.data.byteLength + (w.format === 'fp8' ? w.scale.byteLength : 0);
 }
 
 /** Bytes a loaded layer holds in memory: every weight's data and scales, and the float32 norms. */
