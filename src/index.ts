@@ -27,7 +27,7 @@ export type { IndexerWeights, IndexerInputs, KeyCache, LightningIndexerOptions, 
 export { quantizeKeys, quantizeKeysFp8 } from './indexer/quantized-keys.js';
 export type { QuantizedKeys, QuantizeKeysOptions, QuantizeKeysFp8Options } from './indexer/quantized-keys.js';
 export { e4m3Encode, e4m3Decode, E4M3_VALUES } from './indexer/fp8.js';
-export type { Fp8Keys, ScaleFormat } from './indexer/fp8.js';
+export type { Fp8Keys, ScaleFormat, ScaleRule } from './indexer/fp8.js';
 export type { IndexerKeys } from './indexer/scores.js';
 export { parseNpyHeader, encodeNpyHeader, encodeNpy, decodeNpy } from './io/npy.js';
 export type { NpyDtype, NpyHeader } from './io/npy.js';
