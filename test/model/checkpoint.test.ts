@@ -233,7 +233,17 @@ test('glm_moe_dsa, one model.safetensors: a shared layer (indexer_types) has no 
   const tensors = tinyTensors({ nLayers: 3, noIndexer: [1], linearDtype: (n) => (n === 'o_proj' ? 'F32' : n.startsWith('indexer.') ? 'BF16' : 'F8_E4M3') });
   assert.ok(![...tensors.keys()].some((n) => n.startsWith('model.layers.1.self_attn.indexer.')));
   const files = checkpointFiles(tinyConfig('glm_moe_dsa', 3, { indexer_types: ['full', 'shared', 'full'], indexer_rope_interleave: true }), tensors, 'single');
-  const ckpt = await openCheckpoint(files);
+  assert.deepEqual([...files.keys()].sort(), ['config.json', 'model.safetensors']);
+  const tmp = scratch();
+  let ckpt;
+  try {
+    writeFolder(tmp.dir, files);
+    ckpt = await openCheckpoint(tmp.dir);
+    for (const i of [0, 1, 2]) assertLayer(await ckpt.loadLayer(i), tensors, i, i !== 1);
+  } finally {
+    tmp.done();
+  }
+  ckpt = await openCheckpoint(files);
   assert.equal(ckpt.modelType, 'glm_moe_dsa');
   assert.deepEqual(ckpt.config.indexerTypes, ['full', 'shared', 'full']);
   assert.equal(ckpt.fileOf('model.layers.2.self_attn.o_proj.weight'), 'model.safetensors');
