@@ -63,15 +63,19 @@ export function isEcosystemTensor(x: unknown): x is EcosystemTensor {
 /**
  * What a tensor argument needs, in the library's typed arrays: 'float32'
  * (Float32Array), 'int32' (Int32Array indices: int64 is converted,
- * range-checked), 'int8' and 'uint8' (quantized keys, FP8 codes), 'mask'
- * (any mask form) and 'any' (a tensor kept as it is: .npy, uploads).
+ * range-checked), 'index' (Int32Array or BigInt64Array, both taken as they
+ * are), 'float' (Float32Array or Float64Array), 'int8' and 'uint8'
+ * (quantized keys, FP8 codes), 'mask' (any mask form) and 'any' (a tensor
+ * kept as it is: .npy, uploads, stored weights).
  */
-export type Need = 'float32' | 'int32' | 'int8' | 'uint8' | 'mask' | 'any';
+export type Need = 'float32' | 'int32' | 'index' | 'float' | 'int8' | 'uint8' | 'mask' | 'any';
 
 /** The dtypes each need takes, as ONNX Runtime and tfjs name them; the data arrives as the matching typed array. */
 export const ACCEPTED: Readonly<Record<Need, { ort: readonly string[]; tf: readonly string[]; says: string }>> = {
   float32: { ort: ['float32'], tf: ['float32'], says: 'float32' },
   int32: { ort: ['int32', 'int64'], tf: ['int32'], says: 'int32 (or int64, range-checked)' },
+  index: { ort: ['int32', 'int64'], tf: ['int32'], says: 'int32 or int64' },
+  float: { ort: ['float32', 'float64'], tf: ['float32'], says: 'float32 or float64' },
   int8: { ort: ['int8'], tf: [], says: 'int8' },
   uint8: { ort: ['uint8'], tf: [], says: 'uint8' },
   mask: { ort: ['float32', 'bool', 'uint8', 'uint32'], tf: ['float32', 'bool'], says: 'float32 (additive), bool or uint8 (bool form) or uint32 (bits)' },
@@ -164,6 +168,19 @@ export interface Output {
 const TF_DTYPES = ['float32', 'int32', 'bool'];
 
 /**
+ * Whether this is onnxruntime-node on Node 20, whose binding refuses a
+ * SharedArrayBuffer-backed input ('Invalid argument' from session.run;
+ * Node 22 and later take it): there a shared result (the pool's) is copied
+ * into a plain array before it becomes an ort.Tensor. Everywhere else the
+ * tensor is over the result itself.
+ */
+function refusesShared(ort: unknown): boolean {
+  const binding = (ort as { env?: { versions?: { node?: unknown } } }).env?.versions?.node;
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node;
+  return typeof binding === 'string' && typeof node === 'string' && Number(node.split('.')[0]) < 22;
+}
+
+/**
  * The result kind of an `output` value: undefined (plain `{ data, shape }`),
  * the tfjs module (it has `tensor()` and `Tensor`) or the onnxruntime
  * module (it has a `Tensor` class and no `tensor()`). Anything else is a
@@ -179,7 +196,12 @@ export function resolveOutput(value: unknown, name = 'output'): Output | null {
     }
     if (typeof m.Tensor === 'function' && m.tensor === undefined) {
       const Ctor = m.Tensor as new (type: string, data: TypedArray, dims: readonly number[]) => unknown;
-      return { runtime: 'ort', holds: (d) => d in DATA_OF, fromHost: (data, shape, dtype) => new Ctor(dtype, data, shape.slice()) };
+      const copyShared = refusesShared(value);
+      return {
+        runtime: 'ort',
+        holds: (d) => d in DATA_OF,
+        fromHost: (data, shape, dtype) => new Ctor(dtype, copyShared && data.buffer instanceof SharedArrayBuffer ? data.slice() : data, shape.slice()),
+      };
     }
   }
   throw new TypeError(

@@ -17,6 +17,9 @@ import { decodeStep as decodeStepPlain, prefill as prefillPlain } from '../cache
 import { pagedSlots as pagedSlotsPlain } from '../cache/slots.js';
 import { createDsaCache as createDsaCachePlain, type AppendInputs, type DsaCache, type DsaCacheOptions } from '../cache/cache.js';
 import { encodeNpy as encodeNpyPlain } from '../io/npy.js';
+import { linear as linearPlain } from '../weights/linear.js';
+import { shareWeight as shareWeightPlain, quantizeWeightFp8 as quantizeWeightFp8Plain } from '../weights/weight.js';
+import { compareSelections as compareSelectionsPlain } from '../compare/selections.js';
 import { APPEND_SIGNATURE, SIGNATURES as S } from './signatures.js';
 import { withInterop, type EcoIn } from './wrap.js';
 
@@ -44,6 +47,10 @@ export const prefill = withInterop('prefill', prefillPlain, S.prefill);
 export const pagedSlots = withInterop('pagedSlots', pagedSlotsPlain, S.pagedSlots);
 export const shareWeights = withInterop('shareWeights', shareWeightsPlain, S.shareWeights);
 export const encodeNpy = withInterop('encodeNpy', encodeNpyPlain, S.encodeNpy);
+export const linear = withInterop('linear', linearPlain, S.linear);
+export const shareWeight = withInterop('shareWeight', shareWeightPlain, S.shareWeight);
+export const quantizeWeightFp8 = withInterop('quantizeWeightFp8', quantizeWeightFp8Plain, S.quantizeWeightFp8);
+export const compareSelections = withInterop('compareSelections', compareSelectionsPlain, S.compareSelections);
 
 /** A DsaCache whose `append` also takes ecosystem tensors (the same instance: it is still a DsaCache). */
 export type InteropDsaCache = DsaCache & { append(seq: number, inputs: EcoIn<AppendInputs>): void };

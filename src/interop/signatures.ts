@@ -13,6 +13,8 @@ export interface Slot {
   readonly tensor?: Need;
   /** A bare typed array of this need (an ecosystem tensor of rank 1 gives its data). */
   readonly array?: Need;
+  /** With `array`: a tensor of any rank gives its data (a stored weight's codes [out, in], whose shape sits beside them). */
+  readonly flat?: boolean;
   /** A plain object: these fields are slots (a field absent from the value is skipped). */
   readonly fields?: Readonly<Record<string, Slot>>;
 }
@@ -57,6 +59,8 @@ const stepInputs = fields({ x: f32, qr: f32, q: f32, kv: f32, seqs: array('int32
 const stepOptions = fields({ ropeFreqs: array('float32'), attnSink: array('float32') });
 const topkResult = fields({ values: f32, indices: i32 });
 const maskOptions = fields({});
+/** A stored Weight { format, shape, data, scale? }: its data and scale also as tensors of any rank. */
+const storedWeight = fields({ data: { array: 'any', flat: true }, scale: { array: 'float32', flat: true } });
 
 /** A signature whose options position stays a literal type (the wrapper's types put `output` there). */
 const sig = <const O extends number | null>(args: Signature['args'], options: O, result: Slot | null): Signature & { readonly options: O } => ({ args, options, result });
@@ -90,7 +94,15 @@ export const SIGNATURES = {
   prefill: sig([['weights', weights], ['cache', null], ['seq', null], ['inputs', fields({ x: f32, qr: f32, q: f32, kv: f32 })], ['opts', stepOptions]], 4, fields({ out: f32, lse: f32 })),
   pagedSlots: sig([['indices', i32], ['blockTable', i32], ['pageSize', null], ['opts', fields({ seqLens: array('int32') })]], 3, i32),
   shareWeights: sig([['weights', weights]], null, null),
+  linear: sig([['x', f32], ['w', storedWeight], ['opts', fields({})]], 2, f32),
   encodeNpy: sig([['tensor', tensor('any')], ['dtype', null]], null, null),
+  compareSelections: sig(
+    [['a', tensor('index')], ['b', tensor('index')], ['opts', fields({ scores: tensor('float'), inputs: fields({ q: f32, k: f32, w: f32 }) })]],
+    2,
+    null,
+  ),
+  shareWeight: sig([['w', storedWeight]], null, null),
+  quantizeWeightFp8: sig([['w', f32]], null, null),
 } as const satisfies Record<string, Signature>;
 
 /** `DsaCache.append(seq, { keys, kv })`, which the wrapped `createDsaCache` gives its caches. */
@@ -113,6 +125,7 @@ export const POOL_SIGNATURES = {
   decodeStep: SIGNATURES.decodeStep,
   prefill: SIGNATURES.prefill,
   pagedSlots: SIGNATURES.pagedSlots,
+  linear: SIGNATURES.linear,
 } as const satisfies Record<string, Signature>;
 
 /**
@@ -133,3 +146,30 @@ export const GPU_SIGNATURES = {
   sparseAttention: SIGNATURES.sparseAttention,
   upload: sig([['tensor', tensor('any')]], null, null),
 } as const satisfies Record<string, Signature>;
+
+/**
+ * The exports of `dsa-ts` that take and give no tensor, and why, so a test
+ * can check that every public function is in one table or the other.
+ */
+export const NO_TENSORS: Readonly<Record<string, string>> = {
+  DEFAULT_MASK_VALUE: 'a constant',
+  E4M3_VALUES: 'a constant',
+  int64ToInt32: 'the explicit int64 helper over a bare BigInt64Array (an int64 ort tensor goes straight where int32 indices go)',
+  wordsPerRow: 'a size',
+  allocShared: 'an allocator',
+  simdSupported: 'no tensors',
+  initSimd: 'no tensors',
+  simdBuild: 'no tensors',
+  relaxedSimdSupported: 'no tensors',
+  e4m3Encode: 'numbers',
+  e4m3Decode: 'numbers',
+  parseNpyHeader: 'bytes',
+  encodeNpyHeader: 'a dtype and a shape',
+  decodeNpy: 'bytes in; its tensor out goes to a runtime with toEcosystem (it has no options object for output)',
+  DsaCache: 'the class; createDsaCache gives its caches an append that takes ecosystem tensors',
+  createDsaCache: 'wrapped by hand: its result is a cache whose append converts (src/interop/index.ts)',
+  summarizeComparison: 'a comparison result in, a summary out',
+  weightBytes: 'a size',
+  openCheckpoint: 'files and bytes in; its layers are stored weights',
+  parseModelConfig: 'JSON in',
+};

@@ -28,7 +28,7 @@ export function convertIn(value: unknown, slot: Slot | null, name: string): unkn
     if (slot.tensor !== undefined) return fromEcosystem(value, name, slot.tensor);
     if (slot.array !== undefined) {
       const t = fromEcosystem(value, name, slot.array);
-      if (t.shape.length !== 1) throw new RangeError(`${name}: expected a rank-1 tensor (its data is the array), got shape [${t.shape.join(', ')}]`);
+      if (slot.flat !== true && t.shape.length !== 1) throw new RangeError(`${name}: expected a rank-1 tensor (its data is the array), got shape [${t.shape.join(', ')}]`);
       return t.data;
     }
     return value;
@@ -53,6 +53,8 @@ function isHostTensor(x: unknown): x is Tensor {
 const FITS: Readonly<Record<Need, (d: TypedArray) => boolean>> = {
   float32: (d) => d instanceof Float32Array,
   int32: (d) => d instanceof Int32Array,
+  index: (d) => d instanceof Int32Array || d instanceof BigInt64Array,
+  float: (d) => d instanceof Float32Array || d instanceof Float64Array,
   int8: (d) => d instanceof Int8Array,
   uint8: (d) => d instanceof Uint8Array,
   mask: (d) => d instanceof Float32Array || d instanceof Uint8Array || d instanceof Uint32Array,
@@ -159,9 +161,9 @@ type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown
 /** An argument type with every tensor (and bare typed array) also taking an ecosystem tensor. */
 export type EcoIn<T> = T extends TypedArray
   ? T | EcosystemTensor
-  : T extends { hadamard: boolean; data: TypedArray }
-    ? T | (Omit<T, 'data'> & { data: T['data'] | EcosystemTensor })
-  : T extends Tensor
+  : T extends { hadamard: boolean } | { format: string }
+    ? { [P in keyof T]: EcoIn<T[P]> }
+    : T extends Tensor
     ? T | EcosystemTensor
     : T extends Opaque
       ? T

@@ -80,7 +80,7 @@ test('fromEcosystem: every dtype a need lists arrives as the typed array the lib
     float64: Float64Array, int16: Int16Array, uint16: Uint16Array,
   };
   const library: Record<Need, string[]> = {
-    float32: ['Float32Array'], int32: ['Int32Array'], int8: ['Int8Array'], uint8: ['Uint8Array'],
+    float32: ['Float32Array'], int32: ['Int32Array'], index: ['Int32Array', 'BigInt64Array'], float: ['Float32Array', 'Float64Array'], int8: ['Int8Array'], uint8: ['Uint8Array'],
     mask: ['Float32Array', 'Uint8Array', 'Uint32Array'], any: Object.values(ctors).map((c) => c.name),
   };
   for (const [need, { ort: dtypes }] of Object.entries(ACCEPTED) as [Need, { ort: readonly string[] }][]) {

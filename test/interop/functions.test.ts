@@ -17,6 +17,9 @@ import { decodeStep, prefill } from '../../src/cache/step.js';
 import { pagedSlots } from '../../src/cache/slots.js';
 import { createDsaCache, DsaCache } from '../../src/cache/cache.js';
 import { encodeNpy } from '../../src/io/npy.js';
+import { linear } from '../../src/weights/linear.js';
+import { quantizeWeightFp8, shareWeight } from '../../src/weights/weight.js';
+import { compareSelections } from '../../src/compare/selections.js';
 import * as eco from '../../src/interop/index.js';
 import type { Tensor } from '../../src/tensor.js';
 import type { IndexerWeights } from '../../src/indexer/module.js';
@@ -27,6 +30,7 @@ import { asOrt, asOrtInt64, asTf, assertSameBits, floats, ort, plainOf, tensorsO
 const plain = {
   generateMask, maskFromThreshold, combineMasks, causalMask, windowMask, verifyMask, denseAttention, sparseAttention, dsaForward, dsaForwardDense,
   topk, indexerScores, lightningIndexer, shareWeights, quantizeKeys, quantizeKeysFp8, decodeStep, prefill, pagedSlots, createDsaCache, DsaCache, encodeNpy,
+  linear, shareWeight, quantizeWeightFp8, compareSelections,
 };
 
 const ints = (values: number[], shape: number[]): Tensor<Int32Array> => ({ data: Int32Array.from(values), shape });
@@ -284,4 +288,27 @@ test('the wrapper: output is stripped before the function sees its options; noth
   assert.throws(() => wrapped(scores, 1, { output: 'ort' }), (e: Error) => e instanceof TypeError && /^output: expected the onnxruntime module/.test(e.message));
   // An ecosystem tensor where no tensor belongs goes to the function as it is (its own edge names it).
   assert.throws(() => plainOf(eco.topk(floats([1, 1, 2], 1), asOrt(ints([1], [1])) as never)), /^RangeError: k: expected a positive integer, got Tensor$/);
+});
+
+test('linear, shareWeight, quantizeWeightFp8: x as ort/tf, a stored weight\'s data and scale as tensors of any rank', () => {
+  const x = floats([2, 3, 16], 60), w = floats([8, 16], 61);
+  const f32 = { format: 'float32' as const, shape: [8, 16] as [number, number], data: w.data };
+  assertSameBits(eco.linear(asOrt(x), { ...f32, data: asOrt(w) }, { output: ort }), plain.linear(x, f32), 'float32 weight');
+  const fp8 = plain.quantizeWeightFp8(w);
+  assertSameBits(eco.quantizeWeightFp8(asTf(w)), fp8, 'quantizeWeightFp8 from tf');
+  const fp8Eco = { ...fp8, data: asOrt({ data: fp8.data, shape: [8, 16] }, 'uint8'), scale: asOrt({ data: fp8.scale, shape: [1, 1] }) };
+  assertSameBits(eco.linear(asTf(x), fp8Eco, { output: tf }), plain.linear(x, fp8), 'fp8 weight');
+  assertSameBits(eco.shareWeight(fp8Eco), fp8, 'shareWeight');
+});
+
+test('compareSelections: int64 and int32 index sets and float scores as ort/tf tensors; it returns no tensor', () => {
+  const scores = floats([1, 3, 20], 70);
+  const a = plain.topk(scores, 4).indices;
+  const b = { data: a.data.slice(), shape: a.shape };
+  b.data[1] = b.data[1] === 0 ? 1 : 0;
+  const want = plain.compareSelections(a, b, { scores });
+  assertSameBits(eco.compareSelections(asOrtInt64(a), asTf(b), { scores: asOrt(scores) }), want);
+  assertSameBits(eco.compareSelections(asOrt(a), asOrt(b), { scores: asOrt({ data: Float64Array.from(scores.data), shape: scores.shape }, 'float64') }), plain.compareSelections(a, b, { scores: { data: Float64Array.from(scores.data), shape: scores.shape } }));
+  assert.throws(() => eco.compareSelections(asOrt(scores), b), /^TypeError: a: expected dtype int32 or int64, got an ort\.Tensor of type 'float32'$/);
+  assert.throws(() => eco.compareSelections(a, b, { output: ort } as never), /^TypeError: output: compareSelections returns no tensors/);
 });
