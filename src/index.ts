@@ -38,3 +38,11 @@ export type { StepInputs, StepOptions, StepResult, PrefillInputs, PrefillOptions
 export { pagedSlots } from './cache/slots.js';
 export type { PagedSlotsOptions } from './cache/slots.js';
 export { shareWeights } from './indexer/module.js';
+export { parseSafetensorsHeader, openSafetensors, safetensorsReader, encodeSafetensors, bytesSource, blobSource, SafetensorsError, SAFETENSORS_DTYPES } from './io/safetensors.js';
+export type { SafetensorsDtype, SafetensorsTensor, SafetensorsHeader, SafetensorsEntry, SafetensorsReader, ByteSource, SafetensorsErrorCode } from './io/safetensors.js';
+export { parseModelConfig, ConfigError } from './model/config.js';
+export type { ModelConfig, Fp8QuantConfig, DsaModelType } from './model/config.js';
+export { openCheckpoint, CheckpointError, layerWeightBytes } from './model/checkpoint.js';
+export type { Checkpoint, CheckpointSource, CheckpointFile, LoadLayerOptions, LayerTensor, CheckpointErrorCode } from './model/checkpoint.js';
+export type { MlaConfig, MlaLayerWeights, IndexerLayerWeights } from './model/types.js';
+export type { Weight, WeightFormat, Float32Weight, Bf16Weight, Fp8Weight } from './weights/weight.js';
