@@ -22,7 +22,9 @@ import type { KernelTable, Plan, Step } from '../plan.js';
 import { runPlan } from '../plan.js';
 import { allocLocal, describe, type Alloc, type Tensor } from '../tensor.js';
 import { checkBytes, checkSame, checkSize, checkTensor } from '../validate.js';
-import { checkIndexerWeights, ropeSettings, type IndexerWeights, type LightningIndexerOptions } from '../indexer/module.js';
+import { checkIndexerWeights, planProjections, ropeSettings, type IndexerWeights, type LightningIndexerOptions } from '../indexer/module.js';
+import { checkLinearReading } from '../weights/linear.js';
+import { weightKernels } from '../weights/kernels.js';
 import { planIndexerScores } from '../indexer/scores.js';
 import { planTopk } from '../topk/topk.js';
 import { planSparseAttention } from '../attention/sparse.js';
@@ -47,7 +49,7 @@ export interface StepInputs {
   seqs?: Int32Array;
 }
 
-export interface StepOptions extends Pick<LightningIndexerOptions, 'ropeDim' | 'ropeTheta' | 'ropeFreqs' | 'eps'> {
+export interface StepOptions extends Pick<LightningIndexerOptions, 'ropeDim' | 'ropeTheta' | 'ropeFreqs' | 'eps' | 'linear'> {
   /** Keys per query (default 2048, DeepSeek-V3.2's index_topk); slots past a sequence's eligible keys hold -1. */
   topK?: number;
   /** Value width (default dqk; MLA 512). */
@@ -90,7 +92,7 @@ function finiteRows(cache: DsaCache, keys: Float32Array, kv: Tensor<Float32Array
 const prefillChecked = new WeakSet<Float32Array>();
 
 /** Every kernel a step runs (the step crosses four areas). */
-export const stepKernels: KernelTable = { ...indexerKernels, ...topkKernels, ...attentionKernels, ...cacheKernels };
+export const stepKernels: KernelTable = { ...indexerKernels, ...topkKernels, ...attentionKernels, ...cacheKernels, ...weightKernels };
 
 /** Builds the plan of a step (validates everything and reserves the cache's slots first; the finish commits them). */
 export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs: StepInputs, opts: StepOptions, alloc: Alloc): Plan<StepResult> {
@@ -116,6 +118,7 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
   const { ropeDim, freqs, eps } = ropeSettings(opts, d);
   if (opts.simd !== undefined && typeof opts.simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(opts.simd)}`);
   const simd = opts.simd ?? true;
+  const reading = checkLinearReading('linear', opts.linear);
   let seqs = inputs.seqs;
   if (seqs === undefined) {
     if (m > cache.batch) throw new RangeError(`inputs.x: ${m} sequences, but the cache holds ${cache.batch}; pass seqs to name them`);
@@ -146,19 +149,12 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
   }
   checkBytes(`decodeStep scores [${n}, ${width}] float32`, n * width * 4, opts.maxBytes, 'run fewer tokens per step (prefill takes queryBlock)');
 
-  const qIdx = alloc(Float32Array, n * h * d);
-  const kNew = alloc(Float32Array, n * d);
-  const wIdx = alloc(Float32Array, n * h);
+  const projections = planProjections(weights, inputs.qr.data, inputs.x.data, n, { h, d, dim, qRank }, reading, simd, alloc);
+  const qIdx = projections.q, kNew = projections.k, wIdx = projections.w;
   const firstBad = alloc(Int32Array, 1);
   firstBad[0] = NO_BAD_ROW;
-  const x = inputs.x.data, qr = inputs.qr.data;
   const steps: Step[] = [
-    {
-      kernel: 'indexer.projections',
-      args: { qr, wqB: weights.wqB.data, q: qIdx, x, wk: weights.wk.data, k: kNew, weightsProj: weights.weightsProj.data, w: wIdx, n, dim, qRank, h, d, simd },
-      rows: [0, h * d + d + h],
-      writes: ['q', 'k', 'w'],
-    },
+    ...projections.steps,
     {
       kernel: 'indexer.prepare',
       // Queries rotate here for float32 and int8 caches; FP8 rotates them where it quantizes them, keys rotate as they are stored.

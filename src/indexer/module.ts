@@ -21,21 +21,42 @@ import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor 
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
 import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, quantizeKeysFp8, type QuantizedKeys } from './quantized-keys.js';
 import { checkFp8Keys, isFp8Keys, type Fp8Keys, type ScaleFormat } from './fp8.js';
-import { linearRows, prepareRows } from './projection.js';
+import { prepareRows, projectionRows } from './projection.js';
+import { runKernel, type KernelArgs, type KernelTable, type Step } from '../plan.js';
+import { checkWeight, isWeight, shareWeight, type Weight } from '../weights/weight.js';
+import { checkLinearReading, type GemmImpl, type LinearOptions } from '../weights/linear.js';
+import { weightKernels } from '../weights/kernels.js';
+import { FP8_BLOCK } from './fp8.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
 
+/**
+ * A projection's weight [out, in]: a float32 tensor, or a `Weight` in the
+ * form a checkpoint stores it (float32, bf16, FP8 e4m3 with 128 x 128 block
+ * scales; src/weights/weight.ts), read by `linear`'s kernels as it is.
+ */
+export type ProjectionWeight = Tensor<Float32Array> | Weight;
+
+/**
+ * How the projections read an FP8 weight, as `linear` (DeepSeek's
+ * gemm_impl): gemmImpl 'bf16' (default: dequantized, rounded to bf16, a
+ * float GEMM) or 'fp8' (act_quant of the input with scaleFormat 'float32'
+ * or 'ue8m0', then the FP8 GEMM). float32 and bf16 weights are always the
+ * float GEMM.
+ */
+export type ProjectionReading = Pick<LinearOptions, 'gemmImpl' | 'scaleFormat'>;
+
 export interface IndexerWeights {
   /** wq_b [h*d, qRank]: q[b,t,h*d] = qr @ wqB^T, then viewed as [h, d]. */
-  wqB: Tensor<Float32Array>;
+  wqB: ProjectionWeight;
   /** wk [d, dim]: k = x @ wk^T. */
-  wk: Tensor<Float32Array>;
+  wk: ProjectionWeight;
   /** LayerNorm scale on k, [d]. */
   kNormWeight: Tensor<Float32Array>;
   /** LayerNorm bias on k, [d]. */
   kNormBias: Tensor<Float32Array>;
   /** weights_proj [h, dim]: head weights = x @ weightsProj^T. */
-  weightsProj: Tensor<Float32Array>;
+  weightsProj: ProjectionWeight;
 }
 
 /** The key cache's form: float32 keys, `quantizeKeys` output (int8) or `quantizeKeysFp8` output (fp8). */
@@ -83,6 +104,8 @@ export interface LightningIndexerOptions {
   precision?: 'float32' | 'int8' | 'int7' | 'fp8';
   /** fp8: scale rounding of act_quant, 'float32' (default) or 'ue8m0'. */
   scaleFormat?: ScaleFormat;
+  /** How the projections read FP8 weights (default { gemmImpl: 'bf16' }); see `ProjectionReading`. */
+  linear?: ProjectionReading;
   /** `false` forces the TypeScript kernels. */
   simd?: boolean;
   /** Memory guard for everything the call allocates. */
@@ -102,17 +125,62 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
   mask?: Tensor<MaskData>;
 }
 
-/** The projection y = x W^T of n rows, all output features, on this thread (the same kernel the pool splits). */
-function linear(x: Float32Array, n: number, inDim: number, W: Float32Array, outDim: number, simd: boolean, alloc: Alloc): Float32Array {
-  const y = alloc(Float32Array, n * outDim);
-  linearRows({ x, W, y, n, inDim, outDim, simd }, 0, outDim);
-  return y;
+function asWeight(w: ProjectionWeight): Weight {
+  return isWeight(w) ? w : { format: 'float32', shape: [w.shape[0], w.shape[1]], data: w.data };
+}
+
+/** The kernels the projections run (the synchronous path; a step's table and the pool's hold them too). */
+const projectionKernels: KernelTable = { ...weightKernels, 'indexer.projections': projectionRows };
+
+/**
+ * The steps of the indexer's three projections of n tokens (weights
+ * checked by checkIndexerWeights, the reading by checkLinearReading): act_quant of qr and of x where an FP8
+ * weight reads them by the FP8 GEMM (over tokens), then
+ * 'indexer.projections' over every output feature (the pool splits them).
+ * q [n, h*d] and w [n, h] from `alloc`, k [n, d] from `kAlloc`.
+ */
+export function planProjections(
+  weights: IndexerWeights,
+  qr: Float32Array,
+  x: Float32Array,
+  n: number,
+  dims: { h: number; d: number; dim: number; qRank: number },
+  reading: { gemmImpl: GemmImpl; scaleFormat: ScaleFormat },
+  simd: boolean,
+  alloc: Alloc,
+  kAlloc: Alloc = alloc,
+): { steps: Step[]; q: Float32Array; k: Float32Array; w: Float32Array } {
+  const { h, d, dim, qRank } = dims;
+  const { gemmImpl, scaleFormat } = reading;
+  const ue8m0 = scaleFormat === 'ue8m0';
+  const q = alloc(Float32Array, n * h * d), k = kAlloc(Float32Array, n * d), w = alloc(Float32Array, n * h);
+  const args: KernelArgs = { qr, x, q, k, w, n, dim, qRank, h, d, simd, qrQ: null, qrS: null, xQ: null, xS: null };
+  const fp8 = (name: 'wqB' | 'wk' | 'weightsProj') => {
+    const weight = asWeight(weights[name]);
+    args[name] = weight.data;
+    args[`${name}Format`] = weight.format;
+    args[`${name}Scale`] = weight.format === 'fp8' ? weight.scale : null;
+    return (args[`${name}Fp8`] = weight.format === 'fp8' && gemmImpl === 'fp8');
+  };
+  const steps: Step[] = [];
+  const quantize = (input: Float32Array, inDim: number, codes: string, scales: string) => {
+    const xq = alloc(Uint8Array, n * inDim), xs = alloc(Float32Array, n * Math.ceil(inDim / FP8_BLOCK));
+    args[codes] = xq;
+    args[scales] = xs;
+    steps.push({ kernel: 'weights.actQuant', args: { x: input, n, inDim, ue8m0, xq, xs }, rows: [0, n], writes: ['xq', 'xs'] });
+  };
+  const qFp8 = fp8('wqB'), kFp8 = fp8('wk'), wFp8 = fp8('weightsProj');
+  if (qFp8) quantize(qr, qRank, 'qrQ', 'qrS');
+  if (kFp8 || wFp8) quantize(x, dim, 'xQ', 'xS');
+  steps.push({ kernel: 'indexer.projections', args, rows: [0, h * d + d + h], writes: ['q', 'k', 'w'] });
+  return { steps, q, k, w };
 }
 
 /**
  * The weights with every tensor backed by SharedArrayBuffer (copied once;
  * tensors already shared are kept), so pool calls use them in place instead
- * of copying them into shared memory on every call.
+ * of copying them into shared memory on every call. Weights in a stored
+ * form stay in it (`shareWeight`).
  */
 export function shareWeights(weights: IndexerWeights): IndexerWeights {
   checkIndexerWeights(weights);
@@ -122,15 +190,21 @@ export function shareWeights(weights: IndexerWeights): IndexerWeights {
     data.set(x.data);
     return { data, shape: x.shape.slice() };
   };
-  return { wqB: share(weights.wqB), wk: share(weights.wk), kNormWeight: share(weights.kNormWeight), kNormBias: share(weights.kNormBias), weightsProj: share(weights.weightsProj) };
+  const project = (w: ProjectionWeight): ProjectionWeight => (isWeight(w) ? shareWeight(w) : share(w));
+  return { wqB: project(weights.wqB), wk: project(weights.wk), kNormWeight: share(weights.kNormWeight), kNormBias: share(weights.kNormBias), weightsProj: project(weights.weightsProj) };
+}
+
+/** A projection's [out, in], a float32 tensor or a `Weight`, checked by name. */
+function checkProjection(name: string, w: unknown, dims: [string, string]): number[] {
+  return isWeight(w) ? checkWeight(name, w) : checkTensor(name, w, Float32Array, dims);
 }
 
 /** The indexer's dimensions from its weights, each checked by name: h heads, d head dim, dim (model), qRank. */
 export function checkIndexerWeights(weights: IndexerWeights): { h: number; d: number; dim: number; qRank: number } {
-  const [h, dim] = checkTensor('weights.weightsProj', weights.weightsProj, Float32Array, ['h', 'dim']);
-  const [d, dimK] = checkTensor('weights.wk', weights.wk, Float32Array, ['d', 'dim']);
+  const [h, dim] = checkProjection('weights.weightsProj', weights.weightsProj, ['h', 'dim']);
+  const [d, dimK] = checkProjection('weights.wk', weights.wk, ['d', 'dim']);
   checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'weights.weightsProj dim');
-  const [hd, qRank] = checkTensor('weights.wqB', weights.wqB, Float32Array, ['h*d', 'qRank']);
+  const [hd, qRank] = checkProjection('weights.wqB', weights.wqB, ['h*d', 'qRank']);
   checkSame('lightningIndexer', hd, 'weights.wqB rows', h * d, 'h*d');
   checkSame('lightningIndexer', checkTensor('weights.kNormWeight', weights.kNormWeight, Float32Array, ['d'])[0], 'weights.kNormWeight d', d, 'd');
   checkSame('lightningIndexer', checkTensor('weights.kNormBias', weights.kNormBias, Float32Array, ['d'])[0], 'weights.kNormBias d', d, 'd');
@@ -208,11 +282,14 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   const bytes = 4 * (b * t * h * d + b * s * d + b * t * h + b * t * s + 2 * b * t * k + product([h * d, qRank])) + maskBytes;
   checkBytes(`lightningIndexer [b=${b}, t=${t}, s=${s}, h=${h}, d=${d}]`, bytes, opts.maxBytes, 'run query blocks (fewer tokens t per call) or output indices only');
   const useSimd = opts.simd ?? true;
+  const reading = checkLinearReading('linear', opts.linear);
 
   // q = qr @ wqB^T, RoPE on each head's first ropeDim dims, optional Hadamard.
-  const q = linear(inputs.qr.data, b * t, qRank, weights.wqB.data, h * d, useSimd, alloc); // [b*t, h*d]
+  const projections = planProjections(weights, inputs.qr.data, inputs.x.data, b * t, { h, d, dim, qRank }, reading, useSimd, alloc, allocLocal);
+  for (const step of projections.steps) runKernel(step, projectionKernels);
+  const q = projections.q; // [b*t, h*d]
   // k = LayerNorm(x @ wk^T), RoPE, optional Hadamard; appended to the cache.
-  const kNew = linear(inputs.x.data, b * t, dim, weights.wk.data, d, useSimd, allocLocal); // [b*t, d]
+  const kNew = projections.k; // [b*t, d]
   // With fp8 the rotation happens where the keys and queries are quantized (quantizeKeysFp8, the score call).
   const rotateHere = hadamard && precision !== 'fp8';
   const positions = new Int32Array(b * t);
@@ -251,7 +328,7 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   }
 
   // Head weights, with MaxText/DeepSeek's h^-0.5 * d^-0.5 as indexerScores' weightScale.
-  const w = linear(inputs.x.data, b * t, dim, weights.weightsProj.data, h, useSimd, alloc); // [b*t, h]
+  const w = projections.w; // [b*t, h]
 
   const scoreOpts: IndexerScoresOptions = { weightScale: h ** -0.5 * d ** -0.5, maxBytes: opts.maxBytes };
   if (causal) scoreOpts.causalOffset = sPast;

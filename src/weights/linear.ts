@@ -56,6 +56,22 @@ export function checkLinearOptions(opts: unknown, where = 'linear'): { gemmImpl:
   return { gemmImpl, scaleFormat, simd: o.simd ?? true };
 }
 
+/**
+ * A reading given as an option of its own (`{ gemmImpl, scaleFormat }`,
+ * e.g. the indexer's `linear`): both checked, defaults filled, any other
+ * key a TypeError naming it.
+ */
+export function checkLinearReading(name: string, reading: unknown): { gemmImpl: GemmImpl; scaleFormat: ScaleFormat } {
+  if (reading === undefined) return { gemmImpl: 'bf16', scaleFormat: 'float32' };
+  if (typeof reading !== 'object' || reading === null) throw new TypeError(`${name}: expected { gemmImpl?, scaleFormat? }, got ${describe(reading)}`);
+  for (const key of Object.keys(reading)) if (key !== 'gemmImpl' && key !== 'scaleFormat') throw new TypeError(`${name}: unknown option '${key}' (expected: gemmImpl, scaleFormat)`);
+  const r = reading as LinearOptions;
+  return {
+    gemmImpl: r.gemmImpl === undefined ? 'bf16' : checkOneOf(`${name}.gemmImpl`, r.gemmImpl, ['bf16', 'fp8'] as const),
+    scaleFormat: r.scaleFormat === undefined ? 'float32' : checkOneOf(`${name}.scaleFormat`, r.scaleFormat, ['float32', 'ue8m0'] as const),
+  };
+}
+
 /** The shape of x [..., in] (rank >= 1, positive dims, matching data); returns the row count and in. */
 function checkInput(name: string, x: unknown, inDim: number): { n: number; shape: number[] } {
   if (typeof x !== 'object' || x === null || !('data' in x) || !('shape' in x)) throw new TypeError(`${name}: expected a tensor { data, shape } of shape [..., in = ${inDim}], got ${describe(x)}`);

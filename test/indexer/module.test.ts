@@ -5,6 +5,8 @@ import type { Tensor } from '../../src/tensor.js';
 import { DEFAULT_MASK_VALUE } from '../../src/tensor.js';
 
 type F = Tensor<Float32Array>;
+/** The weights these tests build: every projection a float32 tensor. */
+type FloatWeights = IndexerWeights & { wqB: F; wk: F; weightsProj: F };
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -25,7 +27,7 @@ function hadamardMatrix(n: number): number[][] {
 }
 
 /** The module step by step in float64, written as plainly as possible. */
-function naive(W: IndexerWeights, x: F, qr: F, kCache: F | undefined, topK: number, ropeDim: number, hadamard: boolean) {
+function naive(W: FloatWeights, x: F, qr: F, kCache: F | undefined, topK: number, ropeDim: number, hadamard: boolean) {
   const [b, t, dim] = x.shape, qRank = qr.shape[2], h = W.weightsProj.shape[0], d = W.wk.shape[0];
   const sPast = kCache ? kCache.shape[1] : 0, s = sPast + t, half = ropeDim / 2;
   const linear = (v: ArrayLike<number>, at: number, n: number, Wt: Float32Array, o: number) => {
@@ -77,7 +79,7 @@ function naive(W: IndexerWeights, x: F, qr: F, kCache: F | undefined, topK: numb
   return { scores, indices, keys: keys.flat(2), k };
 }
 
-function weights(dim: number, qRank: number, h: number, d: number, seed: number): IndexerWeights {
+function weights(dim: number, qRank: number, h: number, d: number, seed: number): FloatWeights {
   return {
     wqB: tensor([h * d, qRank], seed),
     wk: tensor([d, dim], seed + 1),
