@@ -43,7 +43,7 @@ interface RowSource {
   readonly name: string;
   readonly dtype: string;
   readonly shape: number[];
-  /** Rows [row, row + n) of the last dimension `width`: Int32Array for indices, Float32Array / Float64Array for scores. */
+  /** Rows [row, row + n) of the last dimension `width`: Int32Array for indices, Float32Array / Float64Array for scores (valid until the next call). */
   rows(row: number, n: number): Int32Array | Float32Array | Float64Array;
   close(): void;
 }
@@ -146,9 +146,21 @@ async function openRows(flag: string, path: string, kind: 'indices' | 'scores' |
     throw err;
   }
   const width = reader.shape[reader.shape.length - 1];
+  // One buffer for every block (grown when a block is larger): fresh memory costs a page fault a page.
+  let block = new Float32Array(0);
+  const intoBlock = (row: number, n: number) => {
+    if (block.length < n * width) block = new Float32Array(n * width);
+    return (reader.read(row * width, n * width, block) as Float32Array).subarray(0, n * width);
+  };
+  let indexBlock = new Int32Array(0);
+  const intoIndexBlock = (row: number, n: number) => {
+    if (reader.dtype !== 'int32') return readIndexRows(reader, row, n, width);
+    if (indexBlock.length < n * width) indexBlock = new Int32Array(n * width);
+    return readIndexRows(reader, row, n, width, indexBlock);
+  };
   return {
     name: path, dtype: reader.dtype, shape: reader.shape,
-    rows: (row, n) => (kind === 'indices' ? readIndexRows(reader, row, n, width) : (reader.read(row * width, n * width) as Float32Array)),
+    rows: (row, n) => (kind === 'indices' ? intoIndexBlock(row, n) : intoBlock(row, n)),
     close: () => reader.close(),
   };
 }

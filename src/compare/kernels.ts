@@ -49,9 +49,17 @@ export interface CompareKernelArgs {
   firstTolerance: Float64Array;
   /** The key of the first NaN score of each row, -1 where none (the edge throws). */
   nanAt: Int32Array;
-  // Scratch: [k] x 2, [2k] x 5, [s] x 2 (when scored).
+  // Scratch: [k] x 2 (sorted sets, when s is unknown), [s] x 2 (marks per key, -1 initially, when s is known),
+  // [2k] x 5, [s] x 2 (stamps, -1 initially, and the selection copy, when scored).
   sortedA: Int32Array;
   sortedB: Int32Array;
+  markA: Int32Array;
+  markB: Int32Array;
+  /**
+   * Row r's marks and stamps are tag0 + r, so scratch kept between calls
+   * needs no clearing: each call starts tag0 past the last one's rows.
+   */
+  tag0: number;
   dSlot: Int32Array;
   dKey: Int32Array;
   dSide: Uint8Array;
@@ -114,15 +122,33 @@ function deviation(x: number, tau: number): number {
 }
 
 export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: number): void {
-  const { a, b, k, scores, s, sortedA, sortedB } = args;
+  const { a, b, k, scores, s, sortedA, sortedB, markA, markB } = args;
+  const stamped = markA.length > 0;
   for (let row = rowStart; row < rowEnd; row++) {
     const at = row * k;
     let identical = true;
     for (let i = 0; i < k && identical; i++) identical = (a[at + i] < 0 ? -1 : a[at + i]) === (b[at + i] < 0 ? -1 : b[at + i]);
-    const nA = distinctSorted(a, at, k, sortedA);
-    const nB = distinctSorted(b, at, k, sortedB);
-    let sameSet = nA === nB;
-    for (let i = 0; i < nA && sameSet; i++) sameSet = sortedA[i] === sortedB[i];
+    // The two sets: marks per key where s is known (O(k)), else sorted distinct lists (O(k log k)).
+    let nA: number, nB: number, sameSet: boolean;
+    let liveA = 0, liveB = 0, minA = NaN, minB = NaN;
+    if (stamped) {
+      const tag = args.tag0 + row;
+      mark(a, at, k, markA, tag, scores, row * s);
+      nA = marked.n;
+      liveA = marked.live;
+      minA = marked.min;
+      mark(b, at, k, markB, tag, scores, row * s);
+      nB = marked.n;
+      liveB = marked.live;
+      minB = marked.min;
+      sameSet = nA === nB;
+      for (let i = 0; i < k && sameSet; i++) sameSet = b[at + i] < 0 || markA[b[at + i]] === tag;
+    } else {
+      nA = distinctSorted(a, at, k, sortedA);
+      nB = distinctSorted(b, at, k, sortedB);
+      sameSet = nA === nB;
+      for (let i = 0; i < nA && sameSet; i++) sameSet = sortedA[i] === sortedB[i];
+    }
     args.firstSlot[row] = -1;
     args.firstKey[row] = -1;
     args.firstSide[row] = 0;
@@ -140,29 +166,59 @@ export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: n
       continue;
     }
     const base = row * s;
-    if (!threshold(args, row, base, nA, nB)) continue; // a NaN: the edge throws
+    // Scored: s is known, so the marks ran and gathered each set's scores.
+    if (!threshold(args, row, base, minA, minB)) continue; // a NaN: the edge throws
     const tau = args.threshold[row];
-    let cntA = 0, cntB = 0;
-    for (let i = 0; i < nA; i++) if (scores[base + sortedA[i]] > -Infinity) cntA++;
-    for (let i = 0; i < nB; i++) if (scores[base + sortedB[i]] > -Infinity) cntB++;
-    args.keysA[row] = cntA;
-    args.keysB[row] = cntB;
+    args.keysA[row] = liveA;
+    args.keysB[row] = liveB;
     args.margin[row] = 0;
     if (identical || sameSet) {
-      args.verdict[row] = identical ? IDENTICAL : SETS;
+      args.verdict[row] = identical ? IDENTICAL : sameSet ? SETS : DIFFERENT;
       continue;
     }
-    args.verdict[row] = judge(args, row, base, tau, nA, nB, cntA === cntB);
+    args.verdict[row] = judge(args, row, base, tau, nA, nB, liveA === liveB);
   }
+}
+
+/** What `mark` found (no allocation): distinct keys, those scoring above -Infinity, and their smallest score (NaN for none). */
+const marked = { n: 0, live: 0, min: NaN };
+
+/**
+ * Marks the keys of list[at .. at + k) with `tag` in `marks`, counting the
+ * distinct ones; with scores (row at `base`) also those scoring above
+ * -Infinity (a key scoring -Infinity counts as none) and the smallest
+ * score, the candidate k-th score. One gather per key for all three.
+ */
+function mark(list: Int32Array, at: number, k: number, marks: Int32Array, tag: number, S: Float32Array | Float64Array | null, base: number): void {
+  let n = 0, live = 0, min = NaN;
+  for (let i = 0; i < k; i++) {
+    const x = list[at + i];
+    if (x < 0 || marks[x] === tag) continue;
+    marks[x] = tag;
+    n++;
+    if (S === null) continue;
+    const v = S[base + x];
+    if (v > -Infinity) live++;
+    if (!(v >= min)) min = v;
+  }
+  marked.n = n;
+  marked.live = live;
+  marked.min = min;
+}
+
+/** Whether key x is in the other set than `side`'s (marks, or the sorted lists of the row). */
+function inOther(args: CompareKernelArgs, side: number, x: number, row: number, nA: number, nB: number): boolean {
+  if (args.markA.length > 0) return (side === 0 ? args.markB[x] : args.markA[x]) === args.tag0 + row;
+  return side === 0 ? contains(args.sortedB, nB, x) : contains(args.sortedA, nA, x);
 }
 
 /** The first key of one set missing from the other, in slot order (A before B at a slot), unscored. */
 function firstDifference(args: CompareKernelArgs, row: number, nA: number, nB: number): void {
-  const { a, b, k, sortedA, sortedB } = args;
+  const { a, b, k } = args;
   const at = row * k;
   for (let i = 0; i < k; i++) {
     const x = a[at + i], y = b[at + i];
-    const side = x >= 0 && !contains(sortedB, nB, x) ? 0 : y >= 0 && !contains(sortedA, nA, y) ? 1 : -1;
+    const side = x >= 0 && !inOther(args, 0, x, row, nA, nB) ? 0 : y >= 0 && !inOther(args, 1, y, row, nA, nB) ? 1 : -1;
     if (side < 0) continue;
     args.firstSlot[row] = i;
     args.firstKey[row] = side === 0 ? x : y;
@@ -171,79 +227,94 @@ function firstDifference(args: CompareKernelArgs, row: number, nA: number, nB: n
   }
 }
 
-/** Writes tau and the gap of `row`; false (and nanAt) when the row holds a NaN. */
-function threshold(args: CompareKernelArgs, row: number, base: number, nA: number, nB: number): boolean {
-  const { k, s, sortedA, sortedB } = args;
-  const S = args.scores!;
-  // Candidates: the smallest score among each set's keys.
-  let cA = NaN, cB = NaN;
-  for (let i = 0; i < nA; i++) {
-    const v = S[base + sortedA[i]];
-    if (!(v >= cA)) cA = v;
-  }
-  for (let i = 0; i < nB; i++) {
-    const v = S[base + sortedB[i]];
-    if (!(v >= cB)) cB = v;
-  }
-  let gtA = 0, eqA = 0, belowA = -Infinity, gtB = 0, eqB = 0, belowB = -Infinity;
+/**
+ * One pass over the row for candidate c: keys scoring above it, at it, and
+ * the largest score below it; `nan` = the first NaN's key (-1 for none).
+ * Returned through `pass` (no allocation).
+ */
+const pass = { gt: 0, eq: 0, below: -Infinity, nan: -1 };
+function countAround(S: Float32Array | Float64Array, base: number, s: number, c: number): void {
+  let gt = 0, atLeast = 0, nan = 0, below = -Infinity;
   for (let j = 0; j < s; j++) {
     const v = S[base + j];
-    if (v !== v) {
-      args.nanAt[row] = j;
+    // Most keys score below c: two compares each. The rest (and NaN, for
+    // which v < c is false too) are counted without branches, which
+    // measured faster here than an if-chain.
+    if (v < c) {
+      if (v > below) below = v;
+    } else {
+      atLeast++;
+      gt += v > c ? 1 : 0;
+      nan += v !== v ? 1 : 0;
+    }
+  }
+  if (nan > 0) {
+    let j = 0;
+    while (S[base + j] === S[base + j]) j++;
+    pass.nan = j;
+    return;
+  }
+  const eq = atLeast - gt;
+  pass.gt = gt;
+  pass.eq = eq;
+  pass.below = below;
+  pass.nan = -1;
+}
+
+/** Writes tau and the gap of `row`; false (and nanAt) when the row holds a NaN. */
+function threshold(args: CompareKernelArgs, row: number, base: number, cA: number, cB: number): boolean {
+  const { k, s } = args;
+  const S = args.scores!;
+  // Candidates: the smallest score among each set's keys (NaN: the set is empty); a pass tests one.
+  const first = cA === cA ? cA : cB;
+  const second = cB === cB && cB !== first ? cB : NaN;
+  let tau = -Infinity;
+  let found = false;
+  for (let pick = 0; pick < 2 && !found; pick++) {
+    const c = pick === 0 ? first : second;
+    if (pick === 1 && c !== c) break;
+    // A NaN candidate (both sets empty) still makes the pass that finds NaNs.
+    countAround(S, base, s, c === c ? c : Infinity);
+    if (pass.nan >= 0) {
+      args.nanAt[row] = pass.nan;
       return false;
     }
-    if (v > cA) gtA++;
-    else if (v === cA) eqA++;
-    else if (v > belowA) belowA = v;
-    if (v > cB) gtB++;
-    else if (v === cB) eqB++;
-    else if (v > belowB) belowB = v;
+    // c is tau exactly when fewer than k keys score above it and at least k score it or more.
+    found = s >= k && c === c && pass.gt < k && pass.gt + pass.eq >= k;
+    if (found) tau = c;
   }
-  let tau: number, atLeast: number, below: number;
   if (s < k) {
-    tau = -Infinity;
-    atLeast = s;
-    below = -Infinity;
-  } else if (gtA < k && gtA + eqA >= k) {
-    tau = cA;
-    atLeast = gtA + eqA;
-    below = belowA;
-  } else if (gtB < k && gtB + eqB >= k) {
-    tau = cB;
-    atLeast = gtB + eqB;
-    below = belowB;
-  } else {
+    args.threshold[row] = -Infinity;
+    args.gap[row] = Infinity;
+    return true;
+  }
+  if (!found) {
     const x = args.select;
     for (let j = 0; j < s; j++) x[j] = S[base + j];
     tau = kthLargest(x, s, k);
-    atLeast = 0;
-    below = -Infinity;
-    for (let j = 0; j < s; j++) {
-      const v = S[base + j];
-      if (v >= tau) atLeast++;
-      else if (v > below) below = v;
-    }
+    countAround(S, base, s, tau);
   }
   args.threshold[row] = tau;
   // The (k+1)-th score is tau again when more than k keys reach it; with no key below, nothing can enter.
-  args.gap[row] = atLeast > k ? 0 : below === -Infinity ? Infinity : tau - below;
+  args.gap[row] = pass.gt + pass.eq > k ? 0 : pass.below === -Infinity ? Infinity : tau - pass.below;
   return true;
 }
 
 /** The verdict of a scored row whose sets differ; fills margin and the first key. */
 function judge(args: CompareKernelArgs, row: number, base: number, tau: number, nA: number, nB: number, sameCount: boolean): number {
-  const { a, b, k, sortedA, sortedB, dSlot, dKey, dSide, dDev, dBound, stamp } = args;
+  const { a, b, k, dSlot, dKey, dSide, dDev, dBound, stamp } = args;
   const S = args.scores!;
   const at = row * k;
   let n = 0;
   let worstBound = 0;
   if (args.inputs !== null) prepareRow(args.inputs, row);
+  // stamp[x] = tag0 + row: already among this row's differing keys.
+  const tag = args.tag0 + row;
   for (let i = 0; i < k; i++) {
     for (let side = 0; side < 2; side++) {
       const x = side === 0 ? a[at + i] : b[at + i];
-      if (x < 0 || stamp[x] === row) continue;
-      if (side === 0 ? contains(sortedB, nB, x) : contains(sortedA, nA, x)) continue;
-      stamp[x] = row;
+      if (x < 0 || stamp[x] === tag || inOther(args, side, x, row, nA, nB)) continue;
+      stamp[x] = tag;
       dSlot[n] = i;
       dKey[n] = x;
       dSide[n] = side;
@@ -253,7 +324,6 @@ function judge(args: CompareKernelArgs, row: number, base: number, tau: number, 
       n++;
     }
   }
-  // Every stamp of this row is row; the next row's are row + 1, so nothing needs clearing.
   let margin = 0;
   let ties = true;
   let near = true;

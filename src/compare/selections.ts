@@ -242,7 +242,7 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
   }
 
   const width = s ?? 0;
-  checkBytes(`compareSelections of ${rows} rows, k = ${k}`, rows * 70 + k * 72 + (scores === null ? 0 : width * 12), opts.maxBytes, 'compare row blocks');
+  checkBytes(`compareSelections of ${rows} rows, k = ${k}`, rows * 70 + k * 72 + width * (scores === null ? 8 : 24), opts.maxBytes, 'compare row blocks');
   const args: CompareKernelArgs = {
     a: A.data, b: B.data, k, scores, s: width, abs, rel, scoreCode, inputs,
     verdict: new Uint8Array(rows),
@@ -257,15 +257,7 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     firstScore: new Float64Array(rows),
     firstTolerance: new Float64Array(rows),
     nanAt: new Int32Array(rows),
-    sortedA: new Int32Array(k),
-    sortedB: new Int32Array(k),
-    dSlot: new Int32Array(2 * k),
-    dKey: new Int32Array(2 * k),
-    dSide: new Uint8Array(2 * k),
-    dDev: new Float64Array(2 * k),
-    dBound: new Float64Array(2 * k),
-    stamp: new Int32Array(scores === null ? 0 : width).fill(-1),
-    select: new Float64Array(scores === null ? 0 : width),
+    ...scratchFor(k, s, scores !== null, rows),
   };
   compareRows(args, 0, rows);
   for (let r = 0; r < rows; r++) {
@@ -278,6 +270,50 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     first: { slot: args.firstSlot, key: args.firstKey, side: args.firstSide, score: args.firstScore, tolerance: args.firstTolerance },
   };
   return { ...result, summary: summarizeComparison(result) };
+}
+
+/**
+ * The kernel's scratch, kept between calls on this thread and grown when a
+ * call needs more: a streaming caller (dsa compare, block by block) would
+ * otherwise allocate and clear three [s] arrays a block, which measured
+ * slower than the comparison of a few rows. Marks and stamps are never
+ * cleared between calls: each call's rows get tags past the last call's.
+ */
+const scratch = {
+  sorted: [new Int32Array(0), new Int32Array(0)],
+  diff: { slot: new Int32Array(0), key: new Int32Array(0), side: new Uint8Array(0), dev: new Float64Array(0), bound: new Float64Array(0) },
+  marks: [new Int32Array(0), new Int32Array(0), new Int32Array(0)],
+  select: new Float64Array(0),
+  tag0: 0,
+};
+
+function scratchFor(k: number, s: number | null, scored: boolean, rows: number) {
+  if (scratch.sorted[0].length < k) scratch.sorted = [new Int32Array(k), new Int32Array(k)];
+  if (scratch.diff.slot.length < 2 * k) {
+    scratch.diff = { slot: new Int32Array(2 * k), key: new Int32Array(2 * k), side: new Uint8Array(2 * k), dev: new Float64Array(2 * k), bound: new Float64Array(2 * k) };
+  }
+  const width = s ?? 0;
+  // Tags (one per row) must stay int32: start over, cleared, before they would not.
+  if (scratch.marks[0].length < width || scratch.tag0 + rows > 2 ** 31 - 1) {
+    const n = Math.max(width, scratch.marks[0].length);
+    scratch.marks = [new Int32Array(n).fill(-1), new Int32Array(n).fill(-1), new Int32Array(n).fill(-1)];
+    scratch.tag0 = 0;
+  }
+  if (scored && scratch.select.length < width) scratch.select = new Float64Array(width);
+  const tag0 = scratch.tag0;
+  scratch.tag0 += rows;
+  const none = new Int32Array(0);
+  return {
+    // Sorted lists only where s is unknown; marks only where it is known.
+    sortedA: s === null ? scratch.sorted[0] : none,
+    sortedB: s === null ? scratch.sorted[1] : none,
+    markA: s === null ? none : scratch.marks[0],
+    markB: s === null ? none : scratch.marks[1],
+    stamp: scratch.marks[2],
+    tag0,
+    dSlot: scratch.diff.slot, dKey: scratch.diff.key, dSide: scratch.diff.side, dDev: scratch.diff.dev, dBound: scratch.diff.bound,
+    select: scratch.select,
+  };
 }
 
 function inputBoundArgs(inputs: CompareInputs, precision: Precision): InputBoundArgs {
