@@ -179,6 +179,10 @@ export interface OutputOption {
 
 type WithOutput<T> = T extends object ? T & OutputOption : T;
 type EcoArgs<A extends readonly unknown[], I> = { [J in keyof A]: J extends `${I & number}` ? WithOutput<EcoIn<A[J]>> : EcoIn<A[J]> };
+/** The arguments up to and with the options object, which holds an `output` module. */
+type EcoArgsWithOutput<A extends readonly unknown[], I> = {
+  [J in keyof A]-?: J extends `${I & number}` ? EcoIn<NonNullable<A[J]>> & { output: OutputModule } : EcoIn<A[J]>;
+};
 
 type OutputOf<Args, I> = I extends number ? (`${I}` extends keyof Args ? (Args[`${I}` & keyof Args] extends { output: infer K } ? K : undefined) : undefined) : undefined;
 
@@ -205,9 +209,18 @@ type Converted<R, K> = K extends TfModuleLike
 
 export type EcoResult<R, K> = R extends Promise<infer U> ? Promise<Converted<U, K>> : Converted<R, K>;
 
-/** `F` itself, plus an overload taking ecosystem tensors and `output` in its options at position `I`. */
+/**
+ * `F` itself (first, so plain calls keep its exact, generic types), an
+ * overload with `output` in the options at position `I` whose result is
+ * that runtime's tensors, and one taking ecosystem tensors without
+ * `output`. The `output` overload requires the option: a generic catch-all
+ * would win TypeScript's first (subtype) pass of overload resolution over
+ * `F` itself for plain calls.
+ */
 export type Interop<F, I> = F extends (...args: infer A) => infer R
-  ? F & (<Args extends EcoArgs<A, I>>(...args: Args) => EcoResult<R, OutputOf<Args, I>>)
+  ? F &
+      (I extends number ? <Args extends EcoArgsWithOutput<A, I>>(...args: Args) => EcoResult<R, OutputOf<Args, I>> : unknown) &
+      ((...args: EcoArgs<A, I>) => R)
   : F;
 
 export type InteropOps<T, M> = { [K in keyof T]: K extends keyof M ? (M[K] extends Signature ? Interop<T[K], M[K]['options']> : T[K]) : T[K] };
