@@ -25,7 +25,7 @@ test('every value export of dsa-ts is wrapped (src/interop/index.ts) or listed i
   const names = entryExports();
   assert.ok(names.length > 30, `read only ${names.length} exports`);
   const missing = names.filter((n) => !(n in SIGNATURES) && !(n in NO_TENSORS));
-  assert.deepEqual(missing, [], 'exports in neither table');
+  assert.deepEqual(missing, [], 'exports in neither table: give each a signature in src/interop/signatures.ts (and a wrapped export in src/interop/index.ts), or a line in NO_TENSORS');
   for (const n of Object.keys(SIGNATURES)) {
     assert.equal(typeof (wrapped as Record<string, unknown>)[n], 'function', `src/interop/index.ts exports a wrapped ${n}`);
   }
@@ -36,7 +36,7 @@ test('every createPool() op has a signature, and the pool\'s ops are the wrapped
   const pool = createPool({ threads: 1 });
   try {
     const ops = Object.entries(pool).filter(([n, v]) => typeof v === 'function' && n !== 'close').map(([n]) => n).sort();
-    assert.deepEqual(ops, Object.keys(POOL_SIGNATURES).sort());
+    assert.deepEqual(ops, Object.keys(POOL_SIGNATURES).sort(), 'every pool op needs a line in POOL_SIGNATURES (src/interop/signatures.ts)');
     await assert.rejects(pool.topk({ data: new Float32Array(2), shape: [1, 1, 2] }, 1, { output: 'ort' } as never), /^TypeError: output: expected the onnxruntime module/);
   } finally {
     await pool.close();
