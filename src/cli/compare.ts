@@ -428,19 +428,26 @@ async function renderReport(table: string, r: Rows, scored: boolean, tolerant: b
     if (differs && tolerant) push(r.first.tolerance[row], 'tolerance (first differing key)');
     push(r.gap[row], 'gap, k-th to (k+1)-th score');
   }
+  // symlog is linear within +-constant of 0: the smallest positive value plotted (at least 1e-6 of the largest), so near-tie margins do not sit on the axis.
+  let smallest = Infinity, largest = 0;
+  for (const { value } of values) {
+    if (value > 0 && value < smallest) smallest = value;
+    if (value > largest) largest = value;
+  }
+  const constant = Number.isFinite(smallest) ? Math.max(smallest, largest * 1e-6) : 1;
   const figure = scored
     ? await toSvg({
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        title: { text: 'k-th score margins per row', subtitle: `${total} rows${stride > 1 ? `, every ${stride}-th and every row whose sets differ` : ''}; symmetric log scale` },
+        title: { text: 'k-th score margins per row', subtitle: `${total} rows${stride > 1 ? `, every ${stride}-th and every row whose sets differ` : ''}; symmetric log scale, linear below ${formatNumber(constant)}` },
         width: 640,
         height: 300,
         data: { values },
-        mark: { type: 'point', filled: true, size: 24 },
+        mark: { type: 'point', filled: true, size: 48, opacity: 0.8 },
         encoding: {
           x: { field: 'row', type: 'quantitative', title: 'row (b * t + query)' },
-          y: { field: 'value', type: 'quantitative', scale: { type: 'symlog' }, title: 'score distance' },
+          y: { field: 'value', type: 'quantitative', scale: { type: 'symlog', constant }, title: 'score distance' },
           color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 300 } },
-          shape: { field: 'verdict', type: 'nominal', title: 'verdict' },
+          shape: { field: 'verdict', type: 'nominal', title: 'verdict', legend: { labelLimit: 300 } },
           tooltip: [{ field: 'row' }, { field: 'series' }, { field: 'value' }, { field: 'verdict' }],
         },
       })
@@ -452,7 +459,7 @@ async function renderReport(table: string, r: Rows, scored: boolean, tolerant: b
 <title>dsa compare report</title>
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; }
-pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+pre { background: #f6f6f6; padding: 1em; white-space: pre-wrap; }
 figure { margin: 1.5em 0; }
 </style>
 </head>
