@@ -1,97 +1,168 @@
 /**
- * MLA's absorbed `wkv_b` (DeepSeek-V3.2 `MLA.forward`, decode branch) as
- * kernels over query heads, reading the weight in its stored form
- * (src/weights/weight.ts). wkv_b [nHeads * (nope + v), kvRank] is, per head
- * h, `nope` key rows then `v` value rows:
+ * MLA's absorbed `wkv_b` (DeepSeek-V3.2 `MLA.forward`, decode branch):
+ * per query head h, wkv_b [nHeads * (nope + v), kvRank] holds `nope` key
+ * rows then `v` value rows, and
  *
- *   'model.absorbQuery'  q' [n, H, kvRank + rope]: per head, the nope part of
- *                        q through the head's key rows (q_nope @ W_k, a
- *                        transposed product), then q_pe copied after it
- *   'model.valueUp'      o [n, H * v]: per head, the attention output over
- *                        the latent rows through the head's value rows
- *                        (latent @ W_v^T)
+ *   'model.absorbQuery'  q' [n, H, kvRank + rope] = [q_nope_h @ W_k,h, q_pe_h]
+ *   'model.valueUp'      o  [n, H * v]            = latent_h @ W_v,h^T
  *
- * A weight value is what DeepSeek's `weight_dequant` gives (wkv_b is always
- * dequantized in the decode branch, whatever `gemm_impl`): float32 as is,
- * bf16 bits << 16, fp8 bf16(f32(e4m3(code) * scale)) with the scale of the
- * element's 128 x 128 block (any alignment of the head's rows to blocks).
- * Arithmetic: float32 products, summed in float32 in ascending order of
- * the contracted index (d for absorbQuery, c for valueUp).
+ * each one `linear` per head (src/weights/linear-kernels.ts: its kernels,
+ * its one summation order, its WebAssembly path), over weights in their
+ * stored form:
+ *
+ * - the value rows are read in place, a view of each head's rows, except
+ *   an FP8 wkv_b whose heads' value rows do not start on a 128-row scale
+ *   block (nope or nope + v not a multiple of 128): then a bf16 copy of
+ *   their values;
+ * - the key rows are multiplied transposed, so `headWeights` keeps them
+ *   transposed, W_k,h^T [kvRank, nope] for every head, once per weight: in
+ *   the stored format where the blocks stay whole (float32, bf16; FP8 when
+ *   nope, nope + v and kvRank are multiples of 128, as DeepSeek-V3.2's 128,
+ *   256 and 512 are: codes and block scales moved, nothing re-rounded),
+ *   else bf16. That copy is the key half of wkv_b again (DeepSeek-V3.2 FP8:
+ *   8 MiB a layer, 4% of the layer's weights).
+ *
+ * Values are what DeepSeek's `weight_dequant` gives for the decode branch
+ * (it dequantizes wkv_b whatever `gemm_impl`), which is `linear`'s gemmImpl
+ * 'bf16' reading: float32 as is, bf16 bits << 16, fp8 bf16(f32(e4m3(code) *
+ * scale)); a bf16 copy holds exactly those values.
  *
  * 'model.absorbQuery' args: q [n, H, nope + rope], out [n, H, kvRank + rope],
- * n, heads, nope, rope, v, kvRank, format, data, scale (null unless fp8);
- * rows = heads.
- * 'model.valueUp' args: latent [n, H, kvRank], out [n, H * v], n, heads,
- * nope, v, kvRank, format, data, scale; rows = heads.
+ * n, heads, nope, rope, kvRank, format, data, scale (the transposed key
+ * weight [H * kvRank, nope]), simd; rows = output features of all heads,
+ * [0, H * kvRank) (head h's q_pe is copied by the range holding its first).
+ * 'model.valueUp' args: latent [n, H, kvRank], out [n, H * v], n, heads, v,
+ * kvRank, format, data, scale (wkv_b, or the copy of its value rows), first
+ * (the first value row of head 0), stride (rows from one head's value rows
+ * to the next's), simd; rows = output features [0, H * v).
  */
 import type { KernelArgs } from '../plan.js';
-import { E4M3_VALUES } from '../indexer/fp8.js';
-import { WEIGHT_BLOCK, type WeightFormat } from '../weights/weight.js';
+import { allocShared, allocLocal } from '../tensor.js';
+import { linearRows } from '../weights/linear-kernels.js';
+import { bf16Bits, dequantizeWeight, WEIGHT_BLOCK, type Weight, type WeightFormat } from '../weights/weight.js';
 
-const f32 = Math.fround;
+/** wkv_b read as the two per-head products need it. */
+export interface HeadWeights {
+  /** The key rows transposed: [H * kvRank, nope], row h * kvRank + c = wkv_b[h * (nope + v) + d, c] over d. */
+  keyT: Weight;
+  /** The value rows: wkv_b itself (first row nope, stride nope + v) or a copy [H * v, kvRank] (first 0, stride v). */
+  value: Weight;
+  first: number;
+  stride: number;
+}
 
-// Per-thread scratch: one decoded weight row, its bits for the bf16 rounding.
-let row = new Float32Array(0);
-let rowBits = new Uint32Array(0);
+const prepared = new WeakMap<Weight, { key: string; weights: HeadWeights }>();
+const alloc = typeof SharedArrayBuffer === 'undefined' ? allocLocal : allocShared; // pool steps read them in place
 
-/** Weight row `o` ([in] values, the header's rule) into `row`. */
-function decodeRow(format: WeightFormat, data: Float32Array | Uint16Array | Uint8Array, scale: Float32Array | null, o: number, inDim: number): Float32Array {
-  if (row.length < inDim) {
-    row = new Float32Array(inDim);
-    rowBits = new Uint32Array(row.buffer);
-  }
-  const at = o * inDim;
-  if (format === 'float32') {
-    row.set((data as Float32Array).subarray(at, at + inDim));
-  } else if (format === 'bf16') {
-    for (let j = 0; j < inDim; j++) rowBits[j] = data[at + j] << 16;
+/** The weight's values as `linear` reads them with gemmImpl 'bf16', as bf16 bit patterns (exact for every format but float32). */
+function bf16Values(w: Weight): Uint16Array {
+  const values = dequantizeWeight(w);
+  const bits = alloc(Uint16Array, values.length);
+  for (let i = 0; i < values.length; i++) bits[i] = bf16Bits(values[i]);
+  return bits;
+}
+
+/**
+ * The transposed key rows and the value rows of wkv_b (see the header),
+ * made once per weight object and dims.
+ */
+export function headWeights(wkvB: Weight, heads: number, nope: number, v: number, kvRank: number): HeadWeights {
+  const key = `${heads},${nope},${v},${kvRank}`;
+  const cached = prepared.get(wkvB);
+  if (cached !== undefined && cached.key === key) return cached.weights;
+  const B = WEIGHT_BLOCK;
+  const fp8Value = nope % B === 0 && (nope + v) % B === 0;
+  const fp8Key = fp8Value && kvRank % B === 0;
+  const rows = heads * kvRank;
+  // Element (h, d, c) of the key rows sits at source index (h * (nope + v) + d) * kvRank + c; it goes to (h * kvRank + c) * nope + d.
+  const transpose = <T extends Float32Array | Uint16Array | Uint8Array>(src: T, dst: T) => {
+    for (let h = 0; h < heads; h++) {
+      for (let d = 0; d < nope; d++) {
+        const from = (h * (nope + v) + d) * kvRank;
+        for (let c = 0; c < kvRank; c++) dst[(h * kvRank + c) * nope + d] = src[from + c];
+      }
+    }
+    return dst;
+  };
+  let keyT: Weight;
+  let bits: Uint16Array | null = null;
+  if (wkvB.format === 'float32') keyT = { format: 'float32', shape: [rows, nope], data: transpose(wkvB.data, alloc(Float32Array, rows * nope)) };
+  else if (wkvB.format === 'bf16') keyT = { format: 'bf16', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint16Array, rows * nope)) };
+  else if (fp8Key) {
+    const nbIn = Math.ceil(kvRank / B), nbT = Math.ceil(nope / B);
+    const scale = alloc(Float32Array, (rows / B) * nbT);
+    for (let h = 0; h < heads; h++) {
+      for (let cb = 0; cb < kvRank / B; cb++) {
+        for (let db = 0; db < nbT; db++) scale[((h * kvRank) / B + cb) * nbT + db] = wkvB.scale[((h * (nope + v)) / B + db) * nbIn + cb];
+      }
+    }
+    keyT = { format: 'fp8', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint8Array, rows * nope)), scale };
   } else {
-    const scaleRow = (o >> 7) * Math.ceil(inDim / WEIGHT_BLOCK);
-    for (let j = 0; j < inDim; j++) {
-      row[j] = E4M3_VALUES[data[at + j]] * scale![scaleRow + (j >> 7)];
-      const u = rowBits[j]; // to bf16, nearest even; a NaN (code 0x7f / 0xff) stays NaN
-      rowBits[j] = (u & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : ((u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000) >>> 0;
-    }
+    bits = bf16Values(wkvB);
+    keyT = { format: 'bf16', shape: [rows, nope], data: transpose(bits, alloc(Uint16Array, rows * nope)) };
   }
-  return row;
+  let weights: HeadWeights;
+  if (wkvB.format !== 'fp8' || fp8Value) {
+    weights = { keyT, value: wkvB, first: nope, stride: nope + v };
+  } else {
+    bits ??= bf16Values(wkvB);
+    const value = alloc(Uint16Array, heads * v * kvRank);
+    for (let h = 0; h < heads; h++) value.set(bits.subarray((h * (nope + v) + nope) * kvRank, (h + 1) * (nope + v) * kvRank), h * v * kvRank);
+    weights = { keyT, value: { format: 'bf16', shape: [heads * v, kvRank], data: value }, first: 0, stride: v };
+  }
+  prepared.set(wkvB, { key, weights });
+  return weights;
 }
 
-export function absorbQueryRows(args: KernelArgs, h0: number, h1: number): void {
+// Per-thread scratch: one head's inputs [n, in] and outputs [n, out].
+let xScratch = new Float32Array(0);
+let yScratch = new Float32Array(0);
+
+function scratch(nx: number, ny: number): [Float32Array, Float32Array] {
+  if (xScratch.length < nx) xScratch = new Float32Array(nx);
+  if (yScratch.length < ny) yScratch = new Float32Array(ny);
+  return [xScratch.subarray(0, nx), yScratch.subarray(0, ny)];
+}
+
+/** `linear` of n rows through rows [first, first + outDim) of a weight [*, inDim] (their scales from the block of `first`, a multiple of 128 for fp8). */
+function headLinear(x: Float32Array, n: number, inDim: number, outDim: number, format: WeightFormat, data: Float32Array | Uint16Array | Uint8Array, scale: Float32Array | null, first: number, y: Float32Array, o0: number, o1: number, simd: boolean): void {
+  const nb = Math.ceil(inDim / WEIGHT_BLOCK);
+  linearRows({
+    x, xq: null, xs: null, n, inDim, outDim, format, fp8Gemm: false, y, simd,
+    data: data.subarray(first * inDim, (first + outDim) * inDim),
+    scale: scale === null ? null : scale.subarray((first / WEIGHT_BLOCK) * nb, Math.ceil((first + outDim) / WEIGHT_BLOCK) * nb),
+  }, o0, o1);
+}
+
+export function absorbQueryRows(args: KernelArgs, o0: number, o1: number): void {
   const q = args.q as Float32Array, out = args.out as Float32Array;
-  const n = args.n as number, heads = args.heads as number, nope = args.nope as number, rope = args.rope as number;
-  const v = args.v as number, kvRank = args.kvRank as number;
+  const n = args.n as number, heads = args.heads as number, nope = args.nope as number, rope = args.rope as number, kvRank = args.kvRank as number;
   const format = args.format as WeightFormat, data = args.data as Float32Array | Uint16Array | Uint8Array, scale = args.scale as Float32Array | null;
+  const simd = args.simd as boolean;
   const qWidth = nope + rope, outWidth = kvRank + rope;
-  for (let h = h0; h < h1; h++) {
-    for (let r = 0; r < n; r++) out.fill(0, (r * heads + h) * outWidth, (r * heads + h) * outWidth + kvRank);
-    for (let d = 0; d < nope; d++) {
-      const w = decodeRow(format, data, scale, h * (nope + v) + d, kvRank);
-      for (let r = 0; r < n; r++) {
-        const qd = q[(r * heads + h) * qWidth + d], o = (r * heads + h) * outWidth;
-        for (let c = 0; c < kvRank; c++) out[o + c] += f32(qd * w[c]);
-      }
-    }
+  const [x, y] = scratch(n * nope, n * kvRank);
+  for (let h = Math.floor(o0 / kvRank); h * kvRank < o1; h++) {
+    const c0 = Math.max(o0 - h * kvRank, 0), c1 = Math.min(o1 - h * kvRank, kvRank);
+    for (let r = 0; r < n; r++) x.set(q.subarray((r * heads + h) * qWidth, (r * heads + h) * qWidth + nope), r * nope);
+    headLinear(x, n, nope, kvRank, format, data, scale, h * kvRank, y, c0, c1, simd);
     for (let r = 0; r < n; r++) {
-      const from = (r * heads + h) * qWidth + nope;
-      out.set(q.subarray(from, from + rope), (r * heads + h) * outWidth + kvRank);
+      const at = (r * heads + h) * outWidth;
+      out.set(y.subarray(r * kvRank + c0, r * kvRank + c1), at + c0);
+      if (c0 === 0) out.set(q.subarray((r * heads + h) * qWidth + nope, (r * heads + h + 1) * qWidth), at + kvRank);
     }
   }
 }
 
-export function valueUpRows(args: KernelArgs, h0: number, h1: number): void {
+export function valueUpRows(args: KernelArgs, o0: number, o1: number): void {
   const latent = args.latent as Float32Array, out = args.out as Float32Array;
-  const n = args.n as number, heads = args.heads as number, nope = args.nope as number;
-  const v = args.v as number, kvRank = args.kvRank as number;
+  const n = args.n as number, heads = args.heads as number, v = args.v as number, kvRank = args.kvRank as number;
   const format = args.format as WeightFormat, data = args.data as Float32Array | Uint16Array | Uint8Array, scale = args.scale as Float32Array | null;
-  for (let h = h0; h < h1; h++) {
-    for (let j = 0; j < v; j++) {
-      const w = decodeRow(format, data, scale, h * (nope + v) + nope + j, kvRank);
-      for (let r = 0; r < n; r++) {
-        const at = (r * heads + h) * kvRank;
-        let acc = 0;
-        for (let c = 0; c < kvRank; c++) acc = f32(acc + f32(latent[at + c] * w[c]));
-        out[(r * heads + h) * v + j] = acc;
-      }
-    }
+  const first = args.first as number, stride = args.stride as number, simd = args.simd as boolean;
+  const [x, y] = scratch(n * kvRank, n * v);
+  for (let h = Math.floor(o0 / v); h * v < o1; h++) {
+    const j0 = Math.max(o0 - h * v, 0), j1 = Math.min(o1 - h * v, v);
+    for (let r = 0; r < n; r++) x.set(latent.subarray((r * heads + h) * kvRank, (r * heads + h + 1) * kvRank), r * kvRank);
+    headLinear(x, n, kvRank, v, format, data, scale, first + h * stride, y, j0, j1, simd);
+    for (let r = 0; r < n; r++) out.set(y.subarray(r * v + j0, r * v + j1), (r * heads + h) * v + j0);
   }
 }

@@ -38,6 +38,7 @@ import { nonFiniteToken, type DsaCache } from '../cache/cache.js';
 import { planSparseAttention } from '../attention/sparse.js';
 import { NO_BAD_ROW } from '../mask/check.js';
 import { modelKernels } from './kernels.js';
+import { headWeights } from './absorb.js';
 import { mlaSoftmaxScale, ropeFrequencies } from './rope.js';
 
 /** One layer: its shapes and its weights (a 'shared' layer has no `weights.indexer`). */
@@ -152,6 +153,11 @@ export function mlaRopeFrequencies(config: MlaConfig): Float32Array {
 /** The layer's softmax scale: DeepSeek's (qkNopeHeadDim + qkRopeHeadDim)^-0.5, times mscale^2 under YaRN. */
 export function mlaScale(config: MlaConfig): number {
   return mlaSoftmaxScale(config.qkNopeHeadDim + config.qkRopeHeadDim, config.rope);
+}
+
+/** A weight as kernel args: format, data, scale (null unless fp8). */
+function weightArgs(w: Weight) {
+  return { format: w.format, data: w.data, scale: w.format === 'fp8' ? w.scale : null };
 }
 
 const indexerOf = new WeakMap<IndexerLayerWeights, IndexerWeights>();
@@ -303,11 +309,16 @@ export function planMlaDecodeStep(cache: DsaCache, layer: MlaLayer, inputs: MlaS
   project('wkvA', inputs.x, weights.wkvA, kvRow);
   steps.push({ kernel: 'model.rmsNorm', args: { x: kvRow, from: 0, stride: kvRank + rope, width: kvRank, weight: weights.kvNorm, eps, out: kvRow, outFrom: 0, outStride: kvRank + rope }, rows: [0, n], writes: ['out'] });
   steps.push({ kernel: 'model.rope', args: { x: kvRow, positions, freqs, heads: 1, width: kvRank + rope, offset: kvRank, ropeDim: rope, interleaved: true }, rows: [0, n], writes: ['x'] });
-  // q' = [q_nope @ W_k, q_pe] per head.
-  const wkvB = weights.wkvB;
-  const absorbArgs = { n, heads, nope, rope, v, kvRank, format: wkvB.format, data: wkvB.data, scale: wkvB.format === 'fp8' ? wkvB.scale : null };
+  // q' = [q_nope @ W_k, q_pe] per head (W_k kept transposed, once per weight).
+  const simd = opts.simd ?? true;
+  const head = headWeights(weights.wkvB, heads, nope, v, kvRank);
   const qAttn = alloc(Float32Array, n * heads * (kvRank + rope));
-  steps.push({ kernel: 'model.absorbQuery', args: { ...absorbArgs, q: qFull, out: qAttn }, rows: [0, heads], writes: ['out'] });
+  steps.push({
+    kernel: 'model.absorbQuery',
+    args: { q: qFull, out: qAttn, n, heads, nope, rope, kvRank, ...weightArgs(head.keyT), simd },
+    rows: [0, heads * kvRank],
+    writes: ['out'],
+  });
 
   const q = { data: qAttn, shape: [n, heads, kvRank + rope] };
   const kv = { data: kvRow, shape: [n, 1, kvRank + rope] };
@@ -333,7 +344,12 @@ export function planMlaDecodeStep(cache: DsaCache, layer: MlaLayer, inputs: MlaS
   if (sparse === undefined || !(sparse.args.out instanceof Float32Array)) throw new Error('mlaDecodeStep: the attention plan has no sparse attention step');
   const latent = sparse.args.out;
   const o = alloc(Float32Array, n * heads * v);
-  steps.push({ kernel: 'model.valueUp', args: { ...absorbArgs, latent, out: o }, rows: [0, heads], writes: ['out'] });
+  steps.push({
+    kernel: 'model.valueUp',
+    args: { latent, out: o, n, heads, v, kvRank, ...weightArgs(head.value), first: head.first, stride: head.stride, simd },
+    rows: [0, heads * v],
+    writes: ['out'],
+  });
   const out = alloc(Float32Array, n * dim);
   project('wo', { data: o, shape: [m, t, heads * v] }, weights.wo, out);
   return {

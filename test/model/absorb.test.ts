@@ -1,12 +1,13 @@
 // MLA's absorbed wkv_b (src/model/absorb.ts) over float32, bf16 and FP8
-// weights whose heads straddle 128 x 128 scale blocks: against the
+// weights, heads aligned to 128 x 128 scale blocks or not: against the
 // weight's values (dequantizeWeight, bf16-rounded for FP8, as
-// weight_dequant gives them) in float64, and any split of the heads
-// bit-identical to one pass.
+// weight_dequant gives them) in float64; FP8 read in place equal bit for
+// bit to the same values as a bf16 weight; any split of the output
+// features equal to one pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { absorbQueryRows, valueUpRows } from '../../src/model/absorb.js';
+import { absorbQueryRows, headWeights, valueUpRows } from '../../src/model/absorb.js';
 import { bf16Bits, bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, type Weight } from '../../src/weights/weight.js';
 import { rng } from '../../src/cli/demo-data.js';
 
@@ -28,32 +29,45 @@ function values(w: Weight): Float32Array {
   return v;
 }
 
-test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe carried, any format and block alignment', () => {
+const weightArgs = (w: Weight) => ({ format: w.format, data: w.data, scale: w.format === 'fp8' ? w.scale : null });
+
+/** Runs both kernels over [ranges] of their output features. */
+function run(w: Weight, n: number, heads: number, nope: number, rope: number, v: number, kvRank: number, q: Float32Array, latent: Float32Array, simd: boolean, split = 1) {
+  const hw = headWeights(w, heads, nope, v, kvRank);
+  const qOut = new Float32Array(n * heads * (kvRank + rope)).fill(NaN);
+  const o = new Float32Array(n * heads * v).fill(NaN);
+  const qArgs = { q, out: qOut, n, heads, nope, rope, kvRank, ...weightArgs(hw.keyT), simd };
+  const vArgs = { latent, out: o, n, heads, v, kvRank, ...weightArgs(hw.value), first: hw.first, stride: hw.stride, simd };
+  // Ranges in reverse order, cut at arbitrary points.
+  const cuts = (total: number) => Array.from({ length: split + 1 }, (_, i) => Math.round((i * total) / split)).reverse();
+  const a = cuts(heads * kvRank), b = cuts(heads * v);
+  for (let i = 0; i < split; i++) absorbQueryRows(qArgs, a[i + 1], a[i]);
+  for (let i = 0; i < split; i++) valueUpRows(vArgs, b[i + 1], b[i]);
+  return { qOut, o, hw };
+}
+
+test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe carried, every format, any block alignment', () => {
   fc.assert(
     fc.property(
       fc.constantFrom<Weight['format']>('float32', 'bf16', 'fp8'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 150 }), fc.integer({ min: 0, max: 4 }), fc.integer(),
-      (format, n, heads, nope, v, kvRank, halfRope, seed) => {
+      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 150 }), fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.integer({ min: 1, max: 4 }), fc.integer(),
+      (format, n, heads, nope, v, kvRank, halfRope, simd, split, seed) => {
         const rope = 2 * halfRope;
         const shape: [number, number] = [heads * (nope + v), kvRank];
         const w = weightOf(format, floats(shape[0] * kvRank, seed, 0.5), shape);
         const W = values(w);
-        const common = { n, heads, nope, rope, v, kvRank, format: w.format, data: w.data, scale: w.format === 'fp8' ? w.scale : null };
-        const q = floats(n * heads * (nope + rope), seed + 1);
-        const qOut = new Float32Array(n * heads * (kvRank + rope)).fill(NaN);
-        absorbQueryRows({ ...common, q, out: qOut }, 0, heads);
-        const latent = floats(n * heads * kvRank, seed + 2);
-        const o = new Float32Array(n * heads * v);
-        valueUpRows({ ...common, latent, out: o }, 0, heads);
+        const q = floats(n * heads * (nope + rope), seed + 1), latent = floats(n * heads * kvRank, seed + 2);
+        const { qOut, o } = run(w, n, heads, nope, rope, v, kvRank, q, latent, simd, split);
         for (let r = 0; r < n; r++) for (let h = 0; h < heads; h++) {
           const qh = (r * heads + h) * (nope + rope), oh = (r * heads + h) * (kvRank + rope);
           for (let c = 0; c < kvRank; c++) {
             let want = 0, mag = 0;
             for (let d = 0; d < nope; d++) {
-              want += q[qh + d] * W[(h * (nope + v) + d) * kvRank + c];
-              mag += Math.abs(q[qh + d] * W[(h * (nope + v) + d) * kvRank + c]);
+              const p = q[qh + d] * W[(h * (nope + v) + d) * kvRank + c];
+              want += p;
+              mag += Math.abs(p);
             }
-            assert.ok(Math.abs(qOut[oh + c] - want) <= 1e-6 * mag + 1e-30, `absorb row ${r} head ${h} c ${c}`);
+            assert.ok(Math.abs(qOut[oh + c] - want) <= 1e-6 * mag + 1e-30, `absorb row ${r} head ${h} c ${c}: ${qOut[oh + c]} vs ${want}`);
           }
           for (let i = 0; i < rope; i++) assert.equal(qOut[oh + kvRank + i], q[qh + nope + i], 'q_pe carried');
           for (let j = 0; j < v; j++) {
@@ -72,19 +86,28 @@ test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe c
   );
 });
 
-test('absorbQuery and valueUp: heads split [0, 1) + [1, 3) equal one pass bit for bit (heads 3, 270 rows over 3 row blocks)', () => {
-  const heads = 3, nope = 40, v = 50, kvRank = 200, rope = 4, n = 2;
-  const w = quantizeWeightFp8({ data: floats(heads * (nope + v) * kvRank, 3, 0.2), shape: [heads * (nope + v), kvRank] });
-  const common = { n, heads, nope, rope, v, kvRank, format: w.format, data: w.data, scale: w.scale };
+test('FP8 wkv_b with heads on 128-row blocks (nope 128, v 128, kvRank 256, 3 heads): read in place and transposed as FP8, bit for bit its values as bf16; splits and simd equal', () => {
+  const heads = 3, nope = 128, v = 128, kvRank = 256, rope = 8, n = 2;
+  const data = floats(heads * (nope + v) * kvRank, 3, 0.2);
+  for (let i = 0; i < data.length; i += 9000) data[i] *= 50; // blocks of different scales
+  const w = quantizeWeightFp8({ data, shape: [heads * (nope + v), kvRank] });
+  const asBf16: Weight = { format: 'bf16', shape: w.shape, data: toBf16(values(w)) };
   const q = floats(n * heads * (nope + rope), 4), latent = floats(n * heads * kvRank, 5);
-  const one = new Float32Array(n * heads * (kvRank + rope)), split = new Float32Array(one.length);
-  absorbQueryRows({ ...common, q, out: one }, 0, heads);
-  absorbQueryRows({ ...common, q, out: split }, 1, heads);
-  absorbQueryRows({ ...common, q, out: split }, 0, 1);
-  assert.deepEqual(split, one);
-  const o1 = new Float32Array(n * heads * v), o2 = new Float32Array(o1.length);
-  valueUpRows({ ...common, latent, out: o1 }, 0, heads);
-  valueUpRows({ ...common, latent, out: o2 }, 2, 3);
-  valueUpRows({ ...common, latent, out: o2 }, 0, 2);
-  assert.deepEqual(o2, o1);
+  const fp8 = run(w, n, heads, nope, rope, v, kvRank, q, latent, true);
+  assert.equal(fp8.hw.keyT.format, 'fp8', 'the transposed key rows stay FP8');
+  assert.equal(fp8.hw.value, w, 'the value rows are read in place');
+  const bf16 = run(asBf16, n, heads, nope, rope, v, kvRank, q, latent, true);
+  assert.deepEqual(fp8.qOut, bf16.qOut);
+  assert.deepEqual(fp8.o, bf16.o);
+  for (const [simd, split] of [[true, 3], [false, 1], [false, 5]] as const) {
+    const other = run(w, n, heads, nope, rope, v, kvRank, q, latent, simd, split);
+    assert.deepEqual(other.qOut, fp8.qOut, `simd ${simd} split ${split}`);
+    assert.deepEqual(other.o, fp8.o, `simd ${simd} split ${split}`);
+  }
+  // Off the blocks (nope 40): the copies are bf16, the results the same values' products.
+  const odd = quantizeWeightFp8({ data: floats(2 * 90 * 200, 6, 0.3), shape: [180, 200] });
+  const hw = headWeights(odd, 2, 40, 50, 200);
+  assert.equal(hw.keyT.format, 'bf16');
+  assert.equal(hw.value.format, 'bf16');
+  assert.deepEqual(hw.value.shape, [100, 200]);
 });
