@@ -28,7 +28,7 @@ import { runPlan } from '../plan.js';
 import { allocLocal, describe, type Alloc, type Tensor } from '../tensor.js';
 import { checkBytes, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { MlaConfig, MlaLayerWeights, IndexerLayerWeights } from './types.js';
-import { bf16Bits, bf16Value, checkWeight, dequantizeWeight, type Weight } from '../weights/weight.js';
+import { checkWeight, type Weight } from '../weights/weight.js';
 import { planLinear, type GemmImpl } from '../weights/linear.js';
 import { weightKernels } from '../weights/kernels.js';
 import type { ScaleFormat } from '../indexer/fp8.js';
@@ -160,29 +160,10 @@ function weightArgs(w: Weight) {
   return { format: w.format, data: w.data, scale: w.format === 'fp8' ? w.scale : null };
 }
 
-const indexerOf = new WeakMap<IndexerLayerWeights, IndexerWeights>();
-
-/** A float32 tensor of a weight's values as `linear` reads them with gemmImpl 'bf16' (a float32 weight is used as it is). */
-function floatWeight(w: Weight): Tensor<Float32Array> {
-  if (w.format === 'float32') return { data: w.data, shape: w.shape.slice() };
-  const values = dequantizeWeight(w);
-  if (w.format === 'fp8') for (let i = 0; i < values.length; i++) values[i] = bf16Value(bf16Bits(values[i]));
-  return { data: values, shape: w.shape.slice() };
-}
-
-/**
- * The indexer's weights in the form the decode step takes them (float32
- * tensors): float32 weights as they are, others widened once per weights
- * object (the step's projections read float32 only, for now).
- */
+/** The indexer's weights as the decode step takes them: the projections as stored, the LayerNorm's as tensors. */
 function indexerWeights(ix: IndexerLayerWeights): IndexerWeights {
-  let w = indexerOf.get(ix);
-  if (w === undefined) {
-    const vec = (x: Float32Array) => ({ data: x, shape: [x.length] });
-    w = { wqB: floatWeight(ix.wqB), wk: floatWeight(ix.wk), kNormWeight: vec(ix.kNormWeight), kNormBias: vec(ix.kNormBias), weightsProj: floatWeight(ix.weightsProj) };
-    indexerOf.set(ix, w);
-  }
-  return w;
+  const vec = (x: Float32Array) => ({ data: x, shape: [x.length] });
+  return { wqB: ix.wqB, wk: ix.wk, kNormWeight: vec(ix.kNormWeight), kNormBias: vec(ix.kNormBias), weightsProj: ix.weightsProj };
 }
 
 /** The rows' sequences (the step's rule) and the position of each new token in its sequence. */
@@ -333,7 +314,7 @@ export function planMlaDecodeStep(cache: DsaCache, layer: MlaLayer, inputs: MlaS
       cache,
       { x: inputs.x, qr: { data: qr, shape: [m, t, qRank] }, q, kv, seqs },
       // The indexer: DeepSeek's LayerNorm eps 1e-6, non-interleaved RoPE on qkRopeHeadDim dims, the same (YaRN) frequencies.
-      { ...stepOpts, ropeDim: rope, ropeFreqs: freqs, eps: 1e-6 },
+      { ...stepOpts, ropeDim: rope, ropeFreqs: freqs, eps: 1e-6, linear: { gemmImpl: opts.gemmImpl ?? 'bf16', scaleFormat: opts.scaleFormat ?? 'float32' } },
       alloc,
     );
   steps.push(...attention.steps);
