@@ -2,7 +2,7 @@
 // a float32 torch restatement of DeepSeek-V3.2's MLA + Indexer
 // (test/golden/mla/make.py) over a prefill in blocks, decode steps of a
 // batch of two sequences of different lengths and a speculative step, with
-// float32 and FP8 weights; its attention bit for bit the existing decodeStep
+// float32 and FP8 weights (both of DeepSeek's readings); its attention bit for bit the existing decodeStep
 // given the same q and kv; a GLM-5 shared layer given the full layer's
 // top-k bit for bit the full layer; the errors, with the cache unchanged.
 import { test } from 'node:test';
@@ -99,12 +99,17 @@ test('YaRN frequencies and the softmax scale: precompute_freqs_cis bit for bit, 
   assert.equal(mlaScale({ ...config, rope: undefined }), 16 ** -0.5);
 });
 
-for (const [what, prefix, weight] of [['float32', 'f32_', f32Weight], ['FP8 (dequantized to bf16, gemmImpl bf16)', 'fp8_', fp8Weight]] as const) {
+const CASES = [
+  ['float32', 'f32_', f32Weight, {}],
+  ['FP8 (dequantized to bf16, gemmImpl bf16)', 'fp8_', fp8Weight, {}],
+  ['FP8 (act_quant + fp8_gemm, gemmImpl fp8)', 'fp8gemm_', fp8Weight, { gemmImpl: 'fp8' }],
+] as const;
+for (const [what, prefix, weight, reading] of CASES) {
   for (const simd of [true, false]) {
     test(`torch restatement of MLA + Indexer, ${what} weights, simd ${simd}: x[2 seqs: 13, 9 prompt + 3 decode + 2 spec, dim 64] H 4 kvRank 16 topK 8`, () => {
       const layer: MlaLayer = { config, weights: layerWeights(weight) };
       const cache = createDsaCache(cacheOptions());
-      const got = runSchedule(layer, cache, { simd });
+      const got = runSchedule(layer, cache, { ...reading, simd });
       const want = expected(prefix);
       for (let i = 0; i < want.length; i++) {
         assert.deepEqual(sortedSets(got[i].indices, config.indexTopk), sortedSets(want[i].indices, config.indexTopk), `${want[i].name}: top-k positions`);

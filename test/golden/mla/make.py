@@ -15,7 +15,11 @@ plain float32 on a CPU:
 - FP8 weights (the fp8_ case) are dequantized here as weight_dequant does,
   code value times the 128 x 128 block's scale in float32, rounded to bf16
   (DeepSeek's default dtype; the library's linear with gemmImpl 'bf16'),
-  for every projection and for wkv_b's absorbed halves alike;
+  for every projection and for wkv_b's absorbed halves alike; the
+  fp8gemm_ case reads the same codes as model.py's linear does with FP8
+  weights, act_quant of the input (e4m3 by searching the code values, ties
+  to even) then fp8_gemm, for every projection but wkv_b (dequantized, as
+  the decode branch does);
 - a step of t tokens at start_pos attends causally over the whole cache (the
   absorbed decode branch with a causal mask), where model.py's prefill branch
   only handles start_pos = 0 (it is checked equal to it below).
@@ -88,8 +92,8 @@ def rms_norm(x, weight, eps):
 class Layer:
     """One MLA + Indexer layer with its caches (float32 kv latent, rope keys, indexer keys)."""
 
-    def __init__(self, c, w):
-        self.c, self.w = c, w
+    def __init__(self, c, w, fp8_gemm=None):
+        self.c, self.w, self.fp8_gemm = c, w, fp8_gemm
         self.freqs, self.freqs_cis = precompute_freqs_cis(c)
         qk_head_dim = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
         self.softmax_scale = qk_head_dim ** -0.5
@@ -100,19 +104,26 @@ class Layer:
         self.pe_cache = torch.zeros(1, c["max_seq_len"], c["qk_rope_head_dim"])
         self.k_cache = torch.zeros(1, c["max_seq_len"], c["index_head_dim"])
 
+    def linear(self, name, x):
+        """y = x W^T (model.py's linear): the float GEMM, or with FP8 weights read 'fp8' act_quant(x) then fp8_gemm."""
+        if self.fp8_gemm is None:
+            return x @ self.w[name].T
+        codes, sb = self.fp8_gemm[name]
+        return torch.from_numpy(fp8_gemm(x.numpy(), codes, sb))
+
     def indexer(self, x, qr, start_pos, freqs_cis, mask):
         c, w = self.c, self.w
         bsz, seqlen, _ = x.shape
         end_pos = start_pos + seqlen
         h, d, r = c["index_n_heads"], c["index_head_dim"], c["qk_rope_head_dim"]
-        q = (qr @ w["indexer.wq_b"].T).view(bsz, seqlen, h, d)  # [b, s, h, d]
+        q = self.linear("indexer.wq_b", qr).view(bsz, seqlen, h, d)  # [b, s, h, d]
         q_pe, q_nope = torch.split(q, [r, d - r], dim=-1)
         q = torch.cat([apply_rotary_emb(q_pe, freqs_cis, False), q_nope], dim=-1)
-        k = F.layer_norm(x @ w["indexer.wk"].T, (d,), w["indexer.k_norm.weight"], w["indexer.k_norm.bias"], 1e-6)  # [b, s, d]
+        k = F.layer_norm(self.linear("indexer.wk", x), (d,), w["indexer.k_norm.weight"], w["indexer.k_norm.bias"], 1e-6)  # [b, s, d]
         k_pe, k_nope = torch.split(k, [r, d - r], dim=-1)
         k = torch.cat([apply_rotary_emb(k_pe.unsqueeze(2), freqs_cis, False).squeeze(2), k_nope], dim=-1)
         self.k_cache[:bsz, start_pos:end_pos] = k
-        weights = (x @ w["indexer.weights_proj"].T) * h ** -0.5 * d ** -0.5  # [b, s, h]
+        weights = self.linear("indexer.weights_proj", x) * h ** -0.5 * d ** -0.5  # [b, s, h]
         logits = torch.einsum("bshd,btd->bsht", q, self.k_cache[:bsz, :end_pos]).relu()  # [b, s, h, end]
         score = (logits * weights.unsqueeze(-1)).sum(dim=2) + mask  # [b, s, end]
         k_sel = min(c["index_topk"], end_pos)
@@ -126,11 +137,11 @@ class Layer:
         end_pos = start_pos + seqlen
         H, nope, r, v, kvr = c["n_heads"], c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"], c["kv_lora_rank"]
         freqs_cis = self.freqs_cis[start_pos:end_pos]
-        qr = rms_norm(x @ w["wq_a"].T, w["q_norm"], c["eps"])  # [b, s, q_lora_rank]
-        q = (qr @ w["wq_b"].T).view(bsz, seqlen, H, nope + r)
+        qr = rms_norm(self.linear("wq_a", x), w["q_norm"], c["eps"])  # [b, s, q_lora_rank]
+        q = self.linear("wq_b", qr).view(bsz, seqlen, H, nope + r)
         q_nope, q_pe = torch.split(q, [nope, r], dim=-1)
         q_pe = apply_rotary_emb(q_pe, freqs_cis, True)  # [b, s, H, r]
-        kv = x @ w["wkv_a"].T
+        kv = self.linear("wkv_a", x)
         kv, k_pe = torch.split(kv, [kvr, r], dim=-1)
         kv = rms_norm(kv, w["kv_norm"], c["eps"])  # [b, s, kvr]
         k_pe = apply_rotary_emb(k_pe.unsqueeze(2), freqs_cis, True)  # [b, s, 1, r]
@@ -147,7 +158,7 @@ class Layer:
         p = (scores + index_mask.unsqueeze(2)).softmax(dim=-1)  # [b, s, H, end]
         o = torch.einsum("bsht,btc->bshc", p, self.kv_cache[:bsz, :end_pos])  # [b, s, H, kvr]
         o_v = torch.einsum("bshc,hdc->bshd", o, wkv_b[:, -v:])  # [b, s, H, v]
-        out = o_v.flatten(2) @ w["wo"].T  # [b, s, dim]
+        out = self.linear("wo", o_v.flatten(2))  # [b, s, dim]
         positions = torch.where(torch.isinf(index_values), torch.full_like(topk, -1), topk)  # masked picks are none
         return dict(
             out=out, indices=positions, index_score=index_score, o=o,
@@ -167,7 +178,7 @@ class Layer:
         scores = torch.einsum("bshd,bthd->bsht", q, k) * self.softmax_scale
         index_mask = torch.full((bsz, seqlen, seqlen), float("-inf")).scatter_(-1, topk, 0) + mask
         scores = (scores + index_mask.unsqueeze(2)).softmax(dim=-1)
-        return torch.einsum("bsht,bthd->bshd", scores, vv).flatten(2) @ w["wo"].T
+        return self.linear("wo", torch.einsum("bsht,bthd->bshd", scores, vv).flatten(2))
 
 
 # ------------------------------------------------------------ weights
@@ -205,6 +216,43 @@ def dequant(codes, sb):
     return (((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)).view(np.float32)
 
 
+def e4m3_round(a):
+    """|a| <= 448 (float64) -> nearest non-negative e4m3 code, ties to the even code."""
+    pos = E4M3[:0x7F]
+    j = np.clip(np.searchsorted(pos, a), 1, len(pos) - 1)
+    lo, hi = j - 1, j
+    return np.where((a - pos[lo] < pos[hi] - a) | ((a - pos[lo] == pos[hi] - a) & (lo % 2 == 0)), lo, hi)
+
+
+def act_quant(x):
+    """kernel.py's act_quant along the last dim, blocks of 128: scale f32(max(amax, 1e-4) * f32(1/448)), codes of x / scale clamped to 448."""
+    shape = x.shape
+    x = x.reshape(-1, shape[-1]).astype(np.float32)
+    nb = (shape[-1] + 127) // 128
+    codes = np.zeros(x.shape, dtype=np.int64)
+    scales = np.zeros((x.shape[0], nb), dtype=np.float32)
+    inv = np.float32(1.0 / 448.0)
+    for b in range(nb):
+        blk = x[:, b * 128:(b + 1) * 128]
+        s = (np.maximum(np.abs(blk).max(axis=1), np.float32(1e-4)) * inv).astype(np.float32)
+        scales[:, b] = s
+        v = np.clip((blk / s[:, None]).astype(np.float32), -448, 448).astype(np.float64)
+        codes[:, b * 128:(b + 1) * 128] = e4m3_round(np.abs(v)) | np.where(v < 0, 0x80, 0)
+    return codes, scales, shape
+
+
+def fp8_gemm(x, wcodes, wscale):
+    """kernel.py's fp8_gemm: per 128-block of in, the exact e4m3 dot times x's block scale times W's block scale, summed over blocks."""
+    xq, xs, shape = act_quant(x)
+    out_f, in_f = wcodes.shape
+    y = np.zeros((xq.shape[0], out_f), dtype=np.float64)
+    for b in range((in_f + 127) // 128):
+        p = E4M3[xq[:, b * 128:(b + 1) * 128]] @ E4M3[wcodes[:, b * 128:(b + 1) * 128]].T  # [n, out]
+        ws = wscale[np.arange(out_f) // 128, b]
+        y += p * (xs[:, b][:, None].astype(np.float64) * ws[None, :].astype(np.float64))
+    return y.astype(np.float32).reshape(*shape[:-1], out_f)
+
+
 LINEARS = ["wq_a", "wq_b", "wkv_a", "wkv_b", "wo", "indexer.wq_b", "indexer.wk", "indexer.weights_proj"]
 
 
@@ -239,12 +287,12 @@ def min_gap(index_score, k):
     return min(gaps) if gaps else float("inf")
 
 
-def run_case(prefix, w_np, xs, write=True):
+def run_case(prefix, w_np, xs, write=True, fp8_gemm=None):
     w = {k: torch.from_numpy(v) for k, v in w_np.items()}
     steps = {}
     gap = float("inf")
     for seq, prompt in enumerate(PROMPTS):
-        layer = Layer(CFG, w)
+        layer = Layer(CFG, w, fp8_gemm)
         pos = 0
         r = layer.step(torch.from_numpy(xs["prompt%d" % seq]), 0)
         gap = min(gap, min_gap(r["index_score"].numpy(), CFG["index_topk"]))
@@ -318,6 +366,10 @@ def main():
         save("w8_" + name, codes)
         save("w8_" + name + ".scale", sb)
     gap8 = run_case("fp8_", w8, xs)
+    # The same FP8 weights read 'fp8' (gemm_impl fp8): act_quant + fp8_gemm for every projection, wkv_b dequantized.
+    gemm = {name: to_fp8(w[name]) for name in LINEARS if name != "wkv_b"}
+    gap8g = run_case("fp8gemm_", w8, xs, fp8_gemm=gemm)
+    print("smallest top-k gap with fp8_gemm %.3g" % gap8g)
     print("fixtures written to", OUT, "smallest top-k gap %.3g (float32), %.3g (fp8)" % (gap, gap8))
 
 
