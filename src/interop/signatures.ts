@@ -183,4 +183,8 @@ export const NO_TENSORS: Readonly<Record<string, string>> = {
   blobSource: 'a Blob',
   SafetensorsError: 'an error class',
   SAFETENSORS_DTYPES: 'a constant',
+  isOrtTensor: 'the interop helpers themselves',
+  isTfTensor: 'the interop helpers themselves',
+  fromEcosystem: 'the interop helpers themselves',
+  toEcosystem: 'the interop helpers themselves',
 };

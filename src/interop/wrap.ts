@@ -156,7 +156,7 @@ export function withInteropOps<T extends object, M extends Record<string, Signat
 // ---- Types: the wrapped function is the original (first overload, exact types) and an ecosystem overload.
 
 /** Class instances the type mapping leaves alone (a cache, a GPU tensor). */
-type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown) | readonly unknown[];
+export type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown) | readonly unknown[];
 
 /** An argument type with every tensor (and bare typed array) also taking an ecosystem tensor. */
 export type EcoIn<T> = T extends TypedArray
@@ -177,17 +177,17 @@ export interface OutputOption {
   output?: OutputModule;
 }
 
-type WithOutput<T> = T extends object ? T & OutputOption : T;
-type EcoArgs<A extends readonly unknown[], I> = { [J in keyof A]: J extends `${I & number}` ? WithOutput<EcoIn<A[J]>> : EcoIn<A[J]> };
+export type WithOutput<T> = T extends object ? T & OutputOption : T;
+export type EcoArgs<A extends readonly unknown[], I> = { [J in keyof A]: J extends `${I & number}` ? WithOutput<EcoIn<A[J]>> : EcoIn<A[J]> };
 /** The arguments up to and with the options object, which holds an `output` module. */
-type EcoArgsWithOutput<A extends readonly unknown[], I> = {
+export type EcoArgsWithOutput<A extends readonly unknown[], I> = {
   [J in keyof A]-?: J extends `${I & number}` ? EcoIn<NonNullable<A[J]>> & { output: OutputModule } : EcoIn<A[J]>;
 };
 
-type OutputOf<Args, I> = I extends number ? (`${I}` extends keyof Args ? (Args[`${I}` & keyof Args] extends { output: infer K } ? K : undefined) : undefined) : undefined;
+export type OutputOf<Args, I> = I extends number ? (`${I}` extends keyof Args ? (Args[`${I}` & keyof Args] extends { output: infer K } ? K : undefined) : undefined) : undefined;
 
 /** A result's tensors as the runtime's tensor type `E`; tfjs holds float32, int32 and bool only. */
-type MapOut<R, E, Tf extends boolean> = R extends { hadamard: boolean }
+export type MapOut<R, E, Tf extends boolean> = R extends { hadamard: boolean }
   ? R
   : R extends Tensor<infer D>
     ? Tf extends true
@@ -201,7 +201,7 @@ type MapOut<R, E, Tf extends boolean> = R extends { hadamard: boolean }
         ? { [P in keyof R]: MapOut<R[P], E, Tf> }
         : R;
 
-type Converted<R, K> = K extends TfModuleLike
+export type Converted<R, K> = K extends TfModuleLike
   ? MapOut<R, K['tensor'] extends (...args: never[]) => infer E ? E : unknown, true>
   : K extends OrtModuleLike
     ? MapOut<R, K['Tensor'] extends new (...args: never[]) => infer E ? E : unknown, false>
