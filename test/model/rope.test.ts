@@ -125,3 +125,18 @@ test("ropeRows non-interleaved is the indexer's own RoPE (src/indexer/projection
   ropeRows({ x: mine, positions, freqs, heads: h, width: d, offset: 0, ropeDim, interleaved: false }, 0, n);
   for (let i = 0; i < q.length; i++) assert.ok(Math.abs(q[i] - mine[i]) <= 1e-6 * (1 + Math.abs(q[i])), `element ${i}: ${mine[i]} vs ${q[i]}`);
 });
+
+test("DeepSeek-V3.2's RoPE (64 dims, YaRN factor 40 over 4096) at positions to 163839: torch's precompute_freqs_cis, frequencies bit for bit, cos and sin within 1 ulp", async () => {
+  const { readFileSync } = await import('node:fs');
+  const { decodeNpy } = await import('../../src/io/npy.js');
+  const load = (name: string) => decodeNpy(new Uint8Array(readFileSync(new URL(`../golden/mla/${name}.npy`, import.meta.url))), name).data;
+  const freqs = ropeFrequencies(64, 10000, { factor: 40, originalSeqLen: 4096, betaFast: 32, betaSlow: 1 });
+  assert.deepEqual(Array.from(freqs), Array.from(load('ds_freqs') as Float32Array));
+  const positions = load('ds_positions') as Int32Array, cis = load('ds_cis') as Float32Array;
+  // Rotating (1, 0) pairs gives (cos, sin) of each angle.
+  const x = new Float32Array(positions.length * 64);
+  for (let i = 0; i < x.length; i += 2) x[i] = 1;
+  ropeRows({ x, positions, freqs, heads: 1, width: 64, offset: 0, ropeDim: 64, interleaved: true }, 0, positions.length);
+  const ulp = (v: number) => 2 ** (Math.floor(Math.log2(Math.max(Math.abs(v), 2 ** -126))) - 23);
+  for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - cis[i]) <= ulp(cis[i]), `position ${positions[Math.floor(i / 64)]}, pair ${(i % 64) >> 1}: ${x[i]} vs ${cis[i]}`);
+});

@@ -359,6 +359,15 @@ def main():
         save("w_" + name, x)
     freqs, _ = precompute_freqs_cis(CFG)
     save("freqs", freqs.numpy())
+    # DeepSeek-V3.2's own RoPE (64 dims, YaRN factor 40 over 4096) at long-context positions: freqs_cis as torch computes it.
+    ds = dict(CFG, qk_rope_head_dim=64, rope_factor=40.0, original_seq_len=4096, max_seq_len=4097)
+    ds_freqs, _ = precompute_freqs_cis(ds)
+    positions = torch.tensor([0, 1, 4095, 4096, 65537, 131071, 163839])
+    angles = torch.outer(positions, ds_freqs)  # float32, as torch.outer(torch.arange(max_seq_len), freqs) holds them
+    cis = torch.polar(torch.ones_like(angles), angles)
+    save("ds_freqs", ds_freqs.numpy())
+    save("ds_positions", positions.numpy().astype(np.int32))
+    save("ds_cis", torch.view_as_real(cis).numpy())  # [P, 32, 2]: cos, sin
     gap = run_case("f32_", w, xs)
     # FP8 weights: codes and scales stored, the restatement runs their dequantized values.
     for name in LINEARS:
