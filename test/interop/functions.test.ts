@@ -294,6 +294,8 @@ test('linear, shareWeight, quantizeWeightFp8: x as ort/tf, a stored weight\'s da
   const x = floats([2, 3, 16], 60), w = floats([8, 16], 61);
   const f32 = { format: 'float32' as const, shape: [8, 16] as [number, number], data: w.data };
   assertSameBits(eco.linear(asOrt(x), { ...f32, data: asOrt(w) }, { output: ort }), plain.linear(x, f32), 'float32 weight');
+  // linear refuses options it does not know: the wrapper's output never reaches it.
+  assert.throws(() => plain.linear(x, f32, { output: ort } as never), /unknown option 'output'/);
   const fp8 = plain.quantizeWeightFp8(w);
   assertSameBits(eco.quantizeWeightFp8(asTf(w)), fp8, 'quantizeWeightFp8 from tf');
   const fp8Eco = { ...fp8, data: asOrt({ data: fp8.data, shape: [8, 16] }, 'uint8'), scale: asOrt({ data: fp8.scale, shape: [1, 1] }) };
