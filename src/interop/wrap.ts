@@ -86,7 +86,7 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function';
 }
 
-/** Converts the arguments, runs `fn`, converts the result; `async` says how errors reach the caller (a rejection for async ops). */
+/** Takes `output` out of the options, converts the arguments, runs `fn`, converts its result (awaited when it is a promise). */
 function invoke(op: string, fn: (...args: unknown[]) => unknown, self: unknown, sig: Signature, args: unknown[], gpu: boolean): unknown {
   let output: Output | null = null;
   const call = args.slice();
@@ -153,7 +153,7 @@ export function withInteropOps<T extends object, M extends Record<string, Signat
   return out as InteropOps<T, M>;
 }
 
-// ---- Types: the wrapped function is the original (first overload, exact types) and an ecosystem overload.
+// ---- Types: the wrapped function is the original (first overload, exact types) and two ecosystem overloads.
 
 /** Class instances the type mapping leaves alone (a cache, a GPU tensor). */
 export type Opaque = DsaCache | GpuTensor | TypedArray | ((...args: never[]) => unknown) | readonly unknown[];
