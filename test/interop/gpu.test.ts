@@ -7,6 +7,7 @@ import { gpu } from '../webgpu/device.js';
 import { GpuTensor } from '../../src/webgpu/index.js';
 import { topk } from '../../src/topk/topk.js';
 import { generateMask } from '../../src/mask/masks.js';
+import { GPU_SIGNATURES } from '../../src/interop/signatures.js';
 import { asOrt, asOrtInt64, asTf, assertSameBits, floats, ort, tensorsOf, tf } from './runtimes.js';
 
 test('gpu.topk and gpu.generateMask: ort/tf inputs and output equal the CPU functions bit for bit', async () => {
@@ -38,4 +39,9 @@ test('gpu: resident results stay GpuTensors (ort input uploaded); output with re
   await assert.rejects(gpu.topk(asOrt(scores), 4, { resident: true, output: ort }), (e: Error) => e instanceof TypeError && /^output: with resident: true topk's results stay on the GPU as GpuTensors/.test(e.message));
   await assert.rejects(gpu.topk(asOrt({ data: new Int32Array(4), shape: [1, 1, 4] }), 2), /^TypeError: scores: expected dtype float32, got an ort\.Tensor of type 'int32'$/);
   assert.throws(() => gpu.upload(new ort.Tensor('float16', new Uint16Array(2), [2])), /^TypeError: tensor: expected dtype a numeric dtype other than float16, got an ort\.Tensor of type 'float16'/);
+});
+
+test('every createGpu() op that takes or gives a host tensor has a signature (read and destroy take none)', () => {
+  const ops = Object.entries(gpu).filter(([, v]) => typeof v === 'function').map(([n]) => n).filter((n) => n !== 'read' && n !== 'destroy').sort();
+  assert.deepEqual(ops, Object.keys(GPU_SIGNATURES).sort(), 'every GPU op needs a line in GPU_SIGNATURES (src/interop/signatures.ts)');
 });
