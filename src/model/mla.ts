@@ -25,7 +25,7 @@
  */
 import type { KernelTable, Plan, Step } from '../plan.js';
 import { runPlan } from '../plan.js';
-import { allocLocal, describe, type Alloc, type Tensor } from '../tensor.js';
+import { allocLocal, allocShared, describe, type Alloc, type Tensor, type TypedArrayConstructor } from '../tensor.js';
 import { checkBytes, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { MlaConfig, MlaLayerWeights, IndexerLayerWeights } from './types.js';
 import { checkWeight, type Weight } from '../weights/weight.js';
@@ -164,6 +164,54 @@ function weightArgs(w: Weight) {
 function indexerWeights(ix: IndexerLayerWeights): IndexerWeights {
   const vec = (x: Float32Array) => ({ data: x, shape: [x.length] });
   return { wqB: ix.wqB, wk: ix.wk, kNormWeight: vec(ix.kNormWeight), kNormBias: vec(ix.kNormBias), weightsProj: ix.weightsProj };
+}
+
+/**
+ * Where dim j of an indexer head goes so that the step's non-interleaved
+ * RoPE (pairs i, i + r/2) turns the interleaved pairs (2i, 2i + 1): 2i -> i,
+ * 2i + 1 -> r/2 + i, the rest stay. Scores are sums over all dims of q and k
+ * permuted alike, and LayerNorm treats dims alike, so the indexer with its
+ * weights' rows permuted so is the interleaved one (to float32 rounding).
+ */
+function interleavedDim(j: number, rope: number): number {
+  if (j >= rope) return j;
+  return (j & 1) === 0 ? j >> 1 : rope / 2 + (j >> 1);
+}
+
+/** w with its rows permuted within each head of `d` rows (row h*d + j -> h*d + interleavedDim(j)); FP8 block scales stay, so no row may leave its 128-row block. */
+function permuteRows(name: string, w: Weight, d: number, rope: number): Weight {
+  const [out, inDim] = w.shape;
+  const to = (row: number) => row - (row % d) + interleavedDim(row % d, rope);
+  if (w.format === 'fp8') {
+    for (let row = 0; row < out; row++) {
+      if (to(row) >> 7 !== row >> 7) {
+        throw new RangeError(`${name}: indexerRopeInterleaved moves row ${row} to row ${to(row)}, out of its 128-row scale block; an FP8 indexer weight needs each head's rotated rows in one block (indexHeadDim a multiple of 128)`);
+      }
+    }
+  }
+  const data = sharedAlloc(w.data.constructor as TypedArrayConstructor<typeof w.data>, w.data.length);
+  for (let row = 0; row < out; row++) data.set(w.data.subarray(row * inDim, (row + 1) * inDim) as never, to(row) * inDim);
+  return w.format === 'fp8' ? { format: 'fp8', shape: [out, inDim], data: data as Uint8Array, scale: w.scale } : { ...w, data } as Weight;
+}
+
+// Arrays made once per weights object live in shared memory where there is one, so pool steps read them in place.
+const sharedAlloc: Alloc = typeof SharedArrayBuffer === 'undefined' ? allocLocal : allocShared;
+
+const interleavedOf = new WeakMap<IndexerLayerWeights, IndexerLayerWeights>();
+
+/** The indexer with wq_b, wk and k_norm permuted (once per weights object) so the step's RoPE rotates interleaved pairs (GLM-5). */
+function interleavedIndexer(ix: IndexerLayerWeights, d: number, rope: number): IndexerLayerWeights {
+  let p = interleavedOf.get(ix);
+  if (p === undefined) {
+    const vec = (x: Float32Array) => {
+      const y = sharedAlloc(Float32Array, x.length);
+      for (let j = 0; j < x.length; j++) y[interleavedDim(j, rope)] = x[j];
+      return y;
+    };
+    p = { wqB: permuteRows('layer.weights.indexer.wqB', ix.wqB, d, rope), wk: permuteRows('layer.weights.indexer.wk', ix.wk, d, rope), kNormWeight: vec(ix.kNormWeight), kNormBias: vec(ix.kNormBias), weightsProj: ix.weightsProj };
+    interleavedOf.set(ix, p);
+  }
+  return p;
 }
 
 /** The rows' sequences (the step's rule) and the position of each new token in its sequence. */
@@ -310,7 +358,7 @@ export function planMlaDecodeStep(cache: DsaCache, layer: MlaLayer, inputs: MlaS
   const attention = opts.indices !== undefined
     ? planSharedAttention(cache, q, kv, opts.indices, seqs, t, stepOpts, alloc)
     : planDecodeStep(
-      indexerWeights(weights.indexer!),
+      indexerWeights(config.indexerRopeInterleaved === true ? interleavedIndexer(weights.indexer!, config.indexHeadDim, rope) : weights.indexer!),
       cache,
       { x: inputs.x, qr: { data: qr, shape: [m, t, qRank] }, q, kv, seqs },
       // The indexer: DeepSeek's LayerNorm eps 1e-6, non-interleaved RoPE on qkRopeHeadDim dims, the same (YaRN) frequencies.

@@ -14,7 +14,7 @@ import { allocLocal, type Tensor, type TypedArray } from '../../src/tensor.js';
 import { createDsaCache, type DsaCache, type DsaCacheOptions } from '../../src/cache/cache.js';
 import { decodeStep } from '../../src/cache/step.js';
 import type { IndexerWeights } from '../../src/indexer/module.js';
-import type { Weight } from '../../src/weights/weight.js';
+import { bf16Bits, bf16Value, dequantizeWeight, type Weight } from '../../src/weights/weight.js';
 import type { MlaConfig, MlaLayerWeights } from '../../src/model/types.js';
 import { mlaDecodeStep, mlaKernels, mlaPrefill, mlaRopeFrequencies, mlaScale, planMlaDecodeStep, type MlaLayer, type MlaStepOptions } from '../../src/model/mla.js';
 import { assertClose } from '../helpers/close.js';
@@ -118,6 +118,39 @@ for (const [what, prefix, weight, reading] of CASES) {
       assert.deepEqual(Array.from(cache.lengths), [13 + 3 + 2, 9 + 3 + 2]);
     });
   }
+}
+
+test("GLM-5's indexer RoPE on interleaved pairs (indexerRopeInterleaved): the torch restatement with Transformers' GlmMoeDsaIndexer rotation, simd and not", () => {
+  const glm: MlaConfig = { ...config, indexerRopeInterleaved: true };
+  for (const simd of [true, false]) {
+    const got = runSchedule({ config: glm, weights: layerWeights(f32Weight) }, createDsaCache(cacheOptions()), { simd });
+    const want = expected('glm_');
+    for (let i = 0; i < want.length; i++) {
+      assert.deepEqual(sortedSets(got[i].indices, config.indexTopk), sortedSets(want[i].indices, config.indexTopk), `${want[i].name}: top-k positions`);
+      assertClose(got[i].out, want[i].out, TOL, `${want[i].name}: out`);
+    }
+  }
+  // The DeepSeek rotation gives other results on the same weights (the flag is read).
+  const other = runSchedule({ config, weights: layerWeights(f32Weight) }, createDsaCache(cacheOptions()));
+  assert.ok(other.some((r, i) => r.indices.some((p, j) => p !== expected('glm_')[i].indices[j])) || other.some((r, i) => r.out.some((v, j) => Math.abs(v - expected('glm_')[i].out[j]) > 1e-4)));
+  // FP8 weights, their rows permuted with their block scales: bit for bit float32 weights of the values they are read as.
+  const asFloat = (name: string): Weight => {
+    const w = fp8Weight(name);
+    return { format: 'float32', shape: w.shape, data: valuesOf(w) };
+  };
+  const a = runSchedule({ config: glm, weights: layerWeights(fp8Weight) }, createDsaCache(cacheOptions()));
+  const b = runSchedule({ config: glm, weights: layerWeights(asFloat) }, createDsaCache(cacheOptions()));
+  for (let i = 0; i < a.length; i++) {
+    assert.deepEqual(a[i].out, b[i].out, `${a[i].name}: fp8 = its values as float32`);
+    assert.deepEqual(a[i].indices, b[i].indices, `${a[i].name}: indices`);
+  }
+});
+
+/** An FP8 weight's values as linear reads them with gemmImpl 'bf16' (bf16(f32(e4m3 * scale))). */
+function valuesOf(w: Weight): Float32Array {
+  const v = dequantizeWeight(w);
+  for (let i = 0; i < v.length; i++) v[i] = bf16Value(bf16Bits(v[i]));
+  return v;
 }
 
 test('the attention part is decodeStep bit for bit, given the q, kv and qr the layer computed (a paged cache, 2 sequences)', () => {

@@ -20,6 +20,8 @@ plain float32 on a CPU:
   weights, act_quant of the input (e4m3 by searching the code values, ties
   to even) then fp8_gemm, for every projection but wkv_b (dequantized, as
   the decode branch does);
+- the glm_ case rotates the indexer's q and k on interleaved pairs, as
+  Transformers' GlmMoeDsaIndexer (GLM-5) does;
 - a step of t tokens at start_pos attends causally over the whole cache (the
   absorbed decode branch with a causal mask), where model.py's prefill branch
   only handles start_pos = 0 (it is checked equal to it below).
@@ -92,8 +94,8 @@ def rms_norm(x, weight, eps):
 class Layer:
     """One MLA + Indexer layer with its caches (float32 kv latent, rope keys, indexer keys)."""
 
-    def __init__(self, c, w, fp8_gemm=None):
-        self.c, self.w, self.fp8_gemm = c, w, fp8_gemm
+    def __init__(self, c, w, fp8_gemm=None, indexer_interleaved=False):
+        self.c, self.w, self.fp8_gemm, self.indexer_interleaved = c, w, fp8_gemm, indexer_interleaved
         self.freqs, self.freqs_cis = precompute_freqs_cis(c)
         qk_head_dim = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
         self.softmax_scale = qk_head_dim ** -0.5
@@ -118,10 +120,10 @@ class Layer:
         h, d, r = c["index_n_heads"], c["index_head_dim"], c["qk_rope_head_dim"]
         q = self.linear("indexer.wq_b", qr).view(bsz, seqlen, h, d)  # [b, s, h, d]
         q_pe, q_nope = torch.split(q, [r, d - r], dim=-1)
-        q = torch.cat([apply_rotary_emb(q_pe, freqs_cis, False), q_nope], dim=-1)
+        q = torch.cat([apply_rotary_emb(q_pe, freqs_cis, self.indexer_interleaved), q_nope], dim=-1)
         k = F.layer_norm(self.linear("indexer.wk", x), (d,), w["indexer.k_norm.weight"], w["indexer.k_norm.bias"], 1e-6)  # [b, s, d]
         k_pe, k_nope = torch.split(k, [r, d - r], dim=-1)
-        k = torch.cat([apply_rotary_emb(k_pe.unsqueeze(2), freqs_cis, False).squeeze(2), k_nope], dim=-1)
+        k = torch.cat([apply_rotary_emb(k_pe.unsqueeze(2), freqs_cis, self.indexer_interleaved).squeeze(2), k_nope], dim=-1)
         self.k_cache[:bsz, start_pos:end_pos] = k
         weights = self.linear("indexer.weights_proj", x) * h ** -0.5 * d ** -0.5  # [b, s, h]
         logits = torch.einsum("bshd,btd->bsht", q, self.k_cache[:bsz, :end_pos]).relu()  # [b, s, h, end]
@@ -287,12 +289,12 @@ def min_gap(index_score, k):
     return min(gaps) if gaps else float("inf")
 
 
-def run_case(prefix, w_np, xs, write=True, fp8_gemm=None):
+def run_case(prefix, w_np, xs, write=True, fp8_gemm=None, indexer_interleaved=False):
     w = {k: torch.from_numpy(v) for k, v in w_np.items()}
     steps = {}
     gap = float("inf")
     for seq, prompt in enumerate(PROMPTS):
-        layer = Layer(CFG, w, fp8_gemm)
+        layer = Layer(CFG, w, fp8_gemm, indexer_interleaved)
         pos = 0
         r = layer.step(torch.from_numpy(xs["prompt%d" % seq]), 0)
         gap = min(gap, min_gap(r["index_score"].numpy(), CFG["index_topk"]))
@@ -341,14 +343,16 @@ def inputs(seed):
 # The first seed whose every top-k boundary is clear of ties (the indexer's
 # ReLU makes exact-zero scores common with 2 heads; torch and the library
 # break ties differently, so a tie at the boundary would pick other keys).
-SEED = 20
+SEED = 66
 
 
 def main():
     seed = SEED
     while True:
         w, w8, xs = inputs(seed)
-        if min(run_case("", w, xs, False), run_case("", w8, xs, False)) > 1e-3:
+        gemm = {name: to_fp8(w[name]) for name in LINEARS if name != "wkv_b"}
+        gaps = [run_case("", w, xs, False), run_case("", w8, xs, False), run_case("", w8, xs, False, fp8_gemm=gemm), run_case("", w, xs, False, indexer_interleaved=True)]
+        if min(gaps) > 1e-3:
             break
         seed += 1
     if seed != SEED:
@@ -376,9 +380,11 @@ def main():
         save("w8_" + name + ".scale", sb)
     gap8 = run_case("fp8_", w8, xs)
     # The same FP8 weights read 'fp8' (gemm_impl fp8): act_quant + fp8_gemm for every projection, wkv_b dequantized.
-    gemm = {name: to_fp8(w[name]) for name in LINEARS if name != "wkv_b"}
     gap8g = run_case("fp8gemm_", w8, xs, fp8_gemm=gemm)
     print("smallest top-k gap with fp8_gemm %.3g" % gap8g)
+    # GLM-5 (glm_moe_dsa): the indexer's RoPE on interleaved pairs (Transformers' GlmMoeDsaIndexer), float32 weights.
+    gap_glm = run_case("glm_", w, xs, indexer_interleaved=True)
+    print("smallest top-k gap with the interleaved indexer %.3g" % gap_glm)
     print("fixtures written to", OUT, "smallest top-k gap %.3g (float32), %.3g (fp8)" % (gap, gap8))
 
 
