@@ -14,6 +14,7 @@
  * the row go to a quickselect over a copy.
  */
 import { inputBound, prepareRow, scoreRoundingBound, type InputBoundArgs } from './bounds.js';
+import { simdModule } from '../simd/index.js';
 
 /** Verdicts, in order of strength: each implies the ones after it. */
 export const VERDICTS = ['identical', 'sets', 'ties', 'nearTies', 'different'] as const;
@@ -35,6 +36,8 @@ export interface CompareKernelArgs {
   scoreCode: number;
   /** The input bound (precisionOf 'inputs'), or null. */
   inputs: InputBoundArgs | null;
+  /** Float32 scores: pass over them with WebAssembly SIMD where this engine has it (same results). */
+  simd: boolean;
   // Outputs, [rows] each.
   verdict: Uint8Array;
   threshold: Float64Array;
@@ -124,23 +127,26 @@ function deviation(x: number, tau: number): number {
 export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: number): void {
   const { a, b, k, scores, s, sortedA, sortedB, markA, markB } = args;
   const stamped = markA.length > 0;
+  simd = args.simd && scores instanceof Float32Array ? simdCollect(s) : null;
   for (let row = rowStart; row < rowEnd; row++) {
     const at = row * k;
     let identical = true;
     for (let i = 0; i < k && identical; i++) identical = (a[at + i] < 0 ? -1 : a[at + i]) === (b[at + i] < 0 ? -1 : b[at + i]);
     // The two sets: marks per key where s is known (O(k)), else sorted distinct lists (O(k log k)).
     let nA: number, nB: number, sameSet: boolean;
-    let liveA = 0, liveB = 0, minA = NaN, minB = NaN;
+    let liveA = 0, liveB = 0, minA = NaN, minB = NaN, maxA = NaN, maxB = NaN;
     if (stamped) {
       const tag = args.tag0 + row;
       mark(a, at, k, markA, tag, scores, row * s);
       nA = marked.n;
       liveA = marked.live;
       minA = marked.min;
+      maxA = marked.max;
       mark(b, at, k, markB, tag, scores, row * s);
       nB = marked.n;
       liveB = marked.live;
       minB = marked.min;
+      maxB = marked.max;
       sameSet = nA === nB;
       for (let i = 0; i < k && sameSet; i++) sameSet = b[at + i] < 0 || markA[b[at + i]] === tag;
     } else {
@@ -167,7 +173,7 @@ export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: n
     }
     const base = row * s;
     // Scored: s is known, so the marks ran and gathered each set's scores.
-    if (!threshold(args, row, base, minA, minB)) continue; // a NaN: the edge throws
+    if (!threshold(args, row, base, minA, maxA, minB, maxB)) continue; // a NaN: the edge throws
     const tau = args.threshold[row];
     args.keysA[row] = liveA;
     args.keysB[row] = liveB;
@@ -180,8 +186,8 @@ export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: n
   }
 }
 
-/** What `mark` found (no allocation): distinct keys, those scoring above -Infinity, and their smallest score (NaN for none). */
-const marked = { n: 0, live: 0, min: NaN };
+/** What `mark` found (no allocation): distinct keys, those scoring above -Infinity, their smallest and largest score (NaN for none). */
+const marked = { n: 0, live: 0, min: NaN, max: NaN };
 
 /**
  * Marks the keys of list[at .. at + k) with `tag` in `marks`, counting the
@@ -190,7 +196,7 @@ const marked = { n: 0, live: 0, min: NaN };
  * score, the candidate k-th score. One gather per key for all three.
  */
 function mark(list: Int32Array, at: number, k: number, marks: Int32Array, tag: number, S: Float32Array | Float64Array | null, base: number): void {
-  let n = 0, live = 0, min = NaN;
+  let n = 0, live = 0, min = NaN, max = NaN;
   for (let i = 0; i < k; i++) {
     const x = list[at + i];
     if (x < 0 || marks[x] === tag) continue;
@@ -200,10 +206,12 @@ function mark(list: Int32Array, at: number, k: number, marks: Int32Array, tag: n
     const v = S[base + x];
     if (v > -Infinity) live++;
     if (!(v >= min)) min = v;
+    if (!(v <= max)) max = v;
   }
   marked.n = n;
   marked.live = live;
   marked.min = min;
+  marked.max = max;
 }
 
 /** Whether key x is in the other set than `side`'s (marks, or the sorted lists of the row). */
@@ -228,53 +236,122 @@ function firstDifference(args: CompareKernelArgs, row: number, nA: number, nB: n
 }
 
 /**
- * One pass over the row for candidate c: keys scoring above it, at it, and
- * the largest score below it; `nan` = the first NaN's key (-1 for none).
- * Returned through `pass` (no allocation).
+ * One pass over the row for candidate c: keys scoring above it (gt), at it
+ * (eq), the largest score in [lower, c) (below; -Infinity when none is),
+ * and the first NaN's key (nan, -1 for none). Four scores a test against
+ * `lower`: almost every block of four lies below it, so the pass costs one
+ * well-predicted branch per four loads (topk's pass does the same); only a
+ * block holding a key at or above `lower`, or a NaN, is looked at key by
+ * key. Results in `pass` (no allocation).
  */
 const pass = { gt: 0, eq: 0, below: -Infinity, nan: -1 };
-function countAround(S: Float32Array | Float64Array, base: number, s: number, c: number): void {
-  let gt = 0, atLeast = 0, nan = 0, below = -Infinity;
-  for (let j = 0; j < s; j++) {
-    const v = S[base + j];
-    // Most keys score below c: two compares each. The rest (and NaN, for
-    // which v < c is false too) are counted without branches, which
-    // measured faster here than an if-chain.
-    if (v < c) {
-      if (v > below) below = v;
-    } else {
-      atLeast++;
-      gt += v > c ? 1 : 0;
-      nan += v !== v ? 1 : 0;
-    }
-  }
-  if (nan > 0) {
-    let j = 0;
-    while (S[base + j] === S[base + j]) j++;
-    pass.nan = j;
+function countAround(S: Float32Array | Float64Array, base: number, s: number, c: number, lower: number): void {
+  pass.gt = 0;
+  pass.eq = 0;
+  pass.below = -Infinity;
+  pass.nan = -1;
+  if (simd !== null) {
+    countAroundSimd(simd, S as Float32Array, base, s, c, lower);
     return;
   }
-  const eq = atLeast - gt;
-  pass.gt = gt;
-  pass.eq = eq;
-  pass.below = below;
-  pass.nan = -1;
+  let j = 0;
+  for (; j + 4 <= s; j += 4) {
+    const i = base + j;
+    const x0 = S[i], x1 = S[i + 1], x2 = S[i + 2], x3 = S[i + 3];
+    if (!(x0 < lower && x1 < lower && x2 < lower && x3 < lower)) {
+      classify(x0, c, lower, j);
+      classify(x1, c, lower, j + 1);
+      classify(x2, c, lower, j + 2);
+      classify(x3, c, lower, j + 3);
+    }
+  }
+  for (; j < s; j++) classify(S[base + j], c, lower, j);
+}
+
+/**
+ * The SIMD path of the pass: topk's streaming kernel (src/simd/assembly/
+ * topk.ts) collects the keys with `!(score < lower)` (NaN too), 128 KiB of
+ * scores at a time copied into the module's memory, and only those are
+ * classified. `lower` as the kernel's float32: rounded to nearest, it stays
+ * <= c (a float32 score), so every key at or above c is collected; a key in
+ * [lower, fround(lower)) can be missed only for `below`, which the widening
+ * passes then find as the JS path does.
+ */
+function countAroundSimd(sp: SimdCollect, S: Float32Array, base: number, s: number, c: number, lower: number): void {
+  const t = Math.fround(lower);
+  let n = 0;
+  for (let from = 0; from < s; from += CHUNK) {
+    const length = Math.min(CHUNK, s - from);
+    sp.chunk.set(S.subarray(base + from, base + from + length));
+    n = sp.collect(sp.ptr.chunk, length, t, from, sp.ptr.idx, sp.ptr.val, n);
+  }
+  for (let i = 0; i < n; i++) classify(sp.val[i], c, t, sp.idx[i]);
+}
+
+interface SimdCollect {
+  collect: (x: number, n: number, threshold: number, first: number, idxOut: number, valOut: number, count: number) => number;
+  chunk: Float32Array;
+  idx: Int32Array;
+  val: Float32Array;
+  ptr: { chunk: number; idx: number; val: number };
+}
+
+/** Scores a chunk copied into the module's memory: 128 KiB, well inside L2 (as topk). */
+const CHUNK = 32768;
+
+/** The SIMD pass of this call (laid out at its start: nothing else uses the module's memory until it returns), or null. */
+let simd: SimdCollect | null = null;
+
+function simdCollect(s: number): SimdCollect | null {
+  const module = simdModule();
+  const collect = module?.exports.topkCollect as SimdCollect['collect'] | undefined;
+  if (!module || !collect) return null;
+  // Candidates: at most s keys per row.
+  const [chunk, idx, val] = module.layout(CHUNK * 4, s * 4, s * 4);
+  return { collect, chunk: module.f32(chunk, CHUNK), idx: module.i32(idx, s), val: module.f32(val, s), ptr: { chunk, idx, val } };
+}
+
+function classify(v: number, c: number, lower: number, j: number): void {
+  if (v > c) pass.gt++;
+  else if (v === c) pass.eq++;
+  else if (v >= lower) {
+    if (v > pass.below) pass.below = v;
+  } else if (v !== v && pass.nan < 0) pass.nan = j;
+}
+
+/**
+ * A first guess of `lower` for candidate c, the smallest of a set whose
+ * largest is `max`: about 32 of the set's k keys per span below c, so a few
+ * keys fall in [lower, c) and the pass finds the largest score below c
+ * without tracking it at every key. -Infinity (every key looked at) where
+ * no span can be guessed.
+ */
+function firstLower(c: number, max: number, k: number): number {
+  if (!(c > -Infinity) || !(c < Infinity)) return -Infinity;
+  const span = max - c;
+  const step = span > 0 && span < Infinity ? (span * 32) / k : Math.abs(c) * 2 ** -10;
+  const lower = c - step;
+  return lower < c ? lower : -Infinity;
 }
 
 /** Writes tau and the gap of `row`; false (and nanAt) when the row holds a NaN. */
-function threshold(args: CompareKernelArgs, row: number, base: number, cA: number, cB: number): boolean {
+function threshold(args: CompareKernelArgs, row: number, base: number, cA: number, maxA: number, cB: number, maxB: number): boolean {
   const { k, s } = args;
   const S = args.scores!;
   // Candidates: the smallest score among each set's keys (NaN: the set is empty); a pass tests one.
-  const first = cA === cA ? cA : cB;
-  const second = cB === cB && cB !== first ? cB : NaN;
+  const useA = cA === cA;
+  const first = useA ? cA : cB;
+  const firstMax = useA ? maxA : maxB;
+  const second = useA && cB === cB && cB !== cA ? cB : NaN;
   let tau = -Infinity;
+  let lower = -Infinity;
   let found = false;
   for (let pick = 0; pick < 2 && !found; pick++) {
     const c = pick === 0 ? first : second;
     if (pick === 1 && c !== c) break;
     // A NaN candidate (both sets empty) still makes the pass that finds NaNs.
-    countAround(S, base, s, c === c ? c : Infinity);
+    lower = c === c ? firstLower(c, pick === 0 ? firstMax : maxB, k) : -Infinity;
+    countAround(S, base, s, c === c ? c : Infinity, lower);
     if (pass.nan >= 0) {
       args.nanAt[row] = pass.nan;
       return false;
@@ -292,11 +369,24 @@ function threshold(args: CompareKernelArgs, row: number, base: number, cA: numbe
     const x = args.select;
     for (let j = 0; j < s; j++) x[j] = S[base + j];
     tau = kthLargest(x, s, k);
-    countAround(S, base, s, tau);
+    lower = -Infinity;
+    countAround(S, base, s, tau, lower);
   }
   args.threshold[row] = tau;
-  // The (k+1)-th score is tau again when more than k keys reach it; with no key below, nothing can enter.
-  args.gap[row] = pass.gt + pass.eq > k ? 0 : pass.below === -Infinity ? Infinity : tau - pass.below;
+  // The (k+1)-th score is tau again when more than k keys reach it; else the
+  // largest below tau, which a pass with a lower `lower` finds if the guess
+  // held none (twice 256 times farther, then every key).
+  if (pass.gt + pass.eq > k) {
+    args.gap[row] = 0;
+    return true;
+  }
+  for (let widen = 0; pass.below === -Infinity && lower > -Infinity; widen++) {
+    const next = widen < 2 ? tau - (tau - lower) * 256 : -Infinity;
+    lower = next < lower ? next : -Infinity;
+    countAround(S, base, s, tau, lower);
+  }
+  // With no key below tau, nothing can enter.
+  args.gap[row] = pass.below === -Infinity ? Infinity : tau - pass.below;
   return true;
 }
 

@@ -58,6 +58,8 @@ export interface CompareOptions {
   s?: number;
   /** Memory guard for the result and the scratch (default min(4 GiB, half the memory)). */
   maxBytes?: number;
+  /** `false` forces the TypeScript pass over float32 scores; default: WebAssembly SIMD where available. Same results. */
+  simd?: boolean;
 }
 
 export interface CompareSummary {
@@ -103,7 +105,7 @@ export interface CompareSelectionsResult {
   summary: CompareSummary;
 }
 
-const OPTION_KEYS = ['scores', 'inputs', 'tolerance', 's', 'maxBytes'];
+const OPTION_KEYS = ['scores', 'inputs', 'tolerance', 's', 'maxBytes', 'simd'];
 const TOLERANCE_KEYS = ['abs', 'rel', 'precision', 'precisionOf'];
 const INPUT_KEYS = ['q', 'k', 'w', 'weightScale', 'causalOffset', 'hadamard'];
 
@@ -241,10 +243,11 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     checkBelow('b', B.data, k, s);
   }
 
+  if (opts.simd !== undefined && typeof opts.simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(opts.simd)}`);
   const width = s ?? 0;
   checkBytes(`compareSelections of ${rows} rows, k = ${k}`, rows * 70 + k * 72 + width * (scores === null ? 8 : 24), opts.maxBytes, 'compare row blocks');
   const args: CompareKernelArgs = {
-    a: A.data, b: B.data, k, scores, s: width, abs, rel, scoreCode, inputs,
+    a: A.data, b: B.data, k, scores, s: width, abs, rel, scoreCode, inputs, simd: opts.simd ?? true,
     verdict: new Uint8Array(rows),
     threshold: new Float64Array(rows),
     gap: new Float64Array(rows),

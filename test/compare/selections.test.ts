@@ -92,6 +92,10 @@ test('random rows (padding, duplicates, -inf scores, s < k, k = s, many ties): v
         }
         const result = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { scores: { data: S, shape: [rows, s] }, tolerance: { abs } });
         const ref = reference(a, b, rows, k, S, s, () => abs);
+        // The TypeScript pass gives what the SIMD pass gives (float32 scores; float64 always run in TypeScript).
+        const plain = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { scores: { data: S, shape: [rows, s] }, tolerance: { abs }, simd: false });
+        for (const name of ['verdict', 'threshold', 'gap', 'margin', 'keysA', 'keysB'] as const) assert.deepEqual(plain[name], result[name], name);
+        assert.deepEqual(plain.first, result.first);
         assert.deepEqual(names(result.verdict), ref.verdict);
         assert.deepEqual([...result.threshold], ref.tau);
         assert.deepEqual([...result.gap], ref.gap);
@@ -301,4 +305,46 @@ test('errors name the argument: shapes, out-of-range indices, NaN scores, unknow
   assert.throws(() => compareSelections(a, a, { scores: S, tolerance: { precision: 'bf16', precisionOf: 'inputs' } }), /^RangeError: tolerance\.precisionOf: 'inputs' needs inputs/);
   assert.throws(() => compareSelections({ data: new Float32Array(2), shape: [1, 2] } as never, a), /^TypeError: a\.data: expected a Int32Array or a BigInt64Array/);
   assert.throws(() => compareSelections({ data: BigInt64Array.from([0n, 2n ** 40n]), shape: [1, 2] }, a), /^RangeError: a: element 1 is 1099511627776, outside int32/);
+});
+
+test('rows longer than the SIMD pass\'s 32768-score chunks: the same verdicts, tau and gap as the reference and the TypeScript pass; a NaN in a late chunk is named', () => {
+  const next = rng(99);
+  const [rows, s, k] = [3, 70001, 300];
+  const S = Float32Array.from({ length: rows * s }, () => (next(2000) - 1000) / 64); // many equal scores
+  const a = new Int32Array(rows * k), b = new Int32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const ta = topkBy(S, r * s, s, k, shuffled(s, next));
+    const tb = topkBy(S, r * s, s, k, shuffled(s, next));
+    a.set(ta, r * k);
+    b.set(tb, r * k);
+  }
+  b[2 * k + 7] = 69999; // row 2: a key outside the top-k
+  const opts = { scores: { data: S, shape: [rows, s] }, tolerance: { abs: 0.5 } };
+  const fast = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, opts);
+  const plain = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { ...opts, simd: false });
+  const ref = reference(a, b, rows, k, S, s, () => 0.5);
+  assert.deepEqual(names(fast.verdict), ref.verdict);
+  assert.deepEqual([...fast.threshold], ref.tau);
+  assert.deepEqual([...fast.gap], ref.gap);
+  assert.deepEqual([...fast.margin], ref.margin);
+  for (const name of ['verdict', 'threshold', 'gap', 'margin'] as const) assert.deepEqual(plain[name], fast[name], name);
+  const bad = S.slice();
+  bad[s + 65537] = NaN;
+  for (const simd of [true, false]) {
+    assert.throws(() => compareSelections({ data: a, shape: [rows, k] }, { data: a, shape: [rows, k] }, { scores: { data: bad, shape: [rows, s] }, simd }), /^RangeError: scores: NaN at row 1, key 65537/);
+  }
+});
+
+test('the gap when every other key scores far below the k-th (the pass widens its guess), or the k keys all score the same', () => {
+  const k = 8;
+  for (const [top, rest] of [[(i: number) => 100 + i / 100, -50], [() => 3, -2e6], [() => 0, -1e-30], [() => -7, -Infinity]] as [(i: number) => number, number][]) {
+    const s = 5000;
+    const S = Float32Array.from({ length: s }, (_, j) => (j % 600 === 0 && j / 600 < k ? top(j / 600) : rest));
+    const a = Int32Array.from({ length: k }, (_, i) => i * 600);
+    const ref = reference(a, a, 1, k, S, s, () => 0);
+    for (const simd of [true, false]) {
+      const r = compareSelections({ data: a, shape: [1, k] }, { data: a, shape: [1, k] }, { scores: { data: S, shape: [1, s] }, simd });
+      assert.deepEqual([r.threshold[0], r.gap[0]], [ref.tau[0], ref.gap[0]], `top ${top(0)}, rest ${rest}, simd ${simd}`);
+    }
+  }
 });
