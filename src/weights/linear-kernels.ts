@@ -91,9 +91,12 @@ export function dot(a: Float32Array, aAt: number, b: Float32Array, j0: number, j
 interface LinearExports {
   linearDecodeBf16(src: number, count: number, dst: number): void;
   linearDecodeFp8(src: number, count: number, dst: number): void;
-  linearDequantFp8Bf16(src: number, rows: number, inDim: number, oFirst: number, scales: number, nbIn: number, dst: number): void;
+  linearDequantFp8Bf16(src: number, rows: number, inDim: number, oFirst: number, scales: number, nbIn: number, dst: number, merged: number): void;
   linearGemm(x: number, n: number, inDim: number, w: number, rows: number, y: number, yStride: number): void;
   linearGemmFp8(x: number, xs: number, n: number, inDim: number, w: number, rows: number, oFirst: number, scales: number, nbIn: number, y: number, yStride: number): void;
+  linearGemvBf16(x: number, inDim: number, w: number, rows: number, y: number): void;
+  linearGemvFp8Bf16(x: number, inDim: number, w: number, rows: number, oFirst: number, scales: number, nbIn: number, y: number, merged: number): void;
+  linearGemvFp8(xv: number, xs: number, inDim: number, w: number, rows: number, oFirst: number, scales: number, nbIn: number, y: number): void;
 }
 
 /**
@@ -121,22 +124,26 @@ function linearRowsWasm(m: SimdModule, args: KernelArgs, o0: number, o1: number)
   const format = args.format as WeightFormat, data = args.data as Float32Array | Uint16Array | Uint8Array;
   const scale = args.scale as Float32Array | null, fp8Gemm = args.fp8Gemm as boolean;
   const nb = Math.ceil(inDim / FP8_BLOCK), width = o1 - o0;
-  const block = Math.min(width, Math.max(4, Math.floor(16384 / inDim) & ~3));
-  const chunk = Math.max(1, Math.min(n, Math.floor((8 << 20) / (4 * inDim))));
   const codeBytes = format === 'float32' ? 0 : format === 'bf16' ? 2 : 1;
+  // One row of x: stored weights are decoded in registers (no float32 block), in blocks of about 64 KiB of codes.
+  const fused = n === 1 && codeBytes > 0;
+  const block = Math.min(width, Math.max(4, Math.floor((fused ? 65536 / codeBytes : 16384) / inDim) & ~3));
+  const chunk = Math.max(1, Math.min(n, Math.floor((8 << 20) / (4 * inDim))));
   const [px, pxs, psc, pcodes, pw, py] = m.layout(
     chunk * inDim * 4,
     fp8Gemm ? chunk * nb * 4 : 0,
     scale === null ? 0 : scale.length * 4,
     Math.max(block * inDim * codeBytes, fp8Gemm ? chunk * inDim : 0),
-    block * inDim * 4,
+    fused ? 0 : block * inDim * 4,
     chunk * width * 4,
   );
   const buffer = m.exports.memory.buffer;
-  const xv = new Float32Array(buffer, px, chunk * inDim), wv = new Float32Array(buffer, pw, block * inDim);
+  const xv = new Float32Array(buffer, px, chunk * inDim), wv = new Float32Array(buffer, pw, fused ? 0 : block * inDim);
   const yv = new Float32Array(buffer, py, chunk * width);
   const codes = format === 'bf16' ? new Uint16Array(buffer, pcodes, block * inDim) : new Uint8Array(buffer, pcodes, Math.max(block * inDim, fp8Gemm ? chunk * inDim : 0));
   if (scale !== null) new Float32Array(buffer, psc, scale.length).set(scale);
+  // Every block scale below 256 in magnitude: the dequantizing kernels fold the e4m3 exponent shift into the scale (src/simd/assembly/linear.ts).
+  const merged = scale !== null && scale.every((v) => Math.abs(v) < 256) ? 1 : 0;
   for (let r0 = 0; r0 < n; r0 += chunk) {
     const rows = Math.min(n, r0 + chunk) - r0;
     if (fp8Gemm) {
@@ -148,14 +155,21 @@ function linearRowsWasm(m: SimdModule, args: KernelArgs, o0: number, o1: number)
     }
     for (let b0 = o0; b0 < o1; b0 += block) {
       const b1 = Math.min(o1, b0 + block), count = (b1 - b0) * inDim;
+      const yAt = py + (b0 - o0) * 4;
+      if (fused) {
+        codes.set(data.subarray(b0 * inDim, b1 * inDim) as never);
+        if (format === 'bf16') e.linearGemvBf16(px, inDim, pcodes, b1 - b0, yAt);
+        else if (fp8Gemm) e.linearGemvFp8(px, pxs, inDim, pcodes, b1 - b0, b0, psc, nb, yAt);
+        else e.linearGemvFp8Bf16(px, inDim, pcodes, b1 - b0, b0, psc, nb, yAt, merged);
+        continue;
+      }
       if (format === 'float32') wv.set((data as Float32Array).subarray(b0 * inDim, b1 * inDim));
       else {
         codes.set(data.subarray(b0 * inDim, b1 * inDim) as never);
         if (format === 'bf16') e.linearDecodeBf16(pcodes, count, pw);
         else if (fp8Gemm) e.linearDecodeFp8(pcodes, count, pw);
-        else e.linearDequantFp8Bf16(pcodes, b1 - b0, inDim, b0, psc, nb, pw);
+        else e.linearDequantFp8Bf16(pcodes, b1 - b0, inDim, b0, psc, nb, pw, merged);
       }
-      const yAt = py + (b0 - o0) * 4;
       if (fp8Gemm) e.linearGemmFp8(px, pxs, rows, inDim, pw, b1 - b0, b0, psc, nb, yAt, width);
       else e.linearGemm(px, rows, inDim, pw, b1 - b0, yAt, width);
     }

@@ -249,3 +249,27 @@ test('checkWeight and linear: named errors for every bad argument', () => {
   assert.throws(() => linear(x, good, { gemm: 'fp8' } as never), /TypeError: linear: unknown option 'gemm'/);
   assert.throws(() => linear(x, good, { out: new Float32Array(129) }), /RangeError: out: expected a Float32Array of length 130, got length 129/);
 });
+
+test('linear: block scales of any size (>= 256, subnormal) and negative ones, simd equals the reference, n = 1 and n = 3', () => {
+  const [out, inDim] = [130, 260];
+  const values = normals(rng(11), out * inDim);
+  for (let i = 0; i < out; i++) {
+    for (let j = 0; j < inDim; j++) {
+      const block = (i >> 7) * 3 + (j >> 7);
+      values[i * inDim + j] *= [1e6, 1e-39, 3e-3, 1e30, 1, 2 ** -140][block];
+    }
+  }
+  const w = quantizeWeightFp8({ data: values, shape: [out, inDim] });
+  assert.ok(w.scale[0] >= 256 && w.scale[1] < 2 ** -126 && w.scale[3] > 1e27, `scales ${w.scale}`);
+  const negative = { ...w, scale: w.scale.map((s, i) => (i === 2 ? -s : s)) };
+  for (const weight of [w, negative]) {
+    for (const n of [1, 3]) {
+      const x = normals(rng(n + 20), n * inDim);
+      for (const { gemmImpl, scaleFormat } of READINGS) {
+        const expected = deepseekLinear(x, n, weight, gemmImpl, scaleFormat);
+        const y = linear({ data: x, shape: [n, inDim] }, weight, { gemmImpl, scaleFormat });
+        assertSameBits(y.data, expected, `n=${n} ${gemmImpl}/${scaleFormat}`);
+      }
+    }
+  }
+});

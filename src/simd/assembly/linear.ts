@@ -85,36 +85,62 @@ export function linearDecodeFp8(src: usize, count: i32, dst: usize): void {
   for (; i < <usize>count; i++) store<f32>(dst + (i << 2), e4m3(load<u8>(src + i)));
 }
 
-@inline function dequant4(w: v128, s: v128, nan: bool): v128 {
-  const r = roundBf16(f32x4.mul(e4m3x4(w), s));
+/**
+ * bf16(f32(e4m3(w) * scale)) of four sign-extended codes; `m` is the
+ * block's scale * 2^120 when `merged` (every scale of the weight below 256
+ * in magnitude, so that product is exact: the TypeScript side checks), and
+ * the raw bits times it is the same real product, rounded once, as
+ * e4m3x4(w) * scale; else `m` is the scale and both multiplies are done.
+ * `merged` and `nan` are constants where this is inlined.
+ */
+@inline function dequant4(w: v128, m: v128, merged: bool, nan: bool): v128 {
+  const raw = v128.and(i32x4.shl(w, 20), i32x4.splat(<i32>0x87f00000));
+  const r = roundBf16(merged ? f32x4.mul(raw, m) : f32x4.mul(f32x4.mul(raw, f32x4.splat(SCALE_UP)), m));
   return nan ? v128.or(r, nanLanes(w)) : r;
+}
+
+/** The block factor `dequant4` takes. */
+@inline function blockFactor(sc: f32, merged: bool): f32 {
+  return merged ? sc * SCALE_UP : sc;
 }
 
 /**
  * DeepSeek's weight_dequant then bf16: rows of inDim codes src [rows, inDim]
  * (output features oFirst ..), dst[i, j] = bf16(f32(e4m3(code) *
- * scales[((oFirst + i) >> 7) * nbIn + (j >> 7)])) as float32.
+ * scales[((oFirst + i) >> 7) * nbIn + (j >> 7)])) as float32. `merged`:
+ * every scale is below 256 in magnitude (see dequant4).
  */
-export function linearDequantFp8Bf16(src: usize, rows: i32, inDim: i32, oFirst: i32, scales: usize, nbIn: i32, dst: usize): void {
+export function linearDequantFp8Bf16(src: usize, rows: i32, inDim: i32, oFirst: i32, scales: usize, nbIn: i32, dst: usize, merged: i32): void {
+  if (merged) dequantRows(src, rows, inDim, oFirst, scales, nbIn, dst, true);
+  else dequantRows(src, rows, inDim, oFirst, scales, nbIn, dst, false);
+}
+
+@inline function dequantChunk(b: v128, m: v128, p: usize, merged: bool): void {
+  const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+  if (!hasNanCode(b)) {
+    v128.store(p, dequant4(i32x4.extend_low_i16x8_s(lo), m, merged, false));
+    v128.store(p, dequant4(i32x4.extend_high_i16x8_s(lo), m, merged, false), 16);
+    v128.store(p, dequant4(i32x4.extend_low_i16x8_s(hi), m, merged, false), 32);
+    v128.store(p, dequant4(i32x4.extend_high_i16x8_s(hi), m, merged, false), 48);
+  } else {
+    v128.store(p, dequant4(i32x4.extend_low_i16x8_s(lo), m, merged, true));
+    v128.store(p, dequant4(i32x4.extend_high_i16x8_s(lo), m, merged, true), 16);
+    v128.store(p, dequant4(i32x4.extend_low_i16x8_s(hi), m, merged, true), 32);
+    v128.store(p, dequant4(i32x4.extend_high_i16x8_s(hi), m, merged, true), 48);
+  }
+}
+
+@inline function dequantRows(src: usize, rows: i32, inDim: i32, oFirst: i32, scales: usize, nbIn: i32, dst: usize, merged: bool): void {
   const row = <usize>inDim;
   for (let i = 0; i < rows; i++) {
     const s0 = scales + (<usize>(((oFirst + i) >> 7) * nbIn) << 2);
     const c = src + <usize>i * row, d = dst + ((<usize>i * row) << 2);
     for (let j0: usize = 0; j0 < row; j0 += 128) {
       const sc = load<f32>(s0 + ((j0 >> 7) << 2));
-      const s = f32x4.splat(sc);
+      const m = f32x4.splat(blockFactor(sc, merged));
       const j1 = min(row, j0 + 128), n16 = j0 + ((j1 - j0) & ~15);
       let j = j0;
-      for (; j < n16; j += 16) {
-        const b = v128.load(c + j);
-        const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
-        const nan = hasNanCode(b);
-        const p = d + (j << 2);
-        v128.store(p, dequant4(i32x4.extend_low_i16x8_s(lo), s, nan));
-        v128.store(p, dequant4(i32x4.extend_high_i16x8_s(lo), s, nan), 16);
-        v128.store(p, dequant4(i32x4.extend_low_i16x8_s(hi), s, nan), 32);
-        v128.store(p, dequant4(i32x4.extend_high_i16x8_s(hi), s, nan), 48);
-      }
+      for (; j < n16; j += 16) dequantChunk(v128.load(c + j), m, d + (j << 2), merged);
       for (; j < j1; j++) store<f32>(d + (j << 2), roundBf16Scalar(e4m3(load<u8>(c + j)) * sc));
     }
   }
@@ -145,7 +171,48 @@ export function linearGemm(x: usize, n: i32, inDim: i32, w: usize, rows: i32, y:
   const quads = rows & ~3;
   for (let o = 0; o < quads; o += 4) {
     const w0 = w + <usize>o * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
-    for (let r = 0; r < n; r++) {
+    // Two rows of x at a time: eight chains, each weight vector loaded once for both.
+    let r = 0;
+    for (; r + 1 < n; r += 2) {
+      const xr = x + <usize>r * row, xq = xr + row;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+      for (let j: usize = 0; j < (n4 << 2); j += 16) {
+        const xv = v128.load(xr + j), xu = v128.load(xq + j);
+        const v0 = v128.load(w0 + j), v1 = v128.load(w1 + j), v2 = v128.load(w2 + j), v3 = v128.load(w3 + j);
+        a0 = f32x4.add(a0, f32x4.mul(xv, v0));
+        b0 = f32x4.add(b0, f32x4.mul(xu, v0));
+        a1 = f32x4.add(a1, f32x4.mul(xv, v1));
+        b1 = f32x4.add(b1, f32x4.mul(xu, v1));
+        a2 = f32x4.add(a2, f32x4.mul(xv, v2));
+        b2 = f32x4.add(b2, f32x4.mul(xu, v2));
+        a3 = f32x4.add(a3, f32x4.mul(xv, v3));
+        b3 = f32x4.add(b3, f32x4.mul(xu, v3));
+      }
+      let s0 = lanes(a0), s1 = lanes(a1), s2 = lanes(a2), s3 = lanes(a3);
+      let t0 = lanes(b0), t1 = lanes(b1), t2 = lanes(b2), t3 = lanes(b3);
+      for (let j = n4; j < <usize>inDim; j++) {
+        const xj = load<f32>(xr + (j << 2)), xk = load<f32>(xq + (j << 2));
+        const u0 = load<f32>(w0 + (j << 2)), u1 = load<f32>(w1 + (j << 2)), u2 = load<f32>(w2 + (j << 2)), u3 = load<f32>(w3 + (j << 2));
+        s0 += xj * u0;
+        s1 += xj * u1;
+        s2 += xj * u2;
+        s3 += xj * u3;
+        t0 += xk * u0;
+        t1 += xk * u1;
+        t2 += xk * u2;
+        t3 += xk * u3;
+      }
+      const yp = y + ((<usize>r * <usize>yStride + <usize>o) << 2), yq = yp + (<usize>yStride << 2);
+      store<f32>(yp, s0);
+      store<f32>(yp, s1, 4);
+      store<f32>(yp, s2, 8);
+      store<f32>(yp, s3, 12);
+      store<f32>(yq, t0);
+      store<f32>(yq, t1, 4);
+      store<f32>(yq, t2, 8);
+      store<f32>(yq, t3, 12);
+    }
+    for (; r < n; r++) {
       const xr = x + <usize>r * row;
       let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
       for (let j: usize = 0; j < (n4 << 2); j += 16) {
@@ -235,5 +302,169 @@ export function linearGemmFp8(x: usize, xs: usize, n: i32, inDim: i32, w: usize,
       if (o + 2 < rows) store<f32>(yp, y2, 8);
       if (o + 3 < rows) store<f32>(yp, y3, 12);
     }
+  }
+}
+
+// One row of x (decode at b = 1): the weight is decoded in registers and
+// multiplied at once, two output features at a time (two accumulator
+// chains), in the same lane order as linearGemm: each weight byte is read
+// once and no decoded value is stored.
+
+/** y[o] = dot(x, bf16 row o), o < rows; w [rows, inDim] bf16 bits. */
+export function linearGemvBf16(x: usize, inDim: i32, w: usize, rows: i32, y: usize): void {
+  const row = <usize>inDim << 1, n8 = <usize>(inDim & ~7), n4 = <usize>(inDim & ~3);
+  for (let o = 0; o < rows; o += 2) {
+    const two = o + 1 < rows;
+    const wa = w + <usize>o * row, wb = two ? wa + row : wa;
+    let a = f32x4.splat(0), b = a;
+    let j: usize = 0;
+    for (; j < n8; j += 8) {
+      const x0 = v128.load(x + (j << 2)), x1 = v128.load(x + (j << 2), 16);
+      const va = v128.load(wa + (j << 1)), vb = v128.load(wb + (j << 1));
+      a = f32x4.add(a, f32x4.mul(x0, i32x4.shl(i32x4.extend_low_i16x8_u(va), 16)));
+      b = f32x4.add(b, f32x4.mul(x0, i32x4.shl(i32x4.extend_low_i16x8_u(vb), 16)));
+      a = f32x4.add(a, f32x4.mul(x1, i32x4.shl(i32x4.extend_high_i16x8_u(va), 16)));
+      b = f32x4.add(b, f32x4.mul(x1, i32x4.shl(i32x4.extend_high_i16x8_u(vb), 16)));
+    }
+    if (j < n4) {
+      const x0 = v128.load(x + (j << 2));
+      a = f32x4.add(a, f32x4.mul(x0, i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(wa + (j << 1))), 16)));
+      b = f32x4.add(b, f32x4.mul(x0, i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(wb + (j << 1))), 16)));
+      j += 4;
+    }
+    let sa = lanes(a), sb = lanes(b);
+    for (; j < <usize>inDim; j++) {
+      const xj = load<f32>(x + (j << 2));
+      sa += xj * reinterpret<f32>(<u32>load<u16>(wa + (j << 1)) << 16);
+      sb += xj * reinterpret<f32>(<u32>load<u16>(wb + (j << 1)) << 16);
+    }
+    store<f32>(y + (<usize>o << 2), sa);
+    if (two) store<f32>(y + (<usize>o << 2), sb, 4);
+  }
+}
+
+/** The 16 dequantized values of codes b against x, added to acc in lane order. */
+@inline function gemvChunkBf16(acc: v128, x: usize, b: v128, m: v128, merged: bool): v128 {
+  const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+  if (!hasNanCode(b)) {
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x), dequant4(i32x4.extend_low_i16x8_s(lo), m, merged, false)));
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x, 16), dequant4(i32x4.extend_high_i16x8_s(lo), m, merged, false)));
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x, 32), dequant4(i32x4.extend_low_i16x8_s(hi), m, merged, false)));
+    return f32x4.add(acc, f32x4.mul(v128.load(x, 48), dequant4(i32x4.extend_high_i16x8_s(hi), m, merged, false)));
+  }
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x), dequant4(i32x4.extend_low_i16x8_s(lo), m, merged, true)));
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x, 16), dequant4(i32x4.extend_high_i16x8_s(lo), m, merged, true)));
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x, 32), dequant4(i32x4.extend_low_i16x8_s(hi), m, merged, true)));
+  return f32x4.add(acc, f32x4.mul(v128.load(x, 48), dequant4(i32x4.extend_high_i16x8_s(hi), m, merged, true)));
+}
+
+/** The 4 dequantized values of codes at c (4 bytes) against x, added to acc. */
+@inline function gemvQuadBf16(acc: v128, x: usize, c: usize, m: v128, merged: bool): v128 {
+  const w = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(c)));
+  return f32x4.add(acc, f32x4.mul(v128.load(x), dequant4(w, m, merged, true)));
+}
+
+/**
+ * y[o] = dot(x, bf16(e4m3(code) * scale) of row o): linearDequantFp8Bf16
+ * then linearGemm, fused; w [rows, inDim] codes of output features oFirst ...
+ */
+export function linearGemvFp8Bf16(x: usize, inDim: i32, w: usize, rows: i32, oFirst: i32, scales: usize, nbIn: i32, y: usize, merged: i32): void {
+  if (merged) gemvFp8Bf16(x, inDim, w, rows, oFirst, scales, nbIn, y, true);
+  else gemvFp8Bf16(x, inDim, w, rows, oFirst, scales, nbIn, y, false);
+}
+
+@inline function gemvFp8Bf16(x: usize, inDim: i32, w: usize, rows: i32, oFirst: i32, scales: usize, nbIn: i32, y: usize, merged: bool): void {
+  const row = <usize>inDim, n4 = <usize>(inDim & ~3);
+  for (let o = 0; o < rows; o += 2) {
+    const two = o + 1 < rows;
+    const wa = w + <usize>o * row, wb = two ? wa + row : wa;
+    const sra = scales + (<usize>(((oFirst + o) >> 7) * nbIn) << 2);
+    const srb = scales + (<usize>(((oFirst + o + (two ? 1 : 0)) >> 7) * nbIn) << 2);
+    let a = f32x4.splat(0), b = a;
+    for (let j0: usize = 0; j0 < row; j0 += 128) {
+      const ma = f32x4.splat(blockFactor(load<f32>(sra + ((j0 >> 7) << 2)), merged));
+      const mb = f32x4.splat(blockFactor(load<f32>(srb + ((j0 >> 7) << 2)), merged));
+      const j1 = min(n4, j0 + 128), n16 = j0 + ((min(row, j0 + 128) - j0) & ~15);
+      let j = j0;
+      for (; j < n16; j += 16) {
+        const xp = x + (j << 2);
+        a = gemvChunkBf16(a, xp, v128.load(wa + j), ma, merged);
+        b = gemvChunkBf16(b, xp, v128.load(wb + j), mb, merged);
+      }
+      for (; j < j1; j += 4) {
+        a = gemvQuadBf16(a, x + (j << 2), wa + j, ma, merged);
+        b = gemvQuadBf16(b, x + (j << 2), wb + j, mb, merged);
+      }
+    }
+    let ya = lanes(a), yb = lanes(b);
+    for (let j = n4; j < row; j++) {
+      const xj = load<f32>(x + (j << 2));
+      ya += xj * roundBf16Scalar(e4m3(load<u8>(wa + j)) * load<f32>(sra + ((j >> 7) << 2)));
+      yb += xj * roundBf16Scalar(e4m3(load<u8>(wb + j)) * load<f32>(srb + ((j >> 7) << 2)));
+    }
+    store<f32>(y + (<usize>o << 2), ya);
+    if (two) store<f32>(y + (<usize>o << 2), yb, 4);
+  }
+}
+
+/** e4m3 values of 16 codes b (NaN codes NaN). */
+@inline function codesChunk(acc: v128, x: usize, b: v128): v128 {
+  const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+  const w0 = i32x4.extend_low_i16x8_s(lo), w1 = i32x4.extend_high_i16x8_s(lo);
+  const w2 = i32x4.extend_low_i16x8_s(hi), w3 = i32x4.extend_high_i16x8_s(hi);
+  if (!hasNanCode(b)) {
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x), e4m3x4(w0)));
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x, 16), e4m3x4(w1)));
+    acc = f32x4.add(acc, f32x4.mul(v128.load(x, 32), e4m3x4(w2)));
+    return f32x4.add(acc, f32x4.mul(v128.load(x, 48), e4m3x4(w3)));
+  }
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x), v128.or(e4m3x4(w0), nanLanes(w0))));
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x, 16), v128.or(e4m3x4(w1), nanLanes(w1))));
+  acc = f32x4.add(acc, f32x4.mul(v128.load(x, 32), v128.or(e4m3x4(w2), nanLanes(w2))));
+  return f32x4.add(acc, f32x4.mul(v128.load(x, 48), v128.or(e4m3x4(w3), nanLanes(w3))));
+}
+
+@inline function codesQuad(acc: v128, x: usize, c: usize): v128 {
+  const w = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(c)));
+  return f32x4.add(acc, f32x4.mul(v128.load(x), v128.or(e4m3x4(w), nanLanes(w))));
+}
+
+/**
+ * linearGemmFp8 of one row with the weight's codes decoded in registers:
+ * xv [inDim] x's e4m3 values, xs [nbIn] its block scales, w [rows, inDim]
+ * codes of output features oFirst ...
+ */
+export function linearGemvFp8(xv: usize, xs: usize, inDim: i32, w: usize, rows: i32, oFirst: i32, scales: usize, nbIn: i32, y: usize): void {
+  const row = <usize>inDim;
+  for (let o = 0; o < rows; o += 2) {
+    const two = o + 1 < rows;
+    const wa = w + <usize>o * row, wb = two ? wa + row : wa;
+    const sra = scales + (<usize>(((oFirst + o) >> 7) * nbIn) << 2);
+    const srb = scales + (<usize>(((oFirst + o + (two ? 1 : 0)) >> 7) * nbIn) << 2);
+    let ya: f32 = 0, yb: f32 = 0;
+    for (let j0: usize = 0; j0 < row; j0 += 128) {
+      const end = min(row, j0 + 128), n4 = j0 + ((end - j0) & ~3), n16 = j0 + ((end - j0) & ~15);
+      let a = f32x4.splat(0), b = a;
+      let j = j0;
+      for (; j < n16; j += 16) {
+        a = codesChunk(a, xv + (j << 2), v128.load(wa + j));
+        b = codesChunk(b, xv + (j << 2), v128.load(wb + j));
+      }
+      for (; j < n4; j += 4) {
+        a = codesQuad(a, xv + (j << 2), wa + j);
+        b = codesQuad(b, xv + (j << 2), wb + j);
+      }
+      let pa = lanes(a), pb = lanes(b);
+      for (; j < end; j++) {
+        const xj = load<f32>(xv + (j << 2));
+        pa += xj * e4m3(load<u8>(wa + j));
+        pb += xj * e4m3(load<u8>(wb + j));
+      }
+      const sx = load<f32>(xs + ((j0 >> 7) << 2));
+      ya += pa * (sx * load<f32>(sra + ((j0 >> 7) << 2)));
+      yb += pb * (sx * load<f32>(srb + ((j0 >> 7) << 2)));
+    }
+    store<f32>(y + (<usize>o << 2), ya);
+    if (two) store<f32>(y + (<usize>o << 2), yb, 4);
   }
 }
