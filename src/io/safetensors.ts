@@ -34,7 +34,7 @@ export type SafetensorsDtype =
 /** The typed arrays tensors are read into: the project's, and BigUint64Array for U64. */
 export type SafetensorsArray = TypedArray | BigUint64Array;
 
-interface SafetensorsArrayConstructor {
+export interface SafetensorsArrayConstructor {
   new (length: number): SafetensorsArray;
   readonly BYTES_PER_ELEMENT: number;
   readonly name: string;
