@@ -3,7 +3,8 @@
 // 1 thread and the pool of 2, against
 //   the read floor: the weight's bytes copied in 64 KiB chunks into a
 //     buffer that stays in cache (bench/linear-floor.ts on the pool), which
-//     is how the kernels take a block in before decoding it;
+//     is how the kernels take a block in before decoding it (one thread
+//     reads plain arrays, the pool shared ones, each floor from the same);
 //   onnxruntime-node MatMul on float32 weights, and its 8-bit weights
 //     (MatMulNBits bits = 8, block 128 along in; DynamicQuantizeMatMul
 //     where the first is refused), 1 and 2 intra-op threads.
@@ -147,19 +148,22 @@ async function main(): Promise<void> {
     for (const shape of SHAPES) {
       const { out, in: inDim } = shape;
       const values = normals(rng(out + inDim), out * inDim, 0.05);
-      const fp8 = shareWeight(quantizeWeightFp8({ data: values, shape: [out, inDim] }));
+      const fp8 = quantizeWeightFp8({ data: values, shape: [out, inDim] });
       // Every form holds the FP8 weight's values, so all contenders compute (nearly) the same product.
       const exact = dequantizeWeight(fp8);
+      // One thread reads plain arrays; the pool reads shared ones in place (copying out of a
+      // SharedArrayBuffer is the engine's relaxed copy, slower than memcpy: both floors show it).
       const weights: Record<string, Weight> = {
-        float32: shareWeight({ format: 'float32', shape: [out, inDim], data: exact }),
-        bf16: shareWeight({ format: 'bf16', shape: [out, inDim], data: toBf16(exact) }),
+        float32: { format: 'float32', shape: [out, inDim], data: exact },
+        bf16: { format: 'bf16', shape: [out, inDim], data: toBf16(exact) },
         fp8,
       };
-      const contenders: { name: string; w: Weight; opts: LinearOptions }[] = [
-        { name: 'float32', w: weights.float32, opts: {} },
-        { name: 'bf16', w: weights.bf16, opts: {} },
-        { name: 'fp8 read bf16', w: fp8, opts: { gemmImpl: 'bf16' } },
-        { name: 'fp8 read fp8', w: fp8, opts: { gemmImpl: 'fp8' } },
+      const shared: Record<string, Weight> = Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, shareWeight(w)]));
+      const contenders: { name: string; form: string; opts: LinearOptions }[] = [
+        { name: 'float32', form: 'float32', opts: {} },
+        { name: 'bf16', form: 'bf16', opts: {} },
+        { name: 'fp8 read bf16', form: 'fp8', opts: { gemmImpl: 'bf16' } },
+        { name: 'fp8 read fp8', form: 'fp8', opts: { gemmImpl: 'fp8' } },
       ];
       const ortFloat = [await session(matMulModel(exact, out, inDim), 1), await session(matMulModel(exact, out, inDim), 2)];
       let ort8: ort.InferenceSession[] = [];
@@ -172,7 +176,7 @@ async function main(): Promise<void> {
       }
       const floors = new Map<string, number>();
       const floor = async (bytes: Uint8Array, threads: number): Promise<number> => {
-        const key = `${bytes.length}/${threads}`;
+        const key = `${bytes.length}/${threads}/${bytes.buffer instanceof SharedArrayBuffer}`;
         if (!floors.has(key)) {
           const chunks = Math.ceil(bytes.length / 65536);
           const sink = new Uint8Array(65536);
@@ -201,24 +205,25 @@ async function main(): Promise<void> {
           checkClose(`onnxruntime MatMul n=${n}`, ortOut, reference, reference.length, 1e-5, 'differs from linear float32', 'y');
           const ms = await timed(() => ortFloat[i].run(feeds));
           onnxMs.push(ms);
-          const f = await floor(bytesOf(weights.float32), threads);
+          const f = await floor(bytesOf((threads === 1 ? weights : shared).float32), threads);
           rows.push({ shape: shape.name, out, in: inDim, n, contender: 'onnxruntime MatMul float32', threads, weightBytes: out * inDim * 4, ms, gbPerS: (out * inDim * 4) / ms / 1e6, floorMs: f, perFloor: ms / f, perOnnxFloat32: 1 });
           const q8 = (await ort8[i].run(feeds)).y.data as Float32Array;
           checkClose(`onnxruntime ${eightBit} n=${n}`, q8, reference, reference.length, 2e-2, 'differs from linear float32', 'y');
           const ms8 = await timed(() => ort8[i].run(feeds));
           const bytes8 = out * Math.ceil(inDim / 128) * (128 + 5);
-          const f8 = await floor(bytesOf(fp8), threads);
+          const f8 = await floor(bytesOf((threads === 1 ? weights : shared).fp8), threads);
           rows.push({ shape: shape.name, out, in: inDim, n, contender: `onnxruntime ${eightBit}`, threads, weightBytes: bytes8, ms: ms8, gbPerS: bytes8 / ms8 / 1e6, floorMs: f8, perFloor: ms8 / f8, perOnnxFloat32: ms8 / ms });
         }
         for (const c of contenders) {
-          const one = linear(x, c.w, c.opts).data;
+          const w = weights[c.form], ws = shared[c.form];
+          const one = linear(x, w, c.opts).data;
           checkClose(`${c.name} n=${n}`, one, reference, reference.length, c.opts.gemmImpl === 'fp8' ? 0.1 : 1e-2, 'differs from float32', 'y');
-          const many = (await pool.linear(x, c.w, { ...c.opts, out: yShared })).data;
+          const many = (await pool.linear(x, ws, { ...c.opts, out: yShared })).data;
           bitIdentical(`${c.name} pool n=${n}`, many, one);
-          const bytes = weightBytes(c.w);
+          const bytes = weightBytes(w);
           for (const threads of [1, 2]) {
-            const ms = threads === 1 ? await timed(() => linear(x, c.w, c.opts)) : await timed(() => pool.linear(x, c.w, { ...c.opts, out: yShared }));
-            const f = await floor(bytesOf(c.w), threads);
+            const ms = threads === 1 ? await timed(() => linear(x, w, c.opts)) : await timed(() => pool.linear(x, ws, { ...c.opts, out: yShared }));
+            const f = await floor(bytesOf(threads === 1 ? w : ws), threads);
             rows.push({ shape: shape.name, out, in: inDim, n, contender: `dsa ${c.name}`, threads, weightBytes: bytes, ms, gbPerS: bytes / ms / 1e6, floorMs: f, perFloor: ms / f, perOnnxFloat32: ms / onnxMs[threads - 1] });
           }
         }
