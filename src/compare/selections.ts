@@ -171,22 +171,24 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
   let s: number | null = null;
   let inputs: InputBoundArgs | null = null;
   let inputArgs: CompareInputs | null = null;
+  let recompute = false;
+  if (opts.simd !== undefined && typeof opts.simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(opts.simd)}`);
   if (opts.inputs !== undefined) {
     checkKeys('inputs', opts.inputs, INPUT_KEYS);
     inputArgs = opts.inputs;
     const [qb, qt, , d] = checkTensor('inputs.q', inputArgs.q, Float32Array, ['b', 't', 'h', 'd']);
     const [, ks] = checkTensor('inputs.k', inputArgs.k, Float32Array, ['b', 's', 'd']);
     if (qb * qt !== rows) throw new RangeError(`inputs.q: b * t = ${qb} * ${qt} = ${qb * qt} must equal the rows of a and b, ${rows}`);
-    if (opts.scores === undefined) {
-      // indexerScores checks the rest of the shapes and the options it takes.
-      const computed = indexerScores(inputArgs.q, inputArgs.k, inputArgs.w, { weightScale: inputArgs.weightScale, causalOffset: inputArgs.causalOffset, maxBytes: opts.maxBytes });
-      scores = computed.data;
-    } else {
-      checkTensor('inputs.w', inputArgs.w, Float32Array, ['b', 't', 'h']);
-      if (inputArgs.k.shape[2] !== d) throw new RangeError(`inputs.k.shape: d = ${inputArgs.k.shape[2]} must equal inputs.q's d = ${d}`);
-      if (inputArgs.weightScale !== undefined) checkFinite('inputs.weightScale', inputArgs.weightScale);
-      if (inputArgs.causalOffset !== undefined) checkInteger('inputs.causalOffset', inputArgs.causalOffset);
+    const [wb, wt, wh] = checkTensor('inputs.w', inputArgs.w, Float32Array, ['b', 't', 'h']);
+    if (wb !== qb || wt !== qt || wh !== inputArgs.q.shape[2]) {
+      throw new RangeError(`inputs.w.shape: expected [${qb}, ${qt}, ${inputArgs.q.shape[2]}] (q's b, t, h), got [${inputArgs.w.shape.join(', ')}]`);
     }
+    if (inputArgs.k.shape[0] !== qb) throw new RangeError(`inputs.k.shape: b = ${inputArgs.k.shape[0]} must equal inputs.q's b = ${qb}`);
+    if (inputArgs.k.shape[2] !== d) throw new RangeError(`inputs.k.shape: d = ${inputArgs.k.shape[2]} must equal inputs.q's d = ${d}`);
+    if (inputArgs.weightScale !== undefined) checkFinite('inputs.weightScale', inputArgs.weightScale);
+    if (inputArgs.causalOffset !== undefined) checkInteger('inputs.causalOffset', inputArgs.causalOffset);
+    // Recomputed after every check below, so a bad option costs no indexer pass.
+    recompute = opts.scores === undefined;
     if (inputArgs.hadamard !== undefined && typeof inputArgs.hadamard !== 'boolean') {
       throw new TypeError(`inputs.hadamard: expected a boolean, got ${describe(inputArgs.hadamard)}`);
     }
@@ -212,7 +214,7 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
   if (opts.tolerance !== undefined) {
     checkKeys('tolerance', opts.tolerance, TOLERANCE_KEYS);
     const t = opts.tolerance;
-    if (scores === null) throw new RangeError('tolerance: a near-tie needs scores; pass scores or inputs');
+    if (scores === null && !recompute) throw new RangeError('tolerance: a near-tie needs scores; pass scores or inputs');
     for (const [name, v] of [['abs', t.abs], ['rel', t.rel]] as const) {
       if (v !== undefined && (checkFinite(`tolerance.${name}`, v) < 0)) throw new RangeError(`tolerance.${name}: expected a finite number >= 0, got ${v}`);
     }
@@ -243,7 +245,10 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     checkBelow('b', B.data, k, s);
   }
 
-  if (opts.simd !== undefined && typeof opts.simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(opts.simd)}`);
+  if (recompute) {
+    const { q, k: keys, w, weightScale, causalOffset } = inputArgs!;
+    scores = indexerScores(q, keys, w, { weightScale, causalOffset, maxBytes: opts.maxBytes }).data;
+  }
   const width = s ?? 0;
   checkBytes(`compareSelections of ${rows} rows, k = ${k}`, rows * 70 + k * 72 + width * (scores === null ? 8 : 24), opts.maxBytes, 'compare row blocks');
   const args: CompareKernelArgs = {

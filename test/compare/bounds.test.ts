@@ -100,6 +100,12 @@ test('inputs: scores recomputed by indexerScores (causal offset, weight scale) e
   assert.throws(() => compareSelections(a, b, { inputs: { ...x, window: 1 } as never }), /^TypeError: inputs: unknown option 'window'/);
   assert.throws(() => compareSelections(a, b, { inputs: { ...x, q: { data: x.q.data.subarray(0, 32), shape: [1, 2, 2, 8] } } }), /^RangeError: inputs\.q: b \* t = 1 \* 2 = 2 must equal the rows of a and b, 4/);
   assert.throws(() => compareSelections(a, b, { inputs: { ...x, hadamard: true }, tolerance: { precision: 'int8' } }), /^RangeError: inputs\.hadamard: only tolerance\.precision 'fp8' takes it/);
+  assert.throws(() => compareSelections(a, b, { inputs: { ...x, w: { data: new Float32Array(12), shape: [1, 4, 3] } } }), /^RangeError: inputs\.w\.shape: expected \[1, 4, 2\] \(q's b, t, h\), got \[1, 4, 3\]/);
+  assert.throws(() => compareSelections(a, b, { inputs: { ...x, k: { data: new Float32Array(40), shape: [1, 10, 4] } } }), /^RangeError: inputs\.k\.shape: d = 4 must equal inputs\.q's d = 8/);
+  assert.throws(() => compareSelections(a, b, { inputs: { ...x, hadamard: 1 as never } }), /^TypeError: inputs\.hadamard: expected a boolean, got number 1/);
+  const odd = inputs(5, 1, 4, 10, 2, 6, 1); // d = 6: no Hadamard rotation
+  assert.throws(() => compareSelections(a, b, { inputs: odd, tolerance: { precision: 'fp8' } }), /^RangeError: inputs\.hadamard: needs d a power of 2, got d = 6; pass hadamard: false/);
+  assert.equal(compareSelections(a, a, { inputs: { ...odd, hadamard: false }, tolerance: { precision: 'fp8' } }).summary.counts.identical, 4);
   assert.throws(() => compareSelections(a, b, { inputs: x, scores: { data: new Float32Array(44), shape: [1, 4, 11] } }), /^RangeError: scores\.shape: s = 11 must equal inputs\.k's s = 10/);
   assert.throws(() => compareSelections(a, b, { scores: { data: new Float32Array(40), shape: [4, 10] } }), /^RangeError: scores\.shape: expected \[1, 4, s\]/);
 });
