@@ -228,6 +228,12 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
     ? undefined
     : { abs: flags.abs, rel: flags.rel, precision: flags.precision, precisionOf: flags.precisionOf };
   if (tolerance !== undefined && flags.scores === undefined && given === 0) throw new CliError('--abs, --rel and --precision: a near-tie needs scores; pass --scores (or --q, --keys, --weights)');
+  const of = flags.precisionOf ?? (given === 3 ? 'inputs' : 'scores');
+  if (flags.precisionOf !== undefined && flags.precision === undefined) throw new CliError('--precision-of: needs --precision');
+  if (flags.precision !== undefined && of === 'scores' && (flags.precision === 'fp8' || flags.precision === 'int8')) {
+    throw new CliError(`--precision ${flags.precision}: bounds quantized indexer inputs, not rounded scores; pass --q, --keys and --weights (or use bf16 / fp16 for scores)`);
+  }
+  if (of === 'inputs' && flags.precision !== undefined && given === 0) throw new CliError('--precision-of inputs: needs --q, --keys and --weights');
 
   const a = await openRows('--a', flags.a, 'indices', { 2: ['rows', 'k'], 3: ['b', 't', 'k'] });
   const opened: RowSource[] = [a];
@@ -257,6 +263,9 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
       };
     }
     const s = scores?.shape[scores.shape.length - 1] ?? inputs?.k.shape[1] ?? flags.seqLen ?? null;
+    if (flags.seqLen !== undefined && (scores !== null || inputs !== undefined) && flags.seqLen !== s) {
+      throw new CliError(`--seq-len: ${flags.seqLen} must equal the scores' s = ${s} (or leave it out)`);
+    }
     const t = a.shape.length === 3 ? a.shape[1] : rows;
     const where = (row: number) => (a.shape.length === 3 ? `batch ${Math.floor(row / t)}, query ${row % t}` : `row ${row}`);
 
