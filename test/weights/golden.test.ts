@@ -12,7 +12,7 @@ import { bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, type Fp8Weight 
 import { actQuantRows } from '../../src/indexer/fp8.js';
 
 function load<T extends TypedArray>(name: string): Tensor<T> {
-  return decodeNpy(new Uint8Array(readFileSync(new URL(`./golden/${name}.npy`, import.meta.url))), name) as Tensor<T>;
+  return decodeNpy(new Uint8Array(readFileSync(new URL(`./golden/${name}.npy`, import.meta.url))), name) as unknown as Tensor<T>;
 }
 
 function sameBits(a: ArrayLike<number>, b: ArrayLike<number>, label: string): void {
