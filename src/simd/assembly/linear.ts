@@ -254,53 +254,82 @@ export function linearGemm(x: usize, n: i32, inDim: i32, w: usize, rows: i32, y:
 export function linearGemmFp8(x: usize, xs: usize, n: i32, inDim: i32, w: usize, rows: i32, oFirst: i32, scales: usize, nbIn: i32, y: usize, yStride: i32): void {
   const row = <usize>inDim << 2, nb = <usize>nbIn;
   const quads = rows & ~3;
-  for (let o = 0; o < rows; o += 4) {
-    const four = o < quads;
+  for (let o = 0; o < quads; o += 4) {
     const w0 = w + <usize>o * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
-    for (let r = 0; r < n; r++) {
-      const xr = x + <usize>r * row, xsr = xs + ((<usize>r * nb) << 2);
-      let y0: f32 = 0, y1: f32 = 0, y2: f32 = 0, y3: f32 = 0;
+    const sc0 = scales + ((<usize>((oFirst + o) >> 7) * nb) << 2), sc1 = scales + ((<usize>((oFirst + o + 1) >> 7) * nb) << 2);
+    const sc2 = scales + ((<usize>((oFirst + o + 2) >> 7) * nb) << 2), sc3 = scales + ((<usize>((oFirst + o + 3) >> 7) * nb) << 2);
+    // Two rows of x at a time where there are two (eight chains), else one.
+    for (let r = 0; r < n; r += 2) {
+      const pair = r + 1 < n;
+      const xr = x + <usize>r * row, xq = pair ? xr + row : xr;
+      const xsr = xs + ((<usize>r * nb) << 2), xsq = pair ? xsr + (nb << 2) : xsr;
+      let y0: f32 = 0, y1: f32 = 0, y2: f32 = 0, y3: f32 = 0, z0: f32 = 0, z1: f32 = 0, z2: f32 = 0, z3: f32 = 0;
       for (let kb: usize = 0; kb < nb; kb++) {
         const j0 = kb << 7, j1 = min(<usize>inDim, j0 + 128);
-        const sx = load<f32>(xsr + (kb << 2));
-        if (four) {
-          const n4 = j0 + ((j1 - j0) & ~3);
-          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-          let j = j0;
-          for (; j < n4; j += 4) {
-            const xv = v128.load(xr + (j << 2));
-            a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(w0 + (j << 2))));
-            a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(w1 + (j << 2))));
-            a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(w2 + (j << 2))));
-            a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(w3 + (j << 2))));
-          }
-          let s0 = lanes(a0), s1 = lanes(a1), s2 = lanes(a2), s3 = lanes(a3);
-          for (; j < j1; j++) {
-            const xj = load<f32>(xr + (j << 2));
-            s0 += xj * load<f32>(w0 + (j << 2));
-            s1 += xj * load<f32>(w1 + (j << 2));
-            s2 += xj * load<f32>(w2 + (j << 2));
-            s3 += xj * load<f32>(w3 + (j << 2));
-          }
-          y0 += s0 * (sx * load<f32>(scales + ((<usize>((oFirst + o) >> 7) * nb + kb) << 2)));
-          y1 += s1 * (sx * load<f32>(scales + ((<usize>((oFirst + o + 1) >> 7) * nb + kb) << 2)));
-          y2 += s2 * (sx * load<f32>(scales + ((<usize>((oFirst + o + 2) >> 7) * nb + kb) << 2)));
-          y3 += s3 * (sx * load<f32>(scales + ((<usize>((oFirst + o + 3) >> 7) * nb + kb) << 2)));
-        } else {
-          for (let oo = o; oo < rows; oo++) {
-            const s = dotRange(xr, w + <usize>oo * row, j0, j1);
-            const v = s * (sx * load<f32>(scales + ((<usize>((oFirst + oo) >> 7) * nb + kb) << 2)));
-            if (oo == o) y0 += v;
-            else if (oo == o + 1) y1 += v;
-            else y2 += v;
-          }
+        const n4 = j0 + ((j1 - j0) & ~3);
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (let o4 = j0 << 2; o4 < (n4 << 2); o4 += 16) {
+          const xv = v128.load(xr + o4), xu = v128.load(xq + o4);
+          const v0 = v128.load(w0 + o4), v1 = v128.load(w1 + o4), v2 = v128.load(w2 + o4), v3 = v128.load(w3 + o4);
+          a0 = f32x4.add(a0, f32x4.mul(xv, v0));
+          b0 = f32x4.add(b0, f32x4.mul(xu, v0));
+          a1 = f32x4.add(a1, f32x4.mul(xv, v1));
+          b1 = f32x4.add(b1, f32x4.mul(xu, v1));
+          a2 = f32x4.add(a2, f32x4.mul(xv, v2));
+          b2 = f32x4.add(b2, f32x4.mul(xu, v2));
+          a3 = f32x4.add(a3, f32x4.mul(xv, v3));
+          b3 = f32x4.add(b3, f32x4.mul(xu, v3));
         }
+        let s0 = lanes(a0), s1 = lanes(a1), s2 = lanes(a2), s3 = lanes(a3);
+        let t0 = lanes(b0), t1 = lanes(b1), t2 = lanes(b2), t3 = lanes(b3);
+        for (let j = n4; j < j1; j++) {
+          const xj = load<f32>(xr + (j << 2)), xk = load<f32>(xq + (j << 2));
+          const u0 = load<f32>(w0 + (j << 2)), u1 = load<f32>(w1 + (j << 2)), u2 = load<f32>(w2 + (j << 2)), u3 = load<f32>(w3 + (j << 2));
+          s0 += xj * u0;
+          s1 += xj * u1;
+          s2 += xj * u2;
+          s3 += xj * u3;
+          t0 += xk * u0;
+          t1 += xk * u1;
+          t2 += xk * u2;
+          t3 += xk * u3;
+        }
+        const kb4 = kb << 2;
+        const sx = load<f32>(xsr + kb4), sz = load<f32>(xsq + kb4);
+        const g0 = load<f32>(sc0 + kb4), g1 = load<f32>(sc1 + kb4), g2 = load<f32>(sc2 + kb4), g3 = load<f32>(sc3 + kb4);
+        y0 += s0 * (sx * g0);
+        y1 += s1 * (sx * g1);
+        y2 += s2 * (sx * g2);
+        y3 += s3 * (sx * g3);
+        z0 += t0 * (sz * g0);
+        z1 += t1 * (sz * g1);
+        z2 += t2 * (sz * g2);
+        z3 += t3 * (sz * g3);
       }
       const yp = y + ((<usize>r * <usize>yStride + <usize>o) << 2);
       store<f32>(yp, y0);
-      if (o + 1 < rows) store<f32>(yp, y1, 4);
-      if (o + 2 < rows) store<f32>(yp, y2, 8);
-      if (o + 3 < rows) store<f32>(yp, y3, 12);
+      store<f32>(yp, y1, 4);
+      store<f32>(yp, y2, 8);
+      store<f32>(yp, y3, 12);
+      if (pair) {
+        const yq = yp + (<usize>yStride << 2);
+        store<f32>(yq, z0);
+        store<f32>(yq, z1, 4);
+        store<f32>(yq, z2, 8);
+        store<f32>(yq, z3, 12);
+      }
+    }
+  }
+  for (let o = quads; o < rows; o++) {
+    const wo = w + <usize>o * row, so = scales + ((<usize>((oFirst + o) >> 7) * nb) << 2);
+    for (let r = 0; r < n; r++) {
+      const xr = x + <usize>r * row, xsr = xs + ((<usize>r * nb) << 2);
+      let acc: f32 = 0;
+      for (let kb: usize = 0; kb < nb; kb++) {
+        const j0 = kb << 7;
+        acc += dotRange(xr, wo, j0, min(<usize>inDim, j0 + 128)) * (load<f32>(xsr + (kb << 2)) * load<f32>(so + (kb << 2)));
+      }
+      store<f32>(y + ((<usize>r * <usize>yStride + <usize>o) << 2), acc);
     }
   }
 }
