@@ -96,6 +96,9 @@ export function planLinear(x: Tensor<Float32Array>, w: Weight, opts: LinearOptio
   const { gemmImpl, scaleFormat, simd } = checkLinearOptions(opts);
   for (const key of Object.keys(opts)) if (!OPTIONS.includes(key)) throw new TypeError(`linear: unknown option '${key}' (expected: ${OPTIONS.join(', ')})`);
   const y = opts.out === undefined ? alloc(Float32Array, n * outDim) : checkOut('out', opts.out, Float32Array, n * outDim);
+  if (y.buffer === x.data.buffer && y.byteOffset < x.data.byteOffset + x.data.byteLength && x.data.byteOffset < y.byteOffset + y.byteLength) {
+    throw new RangeError(`out: must not overlap ${names.x}.data (every output reads all of its row of x)`);
+  }
   const fp8Gemm = w.format === 'fp8' && gemmImpl === 'fp8';
   const steps: Step[] = [];
   let xq: Uint8Array | null = null, xs: Float32Array | null = null;

@@ -248,6 +248,9 @@ test('checkWeight and linear: named errors for every bad argument', () => {
   assert.throws(() => linear(x, good, { simd: 1 as never }), /TypeError: simd: expected a boolean/);
   assert.throws(() => linear(x, good, { gemm: 'fp8' } as never), /TypeError: linear: unknown option 'gemm'/);
   assert.throws(() => linear(x, good, { out: new Float32Array(129) }), /RangeError: out: expected a Float32Array of length 130, got length 129/);
+  const both = new Float32Array(129 + 130);
+  assert.throws(() => linear({ data: both.subarray(0, 129), shape: [1, 129] }, good, { out: both.subarray(100, 230) }), /RangeError: out: must not overlap x.data/);
+  assert.equal(linear({ data: both.subarray(0, 129), shape: [1, 129] }, good, { out: both.subarray(129) }).data.length, 130);
 });
 
 test('linear: block scales of any size (>= 256, subnormal) and negative ones, simd equals the reference, n = 1 and n = 3', () => {
