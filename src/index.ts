@@ -51,3 +51,6 @@ export { openCheckpoint, CheckpointError, layerWeightBytes } from './model/check
 export type { Checkpoint, CheckpointSource, CheckpointFile, LoadLayerOptions, LayerTensor, CheckpointErrorCode } from './model/checkpoint.js';
 export type { MlaConfig, MlaLayerWeights, IndexerLayerWeights } from './model/types.js';
 export type { Weight, WeightFormat, Float32Weight, Bf16Weight, Fp8Weight } from './weights/weight.js';
+export { compareSelections } from './interop/index.js';
+export { summarizeComparison, VERDICTS, PRECISIONS } from './compare/selections.js';
+export type { CompareOptions, CompareTolerance, CompareInputs, CompareSelectionsResult, CompareSummary, Verdict, Precision } from './compare/selections.js';
