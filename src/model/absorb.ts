@@ -10,10 +10,9 @@
  * its one summation order, its WebAssembly path), over weights in their
  * stored form:
  *
- * - the value rows are read in place, a view of each head's rows, except
- *   an FP8 wkv_b whose heads' value rows do not start on a 128-row scale
- *   block (nope or nope + v not a multiple of 128): then a bf16 copy of
- *   their values;
+ * - the value rows are read in place, views of each head's rows (of FP8,
+ *   in segments within one 128-row scale block, so heads may start
+ *   anywhere: GLM-5's nope + v = 448);
  * - the key rows are multiplied transposed, so `headWeights` keeps them
  *   transposed, W_k,h^T [kvRank, nope] for every head, once per weight: in
  *   the stored format where the blocks stay whole (float32, bf16; FP8 when
@@ -32,9 +31,9 @@
  * weight [H * kvRank, nope]), simd; rows = output features of all heads,
  * [0, H * kvRank) (head h's q_pe is copied by the range holding its first).
  * 'model.valueUp' args: latent [n, H, kvRank], out [n, H * v], n, heads, v,
- * kvRank, format, data, scale (wkv_b, or the copy of its value rows), first
- * (the first value row of head 0), stride (rows from one head's value rows
- * to the next's), simd; rows = output features [0, H * v).
+ * kvRank, format, data, scale (wkv_b), first (the first value row of head
+ * 0: nope), stride (rows from one head's value rows to the next's: nope + v),
+ * simd; rows = output features [0, H * v).
  */
 import type { KernelArgs } from '../plan.js';
 import { allocShared, allocLocal } from '../tensor.js';
@@ -45,7 +44,7 @@ import { bf16Bits, dequantizeWeight, WEIGHT_BLOCK, type Weight, type WeightForma
 export interface HeadWeights {
   /** The key rows transposed: [H * kvRank, nope], row h * kvRank + c = wkv_b[h * (nope + v) + d, c] over d. */
   keyT: Weight;
-  /** The value rows: wkv_b itself (first row nope, stride nope + v) or a copy [H * v, kvRank] (first 0, stride v). */
+  /** The value rows: wkv_b itself, read in place (head h's from row first + h * stride). */
   value: Weight;
   first: number;
   stride: number;
@@ -71,8 +70,7 @@ export function headWeights(wkvB: Weight, heads: number, nope: number, v: number
   const cached = prepared.get(wkvB);
   if (cached !== undefined && cached.key === key) return cached.weights;
   const B = WEIGHT_BLOCK;
-  const fp8Value = nope % B === 0 && (nope + v) % B === 0;
-  const fp8Key = fp8Value && kvRank % B === 0;
+  const fp8Key = nope % B === 0 && (nope + v) % B === 0 && kvRank % B === 0;
   const rows = heads * kvRank;
   // Element (h, d, c) of the key rows sits at source index (h * (nope + v) + d) * kvRank + c; it goes to (h * kvRank + c) * nope + d.
   const transpose = <T extends Float32Array | Uint16Array | Uint8Array>(src: T, dst: T) => {
@@ -85,7 +83,6 @@ export function headWeights(wkvB: Weight, heads: number, nope: number, v: number
     return dst;
   };
   let keyT: Weight;
-  let bits: Uint16Array | null = null;
   if (wkvB.format === 'float32') keyT = { format: 'float32', shape: [rows, nope], data: transpose(wkvB.data, alloc(Float32Array, rows * nope)) };
   else if (wkvB.format === 'bf16') keyT = { format: 'bf16', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint16Array, rows * nope)) };
   else if (fp8Key) {
@@ -98,18 +95,9 @@ export function headWeights(wkvB: Weight, heads: number, nope: number, v: number
     }
     keyT = { format: 'fp8', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint8Array, rows * nope)), scale };
   } else {
-    bits = bf16Values(wkvB);
-    keyT = { format: 'bf16', shape: [rows, nope], data: transpose(bits, alloc(Uint16Array, rows * nope)) };
+    keyT = { format: 'bf16', shape: [rows, nope], data: transpose(bf16Values(wkvB), alloc(Uint16Array, rows * nope)) };
   }
-  let weights: HeadWeights;
-  if (wkvB.format !== 'fp8' || fp8Value) {
-    weights = { keyT, value: wkvB, first: nope, stride: nope + v };
-  } else {
-    bits ??= bf16Values(wkvB);
-    const value = alloc(Uint16Array, heads * v * kvRank);
-    for (let h = 0; h < heads; h++) value.set(bits.subarray((h * (nope + v) + nope) * kvRank, (h + 1) * (nope + v) * kvRank), h * v * kvRank);
-    weights = { keyT, value: { format: 'bf16', shape: [heads * v, kvRank], data: value }, first: 0, stride: v };
-  }
+  const weights: HeadWeights = { keyT, value: wkvB, first: nope, stride: nope + v };
   prepared.set(wkvB, { key, weights });
   return weights;
 }
@@ -124,14 +112,31 @@ function scratch(nx: number, ny: number): [Float32Array, Float32Array] {
   return [xScratch.subarray(0, nx), yScratch.subarray(0, ny)];
 }
 
-/** `linear` of n rows through rows [first, first + outDim) of a weight [*, inDim] (their scales from the block of `first`, a multiple of 128 for fp8). */
+// Per-thread scratch: one block segment's outputs [n, rows].
+let segScratch = new Float32Array(0);
+
+/**
+ * `linear` of n rows x [n, inDim] through rows [first, first + outDim) of a
+ * weight [*, inDim], outputs [o0, o1) into y [n, outDim]. An FP8 weight's
+ * rows go in segments that stay within one 128-row scale block, each a
+ * weight of one scale row, so the rows may start anywhere; each output is
+ * still one row's dot, so the segments change no bit.
+ */
 function headLinear(x: Float32Array, n: number, inDim: number, outDim: number, format: WeightFormat, data: Float32Array | Uint16Array | Uint8Array, scale: Float32Array | null, first: number, y: Float32Array, o0: number, o1: number, simd: boolean): void {
+  const base = { x, xq: null, xs: null, n, inDim, format, fp8Gemm: false, simd };
+  if (scale === null) {
+    linearRows({ ...base, outDim, y, data: data.subarray(first * inDim, (first + outDim) * inDim), scale: null }, o0, o1);
+    return;
+  }
   const nb = Math.ceil(inDim / WEIGHT_BLOCK);
-  linearRows({
-    x, xq: null, xs: null, n, inDim, outDim, format, fp8Gemm: false, y, simd,
-    data: data.subarray(first * inDim, (first + outDim) * inDim),
-    scale: scale === null ? null : scale.subarray((first / WEIGHT_BLOCK) * nb, Math.ceil((first + outDim) / WEIGHT_BLOCK) * nb),
-  }, o0, o1);
+  for (let a = first + o0; a < first + o1;) {
+    const block = Math.floor(a / WEIGHT_BLOCK), b = Math.min(first + o1, (block + 1) * WEIGHT_BLOCK), rows = b - a;
+    if (segScratch.length < n * rows) segScratch = new Float32Array(n * WEIGHT_BLOCK);
+    const seg = segScratch.subarray(0, n * rows);
+    linearRows({ ...base, outDim: rows, y: seg, data: data.subarray(a * inDim, b * inDim), scale: scale.subarray(block * nb, (block + 1) * nb) }, 0, rows);
+    for (let r = 0; r < n; r++) y.set(seg.subarray(r * rows, (r + 1) * rows), r * outDim + (a - first));
+    a = b;
+  }
 }
 
 export function absorbQueryRows(args: KernelArgs, o0: number, o1: number): void {

@@ -86,7 +86,7 @@ test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe c
   );
 });
 
-test('FP8 wkv_b with heads on 128-row blocks (nope 128, v 128, kvRank 256, 3 heads): read in place and transposed as FP8, bit for bit its values as bf16; splits and simd equal', () => {
+test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (GLM-5: nope 192, v 256): read in place (keys transposed as FP8 where blocks stay whole), bit for bit its values as bf16; splits and simd equal', () => {
   const heads = 3, nope = 128, v = 128, kvRank = 256, rope = 8, n = 2;
   const data = floats(heads * (nope + v) * kvRank, 3, 0.2);
   for (let i = 0; i < data.length; i += 9000) data[i] *= 50; // blocks of different scales
@@ -104,10 +104,13 @@ test('FP8 wkv_b with heads on 128-row blocks (nope 128, v 128, kvRank 256, 3 hea
     assert.deepEqual(other.qOut, fp8.qOut, `simd ${simd} split ${split}`);
     assert.deepEqual(other.o, fp8.o, `simd ${simd} split ${split}`);
   }
-  // Off the blocks (nope 40): the copies are bf16, the results the same values' products.
-  const odd = quantizeWeightFp8({ data: floats(2 * 90 * 200, 6, 0.3), shape: [180, 200] });
-  const hw = headWeights(odd, 2, 40, 50, 200);
-  assert.equal(hw.keyT.format, 'bf16');
-  assert.equal(hw.value.format, 'bf16');
-  assert.deepEqual(hw.value.shape, [100, 200]);
+  // Off the blocks (GLM-5's nope 192, v 256: heads start at rows 0, 448, 896): the values in place, the transposed keys bf16, bit for bit the bf16 weight of the values.
+  const glm = quantizeWeightFp8({ data: floats(3 * 448 * 128, 6, 0.3).map((x, i) => (i % 7000 === 0 ? x * 40 : x)), shape: [3 * 448, 128] });
+  const glmQ = floats(n * 3 * (192 + rope), 7), glmLatent = floats(n * 3 * 128, 8);
+  const inPlace = run(glm, n, 3, 192, rope, 256, 128, glmQ, glmLatent, true, 3);
+  assert.equal(inPlace.hw.keyT.format, 'bf16');
+  assert.equal(inPlace.hw.value, glm, 'the value rows are read in place');
+  const glmBf16 = run({ format: 'bf16', shape: glm.shape, data: toBf16(values(glm)) }, n, 3, 192, rope, 256, 128, glmQ, glmLatent, false);
+  assert.deepEqual(inPlace.qOut, glmBf16.qOut);
+  assert.deepEqual(inPlace.o, glmBf16.o);
 });
