@@ -60,7 +60,8 @@ export interface MlaStepOptions {
    * 'shared' layer: the previous full layer's `indices`, or any reuse of
    * them); the indexer does not run. Each is -1 (none) or a position in the
    * token's sequence at most its own (causal). Required for a layer
-   * without indexer weights.
+   * without indexer weights. The new tokens' indexer keys are then not
+   * stored (zeros in the cache), so a layer given top-k keeps being given it.
    */
   indices?: Tensor<Int32Array>;
   /** How FP8 projection weights are read (`linear`'s gemmImpl: 'bf16' default, or 'fp8'). */
