@@ -8,7 +8,7 @@
  * `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with
  * spaces and a newline so the data starts on a 64-byte boundary.
  */
-import { product, type Tensor, type TypedArray, type TypedArrayConstructor } from '../tensor.js';
+import { describe, product, type Tensor, type TypedArray, type TypedArrayConstructor } from '../tensor.js';
 
 /** The dtypes read and written. int64 is NumPy's default integer; bool is one byte per element. */
 export type NpyDtype = 'int32' | 'int64' | 'float32' | 'bool' | 'uint8' | 'uint32';
@@ -70,6 +70,7 @@ export function npyHeaderLength(preamble: Uint8Array, name = 'npy'): number {
  * than int32, int64, float32, bool, uint8, uint32 (little endian).
  */
 export function parseNpyHeader(bytes: Uint8Array, name = 'npy'): NpyHeader {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${name}: expected the file's bytes as a Uint8Array, got ${describe(bytes)}`);
   const dataOffset = npyHeaderLength(bytes, name);
   const start = bytes[6] === 1 ? 10 : 12;
   if (bytes.length < dataOffset) {
@@ -138,6 +139,12 @@ function parseShape(text: string, name: string): number[] {
 
 /** A version 1.0 header (2.0 when the dict does not fit 65535 bytes), data aligned to 64 bytes. */
 export function encodeNpyHeader(dtype: NpyDtype, shape: readonly number[]): Uint8Array {
+  if (typeof dtype !== 'string' || !Object.hasOwn(NPY_DTYPES, dtype)) {
+    throw new TypeError(`dtype: expected one of ${Object.keys(NPY_DTYPES).map((d) => `'${d}'`).join(', ')}, got ${describe(dtype)}`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new RangeError(`shape: expected an array of non-negative integers, got ${Array.isArray(shape) ? `[${shape.map(String).join(', ')}]` : describe(shape)}`);
+  }
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let dict = `{'descr': '${NPY_DTYPES[dtype].descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   let prefix = 10;
@@ -223,7 +230,11 @@ export function readNpyHeader(name: string, fileBytes: number, readBytes: (lengt
 }
 
 /** A whole .npy file as bytes (header + data). */
-export function encodeNpy(tensor: Tensor, dtype: NpyDtype = npyDtypeOf(tensor.data)): Uint8Array {
+export function encodeNpy(tensor: Tensor, dtype?: NpyDtype): Uint8Array {
+  if (typeof tensor !== 'object' || tensor === null || !ArrayBuffer.isView(tensor.data) || tensor.data instanceof DataView) {
+    throw new TypeError(`tensor: expected a tensor { data, shape } over a typed array, got ${describe(tensor)}`);
+  }
+  dtype ??= npyDtypeOf(tensor.data);
   const header = encodeNpyHeader(dtype, tensor.shape);
   const { data } = tensor;
   if (!(data instanceof NPY_DTYPES[dtype].ctor)) {
