@@ -26,7 +26,7 @@
  *   encodeSafetensors(tensors, metadata?) -> Uint8Array (the whole file)
  * Every failure is a SafetensorsError naming the file, with a `code`.
  */
-import type { TypedArray } from '../tensor.js';
+import { describe, type TypedArray } from '../tensor.js';
 
 export type SafetensorsDtype =
   | 'BOOL' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
@@ -161,6 +161,10 @@ function isNonNegativeInteger(x: unknown): x is number {
  */
 export function parseSafetensorsHeader(bytes: Uint8Array, opts: { fileSize?: number; name?: string } = {}): SafetensorsHeader {
   const name = opts.name ?? 'safetensors';
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes: expected a Uint8Array (the first 8 + N bytes of ${name}), got ${describe(bytes)}`);
+  if (opts.fileSize !== undefined && !isNonNegativeInteger(opts.fileSize)) {
+    throw new RangeError(`fileSize: expected a non-negative integer (the length of ${name} in bytes), got ${describe(opts.fileSize)}`);
+  }
   const fileSize = opts.fileSize ?? bytes.length;
   const headerLength = safetensorsHeaderLength(bytes, fileSize, name);
   if (bytes.length < 8 + headerLength) {
@@ -320,6 +324,10 @@ export interface SafetensorsReader {
  */
 export async function openSafetensors(source: ByteSource | Blob | Uint8Array, name?: string): Promise<SafetensorsReader> {
   checkHost();
+  const blobLike = typeof source === 'object' && source !== null && typeof (source as Blob).slice === 'function' && typeof (source as Blob).size === 'number';
+  if (!(source instanceof Uint8Array) && !isByteSource(source) && !blobLike) {
+    throw new TypeError(`source: expected a ByteSource, a Blob or a Uint8Array, got ${describe(source)}`);
+  }
   const src = source instanceof Uint8Array ? bytesSource(source, name) : isByteSource(source) ? source : blobSource(source, name);
   try {
     const first8 = new Uint8Array(Math.min(8, src.size));
@@ -381,6 +389,11 @@ export function encodeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   checkHost();
+  const plain = typeof tensors === 'object' && tensors !== null && [Object.prototype, null].includes(Object.getPrototypeOf(tensors));
+  if (!(tensors instanceof Map) && !plain) throw new TypeError(`tensors: expected a Map or a record of { dtype, shape, data }, got ${describe(tensors)}`);
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || !Object.values(metadata).every((v) => typeof v === 'string'))) {
+    throw new TypeError(`metadata: expected a record of strings (safetensors' __metadata__), got ${describe(metadata)}`);
+  }
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   // fromEntries, not assignment: a tensor named '__proto__' stays a plain key
   const header: [string, unknown][] = [];
@@ -388,12 +401,14 @@ export function encodeSafetensors(
   let offset = 0;
   for (const [key, t] of list) {
     if (key === '__metadata__') throw new RangeError(`encodeSafetensors: '__metadata__' is reserved, not a tensor name`);
-    const ctor = SAFETENSORS_DTYPES[t.dtype];
+    if (typeof t !== 'object' || t === null) throw new TypeError(`encodeSafetensors: tensor '${key}': expected { dtype, shape, data }, got ${describe(t)}`);
+    const ctor = Object.hasOwn(SAFETENSORS_DTYPES, t.dtype) ? SAFETENSORS_DTYPES[t.dtype] : undefined;
     if (ctor === undefined) throw new RangeError(`encodeSafetensors: tensor '${key}': unknown dtype '${String(t.dtype)}'`);
     if (!(t.data instanceof ctor)) throw new TypeError(`encodeSafetensors: tensor '${key}': dtype ${t.dtype} needs a ${ctor.name}, got ${t.data?.constructor?.name}`);
+    if (!Array.isArray(t.shape)) throw new TypeError(`encodeSafetensors: tensor '${key}': shape must be an array of non-negative integers, got ${describe(t.shape)}`);
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (!t.shape.every(isNonNegativeInteger) || n !== t.data.length) {
-      throw new RangeError(`encodeSafetensors: tensor '${key}': shape [${t.shape.join(', ')}] holds ${n} elements, data has ${t.data.length}`);
+      throw new RangeError(`encodeSafetensors: tensor '${key}': shape [${t.shape.map(String).join(', ')}] holds ${n} elements, data has ${t.data.length}`);
     }
     header.push([key, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] }]);
     offset += t.data.byteLength;
