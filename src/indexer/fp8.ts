@@ -48,7 +48,9 @@ export const E4M3_VALUES: Float32Array = (() => {
 
 /** The value of an e4m3 code. */
 export function e4m3Decode(code: number): number {
-  return E4M3_VALUES[code & 0xff];
+  // A code outside one byte would wrap silently (code & 0xff) to another value.
+  if (!Number.isInteger(code) || code < 0 || code > 255) throw new RangeError(`code: expected an integer 0..255 (one e4m3 byte), got ${describe(code)}`);
+  return E4M3_VALUES[code];
 }
 
 const F32 = new Float32Array(1);
@@ -62,6 +64,8 @@ const U32 = new Uint32Array(F32.buffer);
  * exponent (127 -> 7); subnormal ones (|x| < 2^-6) are multiples of 2^-9.
  */
 export function e4m3Encode(x: number): number {
+  // Storing a non-number into the Float32Array would coerce it ('1' -> 1) or throw an engine error (BigInt).
+  if (typeof x !== 'number') throw new TypeError(`x: expected a number, got ${describe(x)}`);
   F32[0] = x;
   const bits = U32[0];
   const sign = (bits >>> 24) & 0x80;
