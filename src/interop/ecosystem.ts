@@ -160,6 +160,8 @@ export function dtypeOf(data: TypedArray, need: Need | undefined): string | null
 /** The result kind an `output` module gives: how it builds a tensor over a host array, and which dtypes it can hold. */
 export interface Output {
   readonly runtime: 'ort' | 'tf';
+  /** The caller's module (what builds GPU tensors: src/interop/gpu.ts). */
+  readonly module: OutputModule;
   holds(dtype: string): boolean;
   /** A tensor over `data` itself (no copy where the runtime adopts the array: ort, tfjs's cpu backend). */
   fromHost(data: TypedArray, shape: readonly number[], dtype: string): unknown;
@@ -192,13 +194,14 @@ export function resolveOutput(value: unknown, name = 'output'): Output | null {
   if ((typeof value === 'object' || typeof value === 'function') && value !== null) {
     if (typeof m.tensor === 'function' && typeof m.Tensor === 'function') {
       const tensor = m.tensor as (values: TypedArray, shape: number[], dtype: string) => unknown;
-      return { runtime: 'tf', holds: (d) => TF_DTYPES.includes(d), fromHost: (data, shape, dtype) => tensor(data, shape.slice(), dtype) };
+      return { runtime: 'tf', module: value as OutputModule, holds: (d) => TF_DTYPES.includes(d), fromHost: (data, shape, dtype) => tensor(data, shape.slice(), dtype) };
     }
     if (typeof m.Tensor === 'function' && m.tensor === undefined) {
       const Ctor = m.Tensor as new (type: string, data: TypedArray, dims: readonly number[]) => unknown;
       const copyShared = refusesShared(value);
       return {
         runtime: 'ort',
+        module: value as OutputModule,
         holds: (d) => d in DATA_OF,
         fromHost: (data, shape, dtype) => new Ctor(dtype, copyShared && data.buffer instanceof SharedArrayBuffer ? data.slice() : data, shape.slice()),
       };

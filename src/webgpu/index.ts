@@ -22,7 +22,8 @@ import { planSparseAttention, type SparseAttentionOptions, type SparseAttentionR
 import type { Plan } from '../plan.js';
 import type { Alloc } from '../tensor.js';
 import { GpuContext, readTensor, runOnGpu, uploadTensor } from './runner.js';
-import { GpuTensor, standIn } from './resident.js';
+import { GpuTensor, standIn, type GpuDtype } from './resident.js';
+import { borrowBuffer, checkDevice, foreignError } from './handover.js';
 import { programs } from './programs.js';
 import { planIndexerTopk, type IndexerTopkOptions } from './fused.js';
 import { describe } from '../tensor.js';
@@ -34,7 +35,14 @@ export type { GpuDtype } from './resident.js';
 export type { IndexerTopkOptions } from './fused.js';
 
 export interface CreateGpuOptions {
-  /** A device to use (the caller keeps it: `destroy()` leaves it alone). Default: one requested here. */
+  /**
+   * A device to use (the caller keeps it: `destroy()` leaves it alone), e.g.
+   * ONNX Runtime Web's (`await ort.env.webgpu.device`) or tfjs-webgpu's
+   * (`tf.backend().device`), whose GPU tensors the ops then take and give
+   * without a copy (docs/interop.md, "GPU hand-over"). It needs the limits
+   * of a core WebGPU device (`NEEDED_LIMITS`); less is an Error naming them.
+   * Default: one requested here.
+   */
   device?: GPUDevice;
   /** Passed to requestAdapter when no device is given. */
   powerPreference?: 'low-power' | 'high-performance';
@@ -180,7 +188,7 @@ function adapterFacts(device: GPUDevice): AdapterFacts {
 export async function createGpu(opts: CreateGpuOptions = {}) {
   const asked = checkFeatures(opts.features);
   const owned = opts.device === undefined;
-  const { device, keep } = owned ? await requestDevice(opts, asked) : { device: opts.device!, keep: null };
+  const { device, keep } = owned ? await requestDevice(opts, asked) : { device: checkDevice(opts.device), keep: null };
   if (!owned && asked) {
     const missing = missingFeature(asked, new Set(device.features as unknown as Iterable<string>), 'the device');
     if (missing) throw missing;
@@ -207,7 +215,9 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
         }
         return { data: data as T, shape: x.shape.slice() };
       };
-      return runOnGpu(ctx, op, (alloc) => build(alloc, input), { resident: resident === true, standIns: list });
+      // A rejected call with borrowed buffers says which of them is another device's (src/webgpu/handover.ts).
+      return runOnGpu(ctx, op, (alloc) => build(alloc, input), { resident: resident === true, standIns: list }).catch((e: unknown) =>
+        foreignError(op, [...standIns.keys()].filter((t) => t.borrowed), e));
     });
   }
 
@@ -307,6 +317,19 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
       return uploadTensor(ctx, 'upload', tensor.data, tensor.shape);
     },
 
+    /**
+     * A GpuTensor over a GPUBuffer of this device made elsewhere (ONNX
+     * Runtime Web, tfjs-webgpu, the caller's code), no copy: `shape` and
+     * `dtype` say what it holds (its first `bufferBytes(dtype, length)`
+     * bytes, row-major); usage needs STORAGE and COPY_SRC. The buffer stays
+     * the caller's: the tensor's `destroy()` leaves it alone. A buffer of
+     * another device rejects the first call that binds it, naming it.
+     */
+    wrap(buffer: GPUBuffer, shape: readonly number[], dtype: GpuDtype): GpuTensor {
+      if (destroyed) throw new Error('wrap: this WebGPU backend was destroyed');
+      return borrowBuffer(device, buffer, shape, dtype, 'wrap');
+    },
+
     /** Reads a GPU tensor back to the host. */
     read(tensor: GpuTensor): Promise<Tensor> {
       if (!(tensor instanceof GpuTensor)) return Promise.reject(new TypeError(`read: expected a GpuTensor, got ${describe(tensor)}`));
@@ -319,7 +342,7 @@ export async function createGpu(opts: CreateGpuOptions = {}) {
       if (owned) device.destroy();
       void keep;
     },
-  }, GPU_SIGNATURES, { gpu: true, sync: ['upload'] });
+  }, GPU_SIGNATURES, { gpu: true, device, sync: ['upload'], read: (t) => ctx.serial(() => readTensor(ctx, 'getData', t)) });
 }
 
 export type DsaGpu = Awaited<ReturnType<typeof createGpu>>;

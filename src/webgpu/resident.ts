@@ -54,11 +54,14 @@ export class GpuTensor {
   /** @internal the device the buffer belongs to */
   readonly device: GPUDevice;
   #buffer: GPUBuffer | null;
+  /** Whether the buffer is another user's (`gpu.wrap`, an ONNX Runtime or tfjs GPU tensor): `destroy()` leaves it alone. */
+  readonly borrowed: boolean;
 
-  /** @internal made by `gpu.upload` and by calls with `resident: true` (a plan output gets its buffer when the plan runs) */
-  constructor(device: GPUDevice, buffer: GPUBuffer | null, dtype: GpuDtype, shape: number[]) {
+  /** @internal made by `gpu.upload`, `gpu.wrap` (owned false) and by calls with `resident: true` (a plan output gets its buffer when the plan runs) */
+  constructor(device: GPUDevice, buffer: GPUBuffer | null, dtype: GpuDtype, shape: number[], owned = true) {
     this.device = device;
     this.#buffer = buffer;
+    this.borrowed = !owned;
     this.dtype = dtype;
     this.shape = shape;
     this.length = shape.reduce((a, b) => a * b, 1);
@@ -82,14 +85,14 @@ export class GpuTensor {
 
   /** The same buffer under another shape of the same length. */
   reshape(shape: number[]): GpuTensor {
-    const t = new GpuTensor(this.device, this.#buffer, this.dtype, shape);
+    const t = new GpuTensor(this.device, this.#buffer, this.dtype, shape, !this.borrowed);
     if (t.length !== this.length) throw new RangeError(`reshape: [${shape.join(', ')}] holds ${t.length} elements, the tensor ${this.length}`);
     return t;
   }
 
-  /** Frees the GPU memory now (otherwise it lives until the device does). */
+  /** Frees the GPU memory now (otherwise it lives until the device does); a borrowed buffer is its maker's to free, and stays. */
   destroy(): void {
-    this.#buffer?.destroy();
+    if (!this.borrowed) this.#buffer?.destroy();
   }
 }
 

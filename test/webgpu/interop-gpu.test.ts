@@ -1,0 +1,217 @@
+// The GPU hand-over in Node (Dawn, SwiftShader): GPUBuffers made outside the
+// backend (a plain buffer with its shape and dtype, an onnxruntime-web
+// tensor on 'gpu-buffer', a tfjs dataToGPU() result) go into the GPU ops
+// as they are (no copy, no read-back: counted) and equal the CPU functions;
+// resident results come out as onnxruntime-web GPU tensors over the
+// result's own buffer, whose dispose() frees it; borrowed buffers are never
+// destroyed; a buffer of another device, missing usage flags, a short or
+// mapped buffer, int64 or tfjs bool on the GPU, onnxruntime-node's GPU
+// tensors and a device short of the limits are errors that say so.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ortWeb from 'onnxruntime-web';
+import * as ortNode from 'onnxruntime-node';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { gpu, bits } from './device.js';
+import { createGpu, GpuTensor } from '../../src/webgpu/index.js';
+import { NEEDED_LIMITS, checkDevice } from '../../src/webgpu/handover.js';
+import { topk } from '../../src/topk/topk.js';
+import { sparseAttention } from '../../src/attention/sparse.js';
+import { generateMask } from '../../src/mask/masks.js';
+import type { Tensor } from '../../src/tensor.js';
+import { assertClose } from '../helpers/close.js';
+import { randomFloats } from '../attention/fixtures.js';
+
+await tf.setBackend('cpu');
+
+const USAGE = { MAP_READ: 0x1, MAP_WRITE: 0x2, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 };
+const device = gpu.device;
+
+/** A buffer of `device` holding `data`, `extra` bytes larger than it needs (ONNX Runtime's pooled buffers are larger too). */
+function bufferOf(data: Float32Array | Int32Array | Uint8Array, usage = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, on: GPUDevice = device, extra = 12): GPUBuffer {
+  const size = Math.ceil((data.byteLength + extra) / 4) * 4;
+  const buffer = on.createBuffer({ size, usage });
+  if (usage & USAGE.COPY_DST) {
+    const padded = new Uint8Array(size);
+    padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    on.queue.writeBuffer(buffer, 0, padded);
+  }
+  return buffer;
+}
+
+/**
+ * Counts GPU-to-CPU read-backs: every mapAsync on a buffer of this process,
+ * by its size. A resident topk reads back one thing, its NaN flags (one
+ * int32 a row, src/topk/topk.ts's finish), never scores, values or indices.
+ */
+const probe = device.createBuffer({ size: 4, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+const proto = Object.getPrototypeOf(probe) as { mapAsync: (...a: unknown[]) => Promise<void>; destroy: () => void };
+probe.destroy();
+const reads: number[] = [];
+const destroyed = new WeakSet<object>();
+const { mapAsync, destroy } = proto;
+proto.mapAsync = function (this: GPUBuffer, ...a: unknown[]) {
+  reads.push(this.size);
+  return mapAsync.apply(this, a);
+};
+proto.destroy = function (this: GPUBuffer) {
+  destroyed.add(this);
+  return destroy.apply(this);
+};
+after(() => {
+  proto.mapAsync = mapAsync;
+  proto.destroy = destroy;
+});
+
+const [t, s, hq, d, k] = [4, 96, 2, 16, 8];
+/** What a resident topk of t rows reads back: its NaN flags, t int32. */
+const FLAGS = t * 4;
+const readsSince = (from: number) => reads.slice(from);
+
+test('a plain GPUBuffer (wrap, or { buffer, shape, dtype }) into topk and sparseAttention: no copy, no read-back until read, equal to the CPU; the buffers stay the caller\'s', async () => {
+  const scores = randomFloats([1, t, s], 1, 3);
+  const q = randomFloats([t, hq, d], 2), kv = randomFloats([s, 1, d], 3);
+  const sb = bufferOf(scores.data), qb = bufferOf(q.data), kvb = bufferOf(kv.data);
+  const scoresT = gpu.wrap(sb, [1, t, s], 'float32');
+  assert.ok(scoresT instanceof GpuTensor && scoresT.borrowed && scoresT.buffer === sb, 'wrap is the buffer itself');
+  const before = reads.length;
+  const top = await gpu.topk(scoresT, k, { resident: true });
+  const indices = top.indices.reshape([t, 1, k]);
+  // (The ecosystem overload types the result as the host one; resident: true makes it GpuTensors.)
+  const att = (await gpu.sparseAttention({ buffer: qb, shape: [t, hq, d], dtype: 'float32' }, { buffer: kvb, shape: [s, 1, d], dtype: 'float32' }, indices, { resident: true })) as unknown as Record<'out' | 'lse', GpuTensor>;
+  assert.deepEqual(readsSince(before), [FLAGS], 'no read-back of scores, values, indices or attention: only topk\'s NaN flags');
+  const want = topk(scores, k);
+  assert.deepEqual(bits((await gpu.read(top.values)).data as Float32Array), bits(want.values.data));
+  assert.deepEqual(Array.from((await gpu.read(top.indices)).data as Int32Array), Array.from(want.indices.data));
+  const cpu = sparseAttention(q, kv, { data: want.indices.data, shape: [t, 1, k] });
+  assertClose((await gpu.read(att.out)).data as Float32Array, cpu.out.data, { rtol: 1e-5, atol: 1e-6 }, 'out');
+  assertClose((await gpu.read(att.lse)).data as Float32Array, cpu.lse.data, { rtol: 1e-5, atol: 1e-6 }, 'lse');
+  // A borrowed tensor's destroy() leaves the buffer alone; the call's own results are ours to free.
+  scoresT.destroy();
+  scoresT.reshape([t, s]).destroy();
+  assert.ok(!destroyed.has(sb) && !destroyed.has(qb) && !destroyed.has(kvb), 'no borrowed buffer destroyed');
+  assertSameTopk(await gpu.topk(scoresT, k), want, 'the buffer still holds the scores');
+  top.values.destroy();
+  assert.ok(destroyed.has(top.values.buffer));
+  for (const b of [sb, qb, kvb]) b.destroy();
+});
+
+function assertSameTopk(got: { values: Tensor; indices: Tensor }, want: { values: Tensor<Float32Array>; indices: Tensor<Int32Array> }, label: string) {
+  assert.deepEqual(bits(got.values.data as Float32Array), bits(want.values.data), `${label}: values`);
+  assert.deepEqual(Array.from(got.indices.data as Int32Array), Array.from(want.indices.data), `${label}: indices`);
+}
+
+test('onnxruntime-web tensors on gpu-buffer in and out: fromGpuBuffer over our buffers, getData() reads them, dispose() frees them, a bool mask is a bool-form mask', async () => {
+  const scores = randomFloats([1, t, s], 4, 3);
+  const sb = bufferOf(scores.data);
+  const ortScores = ortWeb.Tensor.fromGpuBuffer(sb, { dataType: 'float32', dims: [1, t, s] });
+  const maskHost = generateMask(topk(randomFloats([1, t, s], 5), 20).indices, s, { form: 'bool' }) as Tensor<Uint8Array>;
+  const ortMask = ortWeb.Tensor.fromGpuBuffer(bufferOf(maskHost.data), { dataType: 'bool', dims: [1, t, s] });
+  const before = reads.length;
+  const top = await gpu.topk(ortScores, k, { mask: ortMask, output: ortWeb, resident: true });
+  assert.deepEqual(readsSince(before), [FLAGS], 'no read-back but the NaN flags');
+  assert.equal(top.values.location, 'gpu-buffer');
+  assert.equal(top.indices.type, 'int32');
+  assert.deepEqual(top.indices.dims, [1, t, k]);
+  const want = topk(scores, k, { mask: maskHost });
+  assertSameTopk({ values: { data: await top.values.getData() as Float32Array, shape: [] }, indices: { data: await top.indices.getData() as Int32Array, shape: [] } }, want, 'ort gpu');
+  // The result's ort tensor is over the result's buffer: into the next op as it is, and dispose() destroys it.
+  const reshaped = ortWeb.Tensor.fromGpuBuffer(top.indices.gpuBuffer, { dataType: 'int32', dims: [t, 1, k] });
+  const q = randomFloats([t, hq, d], 6), kv = randomFloats([s, 1, d], 7);
+  const att = await gpu.sparseAttention(q, kv, reshaped, { output: ortWeb });
+  assertClose(att.out.data as Float32Array, sparseAttention(q, kv, { data: want.indices.data, shape: [t, 1, k] }).out.data, { rtol: 1e-5, atol: 1e-6 });
+  const buffer = top.indices.gpuBuffer;
+  assert.ok(!destroyed.has(buffer));
+  top.indices.dispose();
+  assert.ok(destroyed.has(buffer), "the ort tensor's dispose() destroys the result's buffer");
+  assert.ok(!destroyed.has(sb), 'the input buffer is the caller\'s');
+  // A mask result: bool on ort's side.
+  // (A GpuTensor argument picks the op's own overload, whose type knows no output: the result is an ort.Tensor.)
+  const m = (await gpu.generateMask(gpu.upload(want.indices), s, { form: 'bool', output: ortWeb, resident: true })) as unknown as ortWeb.Tensor;
+  assert.equal(m.type, 'bool');
+  assert.deepEqual(Array.from(await m.getData() as Uint8Array), Array.from(generateMask(want.indices, s, { form: 'bool' }).data));
+  m.dispose();
+  top.values.dispose();
+  sb.destroy();
+});
+
+test('a tfjs dataToGPU() result is taken by its buffer and tensorRef; bool and a disposed tensorRef are refused by name; tfjs output needs its webgpu backend', async () => {
+  const scores = randomFloats([1, t, s], 8, 3);
+  const ref = tf.tensor(scores.data, scores.shape, 'float32');
+  const sb = bufferOf(scores.data);
+  const before = reads.length;
+  const top = (await gpu.topk({ buffer: sb, tensorRef: ref }, k, { resident: true })) as unknown as Record<'values' | 'indices', GpuTensor>;
+  assert.deepEqual(readsSince(before), [FLAGS]);
+  assertSameTopk({ values: await gpu.read(top.values), indices: await gpu.read(top.indices) }, topk(scores, k), 'tf');
+  const boolRef = tf.tensor(new Uint8Array(t * s), [1, t, s], 'bool');
+  await assert.rejects(gpu.topk(randomFloats([1, t, s], 1), k, { mask: { buffer: sb, tensorRef: boolRef } }), /^TypeError: mask: expected dtype float32 or uint8 or uint32 on the GPU, got a tfjs dataToGPU\(\) result of dtype 'bool' \(tfjs-webgpu stores bool as 4 bytes an element/);
+  ref.dispose();
+  await assert.rejects(gpu.topk({ buffer: sb, tensorRef: ref }, k), /^TypeError: scores: the tfjs dataToGPU\(\) result's tensorRef was disposed/);
+  await assert.rejects(gpu.topk(scores, k, { output: tf, resident: true }), /^TypeError: output: tfjs's backend \('cpu'\) is not webgpu on this backend's device/);
+  tf.dispose(boolRef);
+  sb.destroy();
+});
+
+test('refused by name: usage without STORAGE or COPY_SRC, a short or mapped buffer, a bad dtype or shape, int64 and float16 on the GPU, onnxruntime-node', async () => {
+  const data = new Float32Array(t * s);
+  const noStorage = bufferOf(data, USAGE.COPY_SRC | USAGE.COPY_DST);
+  assert.throws(() => gpu.wrap(noStorage, [1, t, s], 'float32'), /^TypeError: wrap: the GPUBuffer's usage \(12\) lacks GPUBufferUsage\.STORAGE;/);
+  const noCopy = bufferOf(data, USAGE.STORAGE | USAGE.COPY_DST);
+  await assert.rejects(gpu.topk({ buffer: noCopy, shape: [1, t, s], dtype: 'float32' }, k), /^TypeError: scores: the GPUBuffer's usage \(136\) lacks GPUBufferUsage\.COPY_SRC;/);
+  const short = bufferOf(new Float32Array(10), undefined, device, 0);
+  assert.throws(() => gpu.wrap(short, [1, t, s], 'float32'), /^RangeError: wrap: a float32 tensor of shape \[1, 4, 96\] needs 1536 bytes, the GPUBuffer has 40$/);
+  const mappedBuffer = device.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_SRC, mappedAtCreation: true });
+  assert.throws(() => gpu.wrap(mappedBuffer, [4], 'float32'), /^TypeError: wrap: the GPUBuffer is mapped; unmap it first$/);
+  mappedBuffer.unmap();
+  assert.throws(() => gpu.wrap(mappedBuffer, [4], 'float64' as never), /^TypeError: wrap: dtype: expected one of 'float32', 'int32', 'uint32', 'uint8', 'int8', got string "float64"$/);
+  assert.throws(() => gpu.wrap(mappedBuffer, [-1], 'float32'), /^TypeError: wrap: shape: expected an array of non-negative integers/);
+  assert.throws(() => gpu.wrap({} as GPUBuffer, [4], 'float32'), /^TypeError: wrap: expected a GPUBuffer, got/);
+  const ok = bufferOf(new Int32Array(t * k));
+  await assert.rejects(gpu.topk({ buffer: ok, shape: [1, t, k], dtype: 'int32' }, 2), /^TypeError: scores: expected dtype float32 on the GPU, got a \{ buffer, shape, dtype \} of dtype 'int32'$/);
+  const int64 = ortWeb.Tensor.fromGpuBuffer(ok, { dataType: 'int64', dims: [t, 1, k / 2] });
+  await assert.rejects(gpu.generateMask(int64, s), /^TypeError: indices: expected dtype int32 on the GPU, got an ort\.Tensor on 'gpu-buffer' of dtype 'int64' \(the GPU ops take int32 indices: Cast to int32 in the graph/);
+  const half = ortWeb.Tensor.fromGpuBuffer(ok, { dataType: 'float16', dims: [1, t, k] });
+  await assert.rejects(gpu.topk(half, 2), /of dtype 'float16' \(dsa-ts computes in float32: Cast to float32 in the graph\)$/);
+  // onnxruntime-node: a 'gpu-buffer' tensor whose handle is no GPUBuffer, and no GPU output.
+  const native = ortNode.Tensor.fromGpuBuffer({ handle: 1 } as never, { dataType: 'float32', dims: [1, t, s] });
+  await assert.rejects(gpu.topk(native, k), /^TypeError: scores: the ort\.Tensor on 'gpu-buffer' holds .*not a WebGPU GPUBuffer \(onnxruntime-node's GPU tensors are native handles/);
+  await assert.rejects(gpu.topk(randomFloats([1, t, s], 1), k, { output: ortNode, resident: true }), /^TypeError: output: with resident: true topk's results stay on the GPU as GpuTensors, and onnxruntime-node takes no GPUBuffer/);
+  // The CPU functions keep refusing GPU tensors (src/interop/index.ts's topk).
+  const { topk: topkInterop } = await import('../../src/interop/index.js');
+  assert.throws(() => topkInterop(ortWeb.Tensor.fromGpuBuffer(ok, { dataType: 'float32', dims: [1, t, k] }), 2), /^TypeError: scores: the ort\.Tensor holds its data on 'gpu-buffer', not the CPU/);
+  for (const b of [noStorage, noCopy, short, mappedBuffer, ok]) b.destroy();
+});
+
+test('a buffer of another device: the call rejects naming the argument and the device, and nothing is destroyed', async () => {
+  const other = await createGpu();
+  try {
+    const scores = randomFloats([1, t, s], 9);
+    const foreign = bufferOf(scores.data, undefined, other.device);
+    await assert.rejects(gpu.topk({ buffer: foreign, shape: [1, t, s], dtype: 'float32' }, k), (e: Error) =>
+      e instanceof TypeError && /^topk: scores: the GPUBuffer \(a float32 tensor of shape \[1, 4, 96\]\) is not one of this backend's device \(.+\); create the backend on the device that made it/.test(e.message));
+    await assert.rejects(gpu.topk(gpu.wrap(foreign, [1, t, s], 'float32'), k), /^TypeError: topk: wrap: the GPUBuffer/);
+    assert.ok(!destroyed.has(foreign));
+    // The same buffer on its own device's backend works, and this one still does.
+    assertSameTopk(await other.topk(other.wrap(foreign, [1, t, s], 'float32'), k), topk(scores, k), 'its own device');
+    assertSameTopk(await gpu.topk(scores, k), topk(scores, k), 'this backend after the refusal');
+    foreign.destroy();
+  } finally {
+    other.destroy();
+  }
+});
+
+test('createGpu({ device }): a second backend on the same device shares GpuTensors; a device short of the limits or not a device is refused by name', async () => {
+  const second = await createGpu({ device });
+  const scores = randomFloats([1, t, s], 10);
+  const up = gpu.upload(scores);
+  assertSameTopk(await second.topk(up, k), topk(scores, k), 'shared device');
+  second.destroy();
+  assert.equal(device.lost instanceof Promise, true);
+  up.destroy();
+  const limits = { ...Object.fromEntries(Object.keys(NEEDED_LIMITS).map((n) => [n, (device.limits as unknown as Record<string, number>)[n]])), maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 8192 };
+  const fake = { createBuffer() {}, queue: {}, features: new Set(), limits };
+  await assert.rejects(createGpu({ device: fake as never }), /^Error: createGpu: device: maxComputeWorkgroupStorageSize is 8192, the programs need at least 16384; maxStorageBuffersPerShaderStage is 4, the programs need at least 8 /);
+  await assert.rejects(createGpu({ device: {} as never }), /^TypeError: createGpu: device: expected a GPUDevice \(await ort\.env\.webgpu\.device, tf\.backend\(\)\.device/);
+  assert.equal(checkDevice(device), device);
+});
