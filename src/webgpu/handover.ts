@@ -66,14 +66,16 @@ export function isGpuBuffer(x: unknown): x is GPUBuffer {
 
 /** Per device, the layout the ownership probe binds a buffer in. */
 const probeLayouts = new WeakMap<GPUDevice, GPUBindGroupLayout>();
-/** Per buffer, the probe's answer: null where the device took it, else the device's message. */
-const probes = new WeakMap<GPUBuffer, Promise<string | null>>();
+/** Per device and buffer, the probe's answer: null where the device took it, else the device's message. */
+const probes = new WeakMap<GPUDevice, WeakMap<GPUBuffer, Promise<string | null>>>();
 /** Borrowed tensors: what they are called in messages. */
 const borrowed = new WeakMap<GpuTensor, string>();
 
 /** Binds `buffer` in a bind group of `device` inside a validation scope (nothing is submitted). */
 function probe(device: GPUDevice, buffer: GPUBuffer): Promise<string | null> {
-  let answer = probes.get(buffer);
+  let answers = probes.get(device);
+  if (!answers) probes.set(device, (answers = new WeakMap()));
+  let answer = answers.get(buffer);
   if (answer) return answer;
   let layout = probeLayouts.get(device);
   if (!layout) {
@@ -84,7 +86,7 @@ function probe(device: GPUDevice, buffer: GPUBuffer): Promise<string | null> {
   device.pushErrorScope('validation');
   device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer, offset: 0, size: 4 } }] });
   answer = device.popErrorScope().then((e) => (e ? e.message.split('\n')[0].trim() : null), (e: Error) => e.message);
-  probes.set(buffer, answer);
+  answers.set(buffer, answer);
   return answer;
 }
 
