@@ -61,6 +61,14 @@ function bf16Values(w: Weight): Uint16Array {
   return bits;
 }
 
+/** The bytes `headWeights` keeps beside wkv_b (the transposed key rows), without making them. */
+export function headWeightsBytes(wkvB: Weight, heads: number, nope: number, v: number, kvRank: number): number {
+  const B = WEIGHT_BLOCK, elements = heads * kvRank * nope;
+  if (wkvB.format === 'float32') return elements * 4;
+  if (wkvB.format === 'fp8' && nope % B === 0 && (nope + v) % B === 0 && kvRank % B === 0) return elements + ((heads * kvRank) / B) * Math.ceil(nope / B) * 4;
+  return elements * 2;
+}
+
 /**
  * The transposed key rows and the value rows of wkv_b (see the header),
  * made once per weight object and dims.

@@ -28,7 +28,7 @@ import { runPlan } from '../plan.js';
 import { allocLocal, allocShared, describe, type Alloc, type Tensor, type TypedArrayConstructor } from '../tensor.js';
 import { checkBytes, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { MlaConfig, MlaLayerWeights, IndexerLayerWeights } from './types.js';
-import { checkWeight, type Weight } from '../weights/weight.js';
+import { checkWeight, weightBytes, type Weight } from '../weights/weight.js';
 import { planLinear, type GemmImpl } from '../weights/linear.js';
 import { weightKernels } from '../weights/kernels.js';
 import type { ScaleFormat } from '../indexer/fp8.js';
@@ -38,7 +38,7 @@ import { nonFiniteToken, type DsaCache } from '../cache/cache.js';
 import { planSparseAttention } from '../attention/sparse.js';
 import { NO_BAD_ROW } from '../mask/check.js';
 import { modelKernels } from './kernels.js';
-import { headWeights } from './absorb.js';
+import { headWeights, headWeightsBytes } from './absorb.js';
 import { mlaSoftmaxScale, ropeFrequencies } from './rope.js';
 
 /** One layer: its shapes and its weights (a 'shared' layer has no `weights.indexer`). */
@@ -213,6 +213,21 @@ function interleavedIndexer(ix: IndexerLayerWeights, d: number, rope: number): I
     interleavedOf.set(ix, p);
   }
   return p;
+}
+
+/**
+ * The bytes a layer keeps beside its weights once it has run (made once
+ * per weights object): wkv_b's key rows transposed (src/model/absorb.ts)
+ * and, with `indexerRopeInterleaved`, the indexer's permuted wq_b, wk and
+ * k_norm. Its resident weight bytes are its weights' `weightBytes` plus
+ * these.
+ */
+export function mlaPreparedBytes(layer: MlaLayer): number {
+  const { heads, kvRank, nope, v } = checkMlaLayer(layer);
+  let bytes = headWeightsBytes(layer.weights.wkvB, heads, nope, v, kvRank);
+  const ix = layer.weights.indexer;
+  if (ix !== undefined && layer.config.indexerRopeInterleaved === true) bytes += weightBytes(ix.wqB) + weightBytes(ix.wk) + ix.kNormWeight.byteLength + ix.kNormBias.byteLength;
+  return bytes;
 }
 
 /** The rows' sequences (the step's rule) and the position of each new token in its sequence. */

@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { absorbQueryRows, headWeights, valueUpRows } from '../../src/model/absorb.js';
-import { bf16Bits, bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, type Weight } from '../../src/weights/weight.js';
+import { absorbQueryRows, headWeights, headWeightsBytes, valueUpRows } from '../../src/model/absorb.js';
+import { bf16Bits, bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, weightBytes, type Weight } from '../../src/weights/weight.js';
 import { rng } from '../../src/cli/demo-data.js';
 
 function floats(length: number, seed: number, scale = 1): Float32Array {
@@ -57,7 +57,8 @@ test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe c
         const w = weightOf(format, floats(shape[0] * kvRank, seed, 0.5), shape);
         const W = values(w);
         const q = floats(n * heads * (nope + rope), seed + 1), latent = floats(n * heads * kvRank, seed + 2);
-        const { qOut, o } = run(w, n, heads, nope, rope, v, kvRank, q, latent, simd, split);
+        const { qOut, o, hw } = run(w, n, heads, nope, rope, v, kvRank, q, latent, simd, split);
+        assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), weightBytes(hw.keyT), 'headWeightsBytes');
         for (let r = 0; r < n; r++) for (let h = 0; h < heads; h++) {
           const qh = (r * heads + h) * (nope + rope), oh = (r * heads + h) * (kvRank + rope);
           for (let c = 0; c < kvRank; c++) {
@@ -96,6 +97,8 @@ test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (G
   const fp8 = run(w, n, heads, nope, rope, v, kvRank, q, latent, true);
   assert.equal(fp8.hw.keyT.format, 'fp8', 'the transposed key rows stay FP8');
   assert.equal(fp8.hw.value, w, 'the value rows are read in place');
+  assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), weightBytes(fp8.hw.keyT));
+  assert.equal(weightBytes(fp8.hw.keyT), heads * kvRank * nope + ((heads * kvRank) / 128) * 4, 'the key half of wkv_b again, FP8');
   const bf16 = run(asBf16, n, heads, nope, rope, v, kvRank, q, latent, true);
   assert.deepEqual(fp8.qOut, bf16.qOut);
   assert.deepEqual(fp8.o, bf16.o);
@@ -109,6 +112,7 @@ test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (G
   const glmQ = floats(n * 3 * (192 + rope), 7), glmLatent = floats(n * 3 * 128, 8);
   const inPlace = run(glm, n, 3, 192, rope, 256, 128, glmQ, glmLatent, true, 3);
   assert.equal(inPlace.hw.keyT.format, 'bf16');
+  assert.equal(headWeightsBytes(glm, 3, 192, 256, 128), weightBytes(inPlace.hw.keyT));
   assert.equal(inPlace.hw.value, glm, 'the value rows are read in place');
   const glmBf16 = run({ format: 'bf16', shape: glm.shape, data: toBf16(values(glm)) }, n, 3, 192, rope, 256, 128, glmQ, glmLatent, false);
   assert.deepEqual(inPlace.qOut, glmBf16.qOut);

@@ -16,7 +16,7 @@ import { decodeStep } from '../../src/cache/step.js';
 import type { IndexerWeights } from '../../src/indexer/module.js';
 import { bf16Bits, bf16Value, dequantizeWeight, type Weight } from '../../src/weights/weight.js';
 import type { MlaConfig, MlaLayerWeights } from '../../src/model/types.js';
-import { mlaDecodeStep, mlaKernels, mlaPrefill, mlaRopeFrequencies, mlaScale, planMlaDecodeStep, type MlaLayer, type MlaStepOptions } from '../../src/model/mla.js';
+import { mlaDecodeStep, mlaKernels, mlaPreparedBytes, mlaPrefill, mlaRopeFrequencies, mlaScale, planMlaDecodeStep, type MlaLayer, type MlaStepOptions } from '../../src/model/mla.js';
 import { assertClose } from '../helpers/close.js';
 
 function load<T extends TypedArray>(name: string): Tensor<T> {
@@ -248,4 +248,13 @@ test('errors name the argument and leave the cache unchanged', () => {
   assert.throws(() => mlaDecodeStep(cache, full, { x: { data: bad, shape: [1, 1, 64] } }), RangeError);
   assert.throws(() => mlaPrefill(cache, full, 0, { x: { data: bad, shape: [1, 1, 64] } }), /inputs\.x: token 0, dim 5 is NaN/);
   unchanged('after every refusal');
+});
+
+test('mlaPreparedBytes: the transposed key rows of wkv_b, and the permuted indexer copies of an interleaved one', () => {
+  const layer: MlaLayer = { config, weights: layerWeights(fp8Weight) };
+  // 4 heads x kvRank 16 x nope 8, bf16 (the tiny heads are not on 128-row blocks).
+  assert.equal(mlaPreparedBytes(layer), 4 * 16 * 8 * 2);
+  const ix = layer.weights.indexer!;
+  const glm: MlaLayer = { config: { ...config, indexerRopeInterleaved: true }, weights: layer.weights };
+  assert.equal(mlaPreparedBytes(glm), 4 * 16 * 8 * 2 + ix.wqB.data.byteLength + 4 + ix.wk.data.byteLength + 4 + 2 * 16 * 4);
 });
