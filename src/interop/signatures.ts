@@ -155,7 +155,6 @@ export const NO_TENSORS: Readonly<Record<string, string>> = {
   DEFAULT_MASK_VALUE: 'a constant',
   VERDICTS: 'a constant',
   PRECISIONS: 'a constant',
-  summarizeComparison: 'a summary of a compareSelections result (no tensors)',
   E4M3_VALUES: 'a constant',
   int64ToInt32: 'the explicit int64 helper over a bare BigInt64Array (an int64 ort tensor goes straight where int32 indices go)',
   wordsPerRow: 'a size',
