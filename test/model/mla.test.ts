@@ -120,6 +120,17 @@ for (const [what, prefix, weight, reading] of CASES) {
   }
 }
 
+test("the MLA half alone: the absorbed queries [13, 4, 24] and kv rows [13, 1, 24] of a prompt equal the restatement's (float32, FP8 both readings)", () => {
+  for (const [prefix, weight, reading] of [['f32_', f32Weight, {}], ['fp8_', fp8Weight, {}], ['fp8gemm_', fp8Weight, { gemmImpl: 'fp8' as const }]] as const) {
+    const layer: MlaLayer = { config, weights: layerWeights(weight) };
+    const plan = planMlaDecodeStep(createDsaCache(cacheOptions()), layer, { x: x('prompt0') }, reading, allocLocal);
+    runPlan(plan, mlaKernels);
+    const args = (kernel: string) => plan.steps.find((s) => s.kernel === kernel)!.args;
+    assertClose(args('attention.sparse').q as Float32Array, load<Float32Array>(`${prefix}prompt0_q`).data, TOL, `${prefix}q`);
+    assertClose(args('cache.write').kvIn as Float32Array, load<Float32Array>(`${prefix}prompt0_kv`).data, TOL, `${prefix}kv`);
+  }
+});
+
 test("GLM-5's indexer RoPE on interleaved pairs (indexerRopeInterleaved): the torch restatement with Transformers' GlmMoeDsaIndexer rotation, simd and not", () => {
   const glm: MlaConfig = { ...config, indexerRopeInterleaved: true };
   for (const simd of [true, false]) {
