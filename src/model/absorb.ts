@@ -14,12 +14,13 @@
  *   in segments within one 128-row scale block, so heads may start
  *   anywhere: GLM-5's nope + v = 448);
  * - the key rows are multiplied transposed, so `headWeights` keeps them
- *   transposed, W_k,h^T [kvRank, nope] for every head, once per weight: in
- *   the stored format where the blocks stay whole (float32, bf16; FP8 when
- *   nope, nope + v and kvRank are multiples of 128, as DeepSeek-V3.2's 128,
- *   256 and 512 are: codes and block scales moved, nothing re-rounded),
- *   else bf16. That copy is the key half of wkv_b again (DeepSeek-V3.2 FP8:
- *   8 MiB a layer, 4% of the layer's weights).
+ *   transposed once per weight, in the stored format (`TransposedKeys`):
+ *   codes and block scales moved, nothing re-rounded. An FP8 head's key rows
+ *   go in segments within one 128-row scale block, each its own dot, the
+ *   segments' dots summed in float32 in ascending order (DeepSeek-V3.2's
+ *   heads, 128 key rows on a block: one segment, one dot; GLM-5's, 192 key
+ *   rows from row 448h: two). That copy is the key half of wkv_b again
+ *   (DeepSeek-V3.2 FP8: 8 MiB a layer, 4% of the layer's weights).
  *
  * Values are what DeepSeek's `weight_dequant` gives for the decode branch
  * (it dequantizes wkv_b whatever `gemm_impl`), which is `linear`'s gemmImpl
@@ -27,8 +28,8 @@
  * scale)); a bf16 copy holds exactly those values.
  *
  * 'model.absorbQuery' args: q [n, H, nope + rope], out [n, H, kvRank + rope],
- * n, heads, nope, rope, kvRank, format, data, scale (the transposed key
- * weight [H * kvRank, nope]), simd; rows = output features of all heads,
+ * n, heads, nope, rope, kvRank, format, data, scale, segments, headSegments
+ * (the `TransposedKeys`), simd; rows = output features of all heads,
  * [0, H * kvRank) (head h's q_pe is copied by the range holding its first).
  * 'model.valueUp' args: latent [n, H, kvRank], out [n, H * v], n, heads, v,
  * kvRank, format, data, scale (wkv_b), first (the first value row of head
@@ -38,12 +39,32 @@
 import type { KernelArgs } from '../plan.js';
 import { allocShared, allocLocal } from '../tensor.js';
 import { linearRows } from '../weights/linear-kernels.js';
-import { bf16Bits, dequantizeWeight, WEIGHT_BLOCK, type Weight, type WeightFormat } from '../weights/weight.js';
+import { WEIGHT_BLOCK, type Weight, type WeightFormat } from '../weights/weight.js';
+
+/**
+ * wkv_b's key rows transposed, head by head, in segments of the
+ * contraction d: head h, segment [d0, d1) is a weight [kvRank, d1 - d0] at
+ * data[(h * nope + d0) * kvRank ..] (row c, column d - d0 =
+ * wkv_b[h * (nope + v) + d, c]). Float32 and bf16: one segment [0, nope)
+ * per head. FP8: the key rows split where their 128-row scale blocks do, so
+ * each segment is within one block and its transpose one FP8 weight with
+ * block scales [ceil(kvRank / 128), 1] (`scale` from segment i's at
+ * i * ceil(kvRank / 128)); DeepSeek-V3.2 (nope 128, heads on blocks): one
+ * segment a head.
+ */
+export interface TransposedKeys {
+  format: WeightFormat;
+  data: Float32Array | Uint16Array | Uint8Array;
+  scale: Float32Array | null;
+  /** Int32Array [segments * 2]: each segment's d0, d1. */
+  segments: Int32Array;
+  /** Int32Array [H + 1]: head h's segments are [headSegments[h], headSegments[h + 1]). */
+  headSegments: Int32Array;
+}
 
 /** wkv_b read as the two per-head products need it. */
 export interface HeadWeights {
-  /** The key rows transposed: [H * kvRank, nope], row h * kvRank + c = wkv_b[h * (nope + v) + d, c] over d. */
-  keyT: Weight;
+  keyT: TransposedKeys;
   /** The value rows: wkv_b itself, read in place (head h's from row first + h * stride). */
   value: Weight;
   first: number;
@@ -53,20 +74,33 @@ export interface HeadWeights {
 const prepared = new WeakMap<Weight, { key: string; weights: HeadWeights }>();
 const alloc = typeof SharedArrayBuffer === 'undefined' ? allocLocal : allocShared; // pool steps read them in place
 
-/** The weight's values as `linear` reads them with gemmImpl 'bf16', as bf16 bit patterns (exact for every format but float32). */
-function bf16Values(w: Weight): Uint16Array {
-  const values = dequantizeWeight(w);
-  const bits = alloc(Uint16Array, values.length);
-  for (let i = 0; i < values.length; i++) bits[i] = bf16Bits(values[i]);
-  return bits;
+/** Each head's segments of [0, nope): one, or (FP8) split where wkv_b's 128-row blocks split its key rows. */
+function keySegments(fp8: boolean, heads: number, nope: number, v: number): { segments: Int32Array; headSegments: Int32Array } {
+  const list: number[] = [], headSegments = new Int32Array(heads + 1);
+  for (let h = 0; h < heads; h++) {
+    headSegments[h] = list.length / 2;
+    const start = h * (nope + v);
+    for (let d0 = 0; d0 < nope;) {
+      const d1 = fp8 ? Math.min(nope, (Math.floor((start + d0) / WEIGHT_BLOCK) + 1) * WEIGHT_BLOCK - start) : nope;
+      list.push(d0, d1);
+      d0 = d1;
+    }
+  }
+  headSegments[heads] = list.length / 2;
+  const segments = alloc(Int32Array, list.length);
+  segments.set(list);
+  const shared = alloc(Int32Array, heads + 1);
+  shared.set(headSegments);
+  return { segments, headSegments: shared };
 }
 
 /** The bytes `headWeights` keeps beside wkv_b (the transposed key rows), without making them. */
 export function headWeightsBytes(wkvB: Weight, heads: number, nope: number, v: number, kvRank: number): number {
-  const B = WEIGHT_BLOCK, elements = heads * kvRank * nope;
+  const elements = heads * kvRank * nope;
   if (wkvB.format === 'float32') return elements * 4;
-  if (wkvB.format === 'fp8' && nope % B === 0 && (nope + v) % B === 0 && kvRank % B === 0) return elements + ((heads * kvRank) / B) * Math.ceil(nope / B) * 4;
-  return elements * 2;
+  if (wkvB.format === 'bf16') return elements * 2;
+  const { segments } = keySegments(true, heads, nope, v);
+  return elements + (segments.length / 2) * Math.ceil(kvRank / WEIGHT_BLOCK) * 4;
 }
 
 /**
@@ -77,35 +111,25 @@ export function headWeights(wkvB: Weight, heads: number, nope: number, v: number
   const key = `${heads},${nope},${v},${kvRank}`;
   const cached = prepared.get(wkvB);
   if (cached !== undefined && cached.key === key) return cached.weights;
-  const B = WEIGHT_BLOCK;
-  const fp8Key = nope % B === 0 && (nope + v) % B === 0 && kvRank % B === 0;
-  const rows = heads * kvRank;
-  // Element (h, d, c) of the key rows sits at source index (h * (nope + v) + d) * kvRank + c; it goes to (h * kvRank + c) * nope + d.
-  const transpose = <T extends Float32Array | Uint16Array | Uint8Array>(src: T, dst: T) => {
-    for (let h = 0; h < heads; h++) {
-      for (let d = 0; d < nope; d++) {
+  const { segments, headSegments } = keySegments(wkvB.format === 'fp8', heads, nope, v);
+  const src = wkvB.data;
+  const data = wkvB.format === 'float32' ? alloc(Float32Array, heads * kvRank * nope) : wkvB.format === 'bf16' ? alloc(Uint16Array, heads * kvRank * nope) : alloc(Uint8Array, heads * kvRank * nope);
+  const nbIn = Math.ceil(kvRank / WEIGHT_BLOCK);
+  const scale = wkvB.format === 'fp8' ? alloc(Float32Array, (segments.length / 2) * nbIn) : null;
+  for (let h = 0; h < heads; h++) {
+    for (let i = headSegments[h]; i < headSegments[h + 1]; i++) {
+      const d0 = segments[2 * i], d1 = segments[2 * i + 1], len = d1 - d0, at = (h * nope + d0) * kvRank;
+      for (let d = d0; d < d1; d++) {
         const from = (h * (nope + v) + d) * kvRank;
-        for (let c = 0; c < kvRank; c++) dst[(h * kvRank + c) * nope + d] = src[from + c];
+        for (let c = 0; c < kvRank; c++) data[at + c * len + (d - d0)] = src[from + c];
+      }
+      if (scale !== null) {
+        const block = Math.floor((h * (nope + v) + d0) / WEIGHT_BLOCK);
+        scale.set((wkvB as { scale: Float32Array }).scale.subarray(block * nbIn, (block + 1) * nbIn), i * nbIn);
       }
     }
-    return dst;
-  };
-  let keyT: Weight;
-  if (wkvB.format === 'float32') keyT = { format: 'float32', shape: [rows, nope], data: transpose(wkvB.data, alloc(Float32Array, rows * nope)) };
-  else if (wkvB.format === 'bf16') keyT = { format: 'bf16', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint16Array, rows * nope)) };
-  else if (fp8Key) {
-    const nbIn = Math.ceil(kvRank / B), nbT = Math.ceil(nope / B);
-    const scale = alloc(Float32Array, (rows / B) * nbT);
-    for (let h = 0; h < heads; h++) {
-      for (let cb = 0; cb < kvRank / B; cb++) {
-        for (let db = 0; db < nbT; db++) scale[((h * kvRank) / B + cb) * nbT + db] = wkvB.scale[((h * (nope + v)) / B + db) * nbIn + cb];
-      }
-    }
-    keyT = { format: 'fp8', shape: [rows, nope], data: transpose(wkvB.data, alloc(Uint8Array, rows * nope)), scale };
-  } else {
-    keyT = { format: 'bf16', shape: [rows, nope], data: transpose(bf16Values(wkvB), alloc(Uint16Array, rows * nope)) };
   }
-  const weights: HeadWeights = { keyT, value: wkvB, first: nope, stride: nope + v };
+  const weights: HeadWeights = { keyT: { format: wkvB.format, data, scale, segments, headSegments }, value: wkvB, first: nope, stride: nope + v };
   prepared.set(wkvB, { key, weights });
   return weights;
 }
@@ -151,13 +175,24 @@ export function absorbQueryRows(args: KernelArgs, o0: number, o1: number): void 
   const q = args.q as Float32Array, out = args.out as Float32Array;
   const n = args.n as number, heads = args.heads as number, nope = args.nope as number, rope = args.rope as number, kvRank = args.kvRank as number;
   const format = args.format as WeightFormat, data = args.data as Float32Array | Uint16Array | Uint8Array, scale = args.scale as Float32Array | null;
-  const simd = args.simd as boolean;
-  const qWidth = nope + rope, outWidth = kvRank + rope;
+  const segments = args.segments as Int32Array, headSegments = args.headSegments as Int32Array, simd = args.simd as boolean;
+  const qWidth = nope + rope, outWidth = kvRank + rope, nbIn = Math.ceil(kvRank / WEIGHT_BLOCK);
   const [x, y] = scratch(n * nope, n * kvRank);
+  if (segScratch.length < n * kvRank) segScratch = new Float32Array(n * kvRank);
+  const part = segScratch.subarray(0, n * kvRank);
   for (let h = Math.floor(o0 / kvRank); h * kvRank < o1; h++) {
     const c0 = Math.max(o0 - h * kvRank, 0), c1 = Math.min(o1 - h * kvRank, kvRank);
-    for (let r = 0; r < n; r++) x.set(q.subarray((r * heads + h) * qWidth, (r * heads + h) * qWidth + nope), r * nope);
-    headLinear(x, n, nope, kvRank, format, data, scale, h * kvRank, y, c0, c1, simd);
+    for (let i = headSegments[h]; i < headSegments[h + 1]; i++) {
+      // One segment's dot into `part`, then summed in float32, segments ascending.
+      const d0 = segments[2 * i], d1 = segments[2 * i + 1], len = d1 - d0, at = (h * nope + d0) * kvRank;
+      for (let r = 0; r < n; r++) x.set(q.subarray((r * heads + h) * qWidth + d0, (r * heads + h) * qWidth + d1), r * len);
+      const first = i === headSegments[h];
+      linearRows({
+        x, xq: null, xs: null, n, inDim: len, outDim: kvRank, format, fp8Gemm: false, simd, y: first ? y : part,
+        data: data.subarray(at, at + kvRank * len), scale: scale === null ? null : scale.subarray(i * nbIn, (i + 1) * nbIn),
+      }, c0, c1);
+      if (!first) for (let r = 0; r < n; r++) for (let c = c0; c < c1; c++) y[r * kvRank + c] = Math.fround(y[r * kvRank + c] + part[r * kvRank + c]);
+    }
     for (let r = 0; r < n; r++) {
       const at = (r * heads + h) * outWidth;
       out.set(y.subarray(r * kvRank + c0, r * kvRank + c1), at + c0);

@@ -360,7 +360,7 @@ export function planMlaDecodeStep(cache: DsaCache, layer: MlaLayer, inputs: MlaS
   const qAttn = alloc(Float32Array, n * heads * (kvRank + rope));
   steps.push({
     kernel: 'model.absorbQuery',
-    args: { q: qFull, out: qAttn, n, heads, nope, rope, kvRank, ...weightArgs(head.keyT), simd },
+    args: { q: qFull, out: qAttn, n, heads, nope, rope, kvRank, ...head.keyT, simd },
     rows: [0, heads * kvRank],
     writes: ['out'],
   });

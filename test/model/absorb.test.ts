@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { absorbQueryRows, headWeights, headWeightsBytes, valueUpRows } from '../../src/model/absorb.js';
-import { bf16Bits, bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, weightBytes, type Weight } from '../../src/weights/weight.js';
+import { absorbQueryRows, headWeights, headWeightsBytes, valueUpRows, type TransposedKeys } from '../../src/model/absorb.js';
+import { bf16Bits, bf16Value, dequantizeWeight, quantizeWeightFp8, toBf16, type Weight } from '../../src/weights/weight.js';
 import { rng } from '../../src/cli/demo-data.js';
 
 function floats(length: number, seed: number, scale = 1): Float32Array {
@@ -29,6 +29,7 @@ function values(w: Weight): Float32Array {
   return v;
 }
 
+const keyBytes = (k: TransposedKeys) => k.data.byteLength + (k.scale?.byteLength ?? 0);
 const weightArgs = (w: Weight) => ({ format: w.format, data: w.data, scale: w.format === 'fp8' ? w.scale : null });
 
 /** Runs both kernels over [ranges] of their output features. */
@@ -36,7 +37,7 @@ function run(w: Weight, n: number, heads: number, nope: number, rope: number, v:
   const hw = headWeights(w, heads, nope, v, kvRank);
   const qOut = new Float32Array(n * heads * (kvRank + rope)).fill(NaN);
   const o = new Float32Array(n * heads * v).fill(NaN);
-  const qArgs = { q, out: qOut, n, heads, nope, rope, kvRank, ...weightArgs(hw.keyT), simd };
+  const qArgs = { q, out: qOut, n, heads, nope, rope, kvRank, ...hw.keyT, simd };
   const vArgs = { latent, out: o, n, heads, v, kvRank, ...weightArgs(hw.value), first: hw.first, stride: hw.stride, simd };
   // Ranges in reverse order, cut at arbitrary points.
   const cuts = (total: number) => Array.from({ length: split + 1 }, (_, i) => Math.round((i * total) / split)).reverse();
@@ -58,7 +59,7 @@ test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe c
         const W = values(w);
         const q = floats(n * heads * (nope + rope), seed + 1), latent = floats(n * heads * kvRank, seed + 2);
         const { qOut, o, hw } = run(w, n, heads, nope, rope, v, kvRank, q, latent, simd, split);
-        assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), weightBytes(hw.keyT), 'headWeightsBytes');
+        assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), keyBytes(hw.keyT), 'headWeightsBytes');
         for (let r = 0; r < n; r++) for (let h = 0; h < heads; h++) {
           const qh = (r * heads + h) * (nope + rope), oh = (r * heads + h) * (kvRank + rope);
           for (let c = 0; c < kvRank; c++) {
@@ -87,7 +88,7 @@ test('absorbQuery and valueUp: per head, q_nope @ W_k and latent @ W_v^T, q_pe c
   );
 });
 
-test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (GLM-5: nope 192, v 256): read in place (keys transposed as FP8 where blocks stay whole), bit for bit its values as bf16; splits and simd equal', () => {
+test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (GLM-5: nope 192, v 256): read in place, keys transposed as FP8 (GLM-5: two segments a head), bit for bit its values as bf16 (GLM-5 keys: within rounding); splits and simd equal', () => {
   const heads = 3, nope = 128, v = 128, kvRank = 256, rope = 8, n = 2;
   const data = floats(heads * (nope + v) * kvRank, 3, 0.2);
   for (let i = 0; i < data.length; i += 9000) data[i] *= 50; // blocks of different scales
@@ -97,8 +98,8 @@ test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (G
   const fp8 = run(w, n, heads, nope, rope, v, kvRank, q, latent, true);
   assert.equal(fp8.hw.keyT.format, 'fp8', 'the transposed key rows stay FP8');
   assert.equal(fp8.hw.value, w, 'the value rows are read in place');
-  assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), weightBytes(fp8.hw.keyT));
-  assert.equal(weightBytes(fp8.hw.keyT), heads * kvRank * nope + ((heads * kvRank) / 128) * 4, 'the key half of wkv_b again, FP8');
+  assert.equal(headWeightsBytes(w, heads, nope, v, kvRank), keyBytes(fp8.hw.keyT));
+  assert.equal(keyBytes(fp8.hw.keyT), heads * kvRank * nope + ((heads * kvRank) / 128) * 4, 'the key half of wkv_b again, FP8');
   const bf16 = run(asBf16, n, heads, nope, rope, v, kvRank, q, latent, true);
   assert.deepEqual(fp8.qOut, bf16.qOut);
   assert.deepEqual(fp8.o, bf16.o);
@@ -111,10 +112,13 @@ test('FP8 wkv_b, heads on 128-row blocks (nope 128, v 128, kvRank 256) or not (G
   const glm = quantizeWeightFp8({ data: floats(3 * 448 * 128, 6, 0.3).map((x, i) => (i % 7000 === 0 ? x * 40 : x)), shape: [3 * 448, 128] });
   const glmQ = floats(n * 3 * (192 + rope), 7), glmLatent = floats(n * 3 * 128, 8);
   const inPlace = run(glm, n, 3, 192, rope, 256, 128, glmQ, glmLatent, true, 3);
-  assert.equal(inPlace.hw.keyT.format, 'bf16');
-  assert.equal(headWeightsBytes(glm, 3, 192, 256, 128), weightBytes(inPlace.hw.keyT));
+  assert.equal(inPlace.hw.keyT.format, 'fp8', 'the transposed keys stay FP8, in segments');
+  assert.deepEqual(Array.from(inPlace.hw.keyT.headSegments), [0, 2, 4, 6]);
+  assert.deepEqual(Array.from(inPlace.hw.keyT.segments), [0, 128, 128, 192, 0, 64, 64, 192, 0, 128, 128, 192]);
+  assert.equal(headWeightsBytes(glm, 3, 192, 256, 128), keyBytes(inPlace.hw.keyT));
   assert.equal(inPlace.hw.value, glm, 'the value rows are read in place');
   const glmBf16 = run({ format: 'bf16', shape: glm.shape, data: toBf16(values(glm)) }, n, 3, 192, rope, 256, 128, glmQ, glmLatent, false);
-  assert.deepEqual(inPlace.qOut, glmBf16.qOut);
-  assert.deepEqual(inPlace.o, glmBf16.o);
+  assert.deepEqual(inPlace.o, glmBf16.o, 'values: one dot a row, the same bits');
+  // Keys: the two segments' dots summed, within float32 rounding of the one dot.
+  for (let i = 0; i < inPlace.qOut.length; i++) assert.ok(Math.abs(inPlace.qOut[i] - glmBf16.qOut[i]) <= 1e-6 * (1 + Math.abs(glmBf16.qOut[i])), `q' ${i}`);
 });

@@ -263,9 +263,10 @@ test('errors name the argument and leave the cache unchanged', () => {
 
 test('mlaPreparedBytes: the transposed key rows of wkv_b, and the permuted indexer copies of an interleaved one', () => {
   const layer: MlaLayer = { config, weights: layerWeights(fp8Weight) };
-  // 4 heads x kvRank 16 x nope 8, bf16 (the tiny heads are not on 128-row blocks).
-  assert.equal(mlaPreparedBytes(layer), 4 * 16 * 8 * 2);
+  // 4 heads x kvRank 16 x nope 8 FP8 codes, and a scale a head (each head's key rows one segment, in block 0).
+  const keys = 4 * 16 * 8 + 4 * 4;
+  assert.equal(mlaPreparedBytes(layer), keys);
   const ix = layer.weights.indexer!;
   const glm: MlaLayer = { config: { ...config, indexerRopeInterleaved: true }, weights: layer.weights };
-  assert.equal(mlaPreparedBytes(glm), 4 * 16 * 8 * 2 + ix.wqB.data.byteLength + 4 + ix.wk.data.byteLength + 4 + 2 * 16 * 4);
+  assert.equal(mlaPreparedBytes(glm), keys + ix.wqB.data.byteLength + 4 + ix.wk.data.byteLength + 4 + 2 * 16 * 4);
 });
