@@ -10,7 +10,8 @@
  *            (interleaved) on the last r: the latent row appended to the cache
  *   q'     = [q_nope @ wkv_b's key rows, q_pe]             [n, H, c + r]
  *   step   the existing decode step (src/cache/step.ts): the indexer from x
- *          and qr (non-interleaved RoPE), top-k, sparse attention of q' over
+ *          and qr (non-interleaved RoPE; interleaved for GLM-5, see
+ *          indexerRopeInterleaved), top-k, sparse attention of q' over
  *          the latent rows, values = their first c dims       -> [n, H, c]
  *   o      = attention output @ wkv_b's value rows^T         [n, H * v]
  *   out    = wo(o)                                           [n, dim]
