@@ -15,6 +15,8 @@ export interface Slot {
   readonly array?: Need;
   /** With `array`: a tensor of any rank gives its data (a stored weight's codes [out, in], whose shape sits beside them). */
   readonly flat?: boolean;
+  /** With `array`, on a GPU op: a GPU tensor here stays on the GPU as a GpuTensor (FP8 keys' bytes, which the GPU ops take there). */
+  readonly gpu?: boolean;
   /** A plain object: these fields are slots (a field absent from the value is skipped). */
   readonly fields?: Readonly<Record<string, Slot>>;
 }
@@ -44,7 +46,7 @@ const keyWindow = {
 };
 
 /** IndexerKeys / KeyCache: float32 keys, quantizeKeys' { values, scales }, or FP8 keys (their bytes a bare array). */
-const keys: Slot = { tensor: 'float32', fields: { values: tensor('int8'), scales: f32, data: array('uint8') } };
+const keys: Slot = { tensor: 'float32', fields: { values: tensor('int8'), scales: f32, data: { array: 'uint8', gpu: true } } };
 /** The same as a result: float32 keys or { values, scales }; FP8 keys stay as they are (their bytes are not a tensor). */
 const keysResult: Slot = { tensor: 'float32', fields: { values: tensor('int8'), scales: f32 } };
 

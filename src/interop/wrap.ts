@@ -29,8 +29,9 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
  */
 export function convertIn(value: unknown, slot: Slot | null, name: string, device?: GPUDevice): unknown {
   if (slot === null || value === undefined || value === null) return value;
-  if (device !== undefined && slot.tensor !== undefined) {
-    const g = fromGpuInput(device, value, name, slot.tensor);
+  const gpuNeed = slot.tensor ?? (slot.gpu === true ? slot.array : undefined);
+  if (device !== undefined && gpuNeed !== undefined) {
+    const g = fromGpuInput(device, value, name, gpuNeed);
     if (g !== null) return g;
   }
   if (isEcosystemTensor(value)) {

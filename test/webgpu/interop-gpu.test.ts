@@ -19,6 +19,8 @@ import { NEEDED_LIMITS, checkDevice } from '../../src/webgpu/handover.js';
 import { topk } from '../../src/topk/topk.js';
 import { sparseAttention } from '../../src/attention/sparse.js';
 import { generateMask } from '../../src/mask/masks.js';
+import { indexerScores } from '../../src/indexer/scores.js';
+import { quantizeKeys, quantizeKeysFp8 } from '../../src/indexer/quantized-keys.js';
 import type { Tensor } from '../../src/tensor.js';
 import { assertClose } from '../helpers/close.js';
 import { randomFloats } from '../attention/fixtures.js';
@@ -215,4 +217,44 @@ test('createGpu({ device }): a second backend on the same device shares GpuTenso
   await assert.rejects(createGpu({ device: fake as never }), /^Error: createGpu: device: maxComputeWorkgroupStorageSize is 8192, the programs need at least 16384; maxStorageBuffersPerShaderStage is 4, the programs need at least 8 /);
   await assert.rejects(createGpu({ device: {} as never }), /^TypeError: createGpu: device: expected a GPUDevice \(await ort\.env\.webgpu\.device, tf\.backend\(\)\.device/);
   assert.equal(checkDevice(device), device);
+});
+
+test('the indexer on onnxruntime-web GPU tensors: q, k, w (float32 keys, quantizeKeys codes and scales, FP8 keys\' bytes) into indexerScores and indexerTopk equal the GPU path of uploads and the CPU', async () => {
+  const [b, ti, si, h, di, topK] = [1, 3, 40, 2, 16, 5];
+  const q = randomFloats([b, ti, h, di], 11), keys = randomFloats([b, si, di], 12), w = randomFloats([b, ti, h], 13);
+  const ortOf = (x: Tensor<Float32Array>) => ortWeb.Tensor.fromGpuBuffer(bufferOf(x.data), { dataType: 'float32', dims: x.shape });
+  const before = reads.length;
+  const scores = await gpu.indexerScores(ortOf(q), ortOf(keys), ortOf(w), { resident: true });
+  assert.deepEqual(readsSince(before), [], 'no read-back');
+  const want = await gpu.indexerScores(gpu.upload(q), gpu.upload(keys), gpu.upload(w));
+  assert.deepEqual(bits((await gpu.read(scores as unknown as GpuTensor)).data as Float32Array), bits(want.data), 'float32 keys: the same bits as uploads');
+  const kq = quantizeKeys(keys);
+  // onnxruntime-web has no int8 GPU tensors (fromGpuBuffer refuses the type): the codes as { buffer, shape, dtype }.
+  const values = { buffer: bufferOf(new Uint8Array(kq.values.data.buffer, kq.values.data.byteOffset, kq.values.data.length)), shape: kq.values.shape, dtype: 'int8' as const };
+  const int8 = await gpu.indexerTopk(ortOf(q), { values, scales: ortOf(kq.scales) }, ortOf(w), topK, { precision: 'int8' });
+  assertSameTopk(int8, await gpu.indexerTopk(gpu.upload(q), { values: gpu.upload(kq.values), scales: gpu.upload(kq.scales) }, gpu.upload(w), topK, { precision: 'int8' }), 'int8 keys');
+  const fp8 = quantizeKeysFp8(keys);
+  const fp8Data = ortWeb.Tensor.fromGpuBuffer(bufferOf(fp8.data), { dataType: 'uint8', dims: [fp8.data.length] });
+  const got = await gpu.indexerScores(ortOf(q), { ...fp8, data: fp8Data as never }, ortOf(w), { precision: 'fp8' });
+  assert.deepEqual(bits(got.data), bits(indexerScores(q, fp8, w, { precision: 'fp8' }).data), 'FP8 keys: bit-identical to the CPU');
+});
+
+test("a device with the default limits (as tfjs-webgpu asks for): every op runs but the fused indexerTopk with a mask, refused by name", async () => {
+  const { create } = (await import('webgpu')) as unknown as { create(flags: string[]): GPU };
+  const instance = create([]); // kept to the end: the Dawn instance must outlive its device
+  const adapter = (await instance.requestAdapter())!;
+  const plain = await adapter.requestDevice(); // no required limits: 8 storage buffers a stage
+  assert.equal(plain.limits.maxStorageBuffersPerShaderStage, 8);
+  const g = await createGpu({ device: plain });
+  try {
+    const [ti, si, h, di, topK] = [2, 30, 2, 8, 4];
+    const q = randomFloats([1, ti, h, di], 14), keys = randomFloats([1, si, di], 15), w = randomFloats([1, ti, h], 16);
+    const mask = generateMask(topk(randomFloats([1, ti, si], 17), 10).indices, si, { form: 'bool' });
+    assertSameTopk(await g.indexerTopk(q, keys, w, topK), await gpu.indexerTopk(q, keys, w, topK), 'without a mask');
+    await assert.rejects(g.indexerTopk(q, keys, w, topK, { mask }), /binds \d+ storage buffers, this device allows 8/);
+  } finally {
+    g.destroy();
+    plain.destroy();
+    void instance;
+  }
 });
