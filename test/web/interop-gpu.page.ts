@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { createGpu } from '../../src/webgpu/index.js';
 import { topk } from '../../src/topk/topk.js';
 import { sparseAttention } from '../../src/attention/sparse.js';
+import { indexerScores } from '../../src/indexer/scores.js';
 import { rng, normals } from '../../src/cli/demo-data.js';
 import { onnxAttr, onnxModel, onnxNode, onnxTensor, onnxValueInfo, OnnxType } from '../../bench/onnx-model.js';
 
@@ -33,22 +34,35 @@ if (GPUBufferClass) {
 const u32 = (a: ArrayLike<number> | Float32Array | Int32Array): number[] =>
   a instanceof Float32Array ? Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length)) : Array.from(a as ArrayLike<number>);
 
-/** x [t, d], keys [s, d] -> scores [1, t, s] = x keys^T, q = x as [t, 1, d], kv = keys as [s, 1, d] (an indexer's q, k and scores in small). */
+/**
+ * x [t, d], keys [s, d], g [t, 1] -> scores [1, t, s] = x keys^T, q = x as
+ * [t, 1, d], kv = keys as [s, 1, d] (attention's), and the indexer's
+ * inputs: qi = x as [1, t, 1, d], ki = keys as [1, s, d], wi = 2 g as [1, t, 1].
+ */
 function indexerGraph(): Uint8Array {
   const axis0 = onnxTensor(OnnxType.INT64, [1], BigInt64Array.of(0n), 'axis0');
   const axis1 = onnxTensor(OnnxType.INT64, [1], BigInt64Array.of(1n), 'axis1');
+  const axes02 = onnxTensor(OnnxType.INT64, [2], BigInt64Array.of(0n, 2n), 'axes02');
+  const two = onnxTensor(OnnxType.FLOAT, [1], Float32Array.of(2), 'two');
   return onnxModel({
     name: 'indexer',
-    initializers: [axis0, axis1],
+    initializers: [axis0, axis1, axes02, two],
     nodes: [
       onnxNode('Transpose', ['keys'], ['keysT'], [onnxAttr.ints('perm', [1, 0])]),
       onnxNode('MatMul', ['x', 'keysT'], ['scores2']),
       onnxNode('Unsqueeze', ['scores2', 'axis0'], ['scores']),
       onnxNode('Unsqueeze', ['x', 'axis1'], ['q']),
       onnxNode('Unsqueeze', ['keys', 'axis1'], ['kv']),
+      onnxNode('Unsqueeze', ['x', 'axes02'], ['qi']),
+      onnxNode('Unsqueeze', ['keys', 'axis0'], ['ki']),
+      onnxNode('Mul', ['g', 'two'], ['g2']),
+      onnxNode('Unsqueeze', ['g2', 'axis0'], ['wi']),
     ],
-    inputs: [onnxValueInfo('x', OnnxType.FLOAT, [t, d]), onnxValueInfo('keys', OnnxType.FLOAT, [s, d])],
-    outputs: [onnxValueInfo('scores', OnnxType.FLOAT, [1, t, s]), onnxValueInfo('q', OnnxType.FLOAT, [t, 1, d]), onnxValueInfo('kv', OnnxType.FLOAT, [s, 1, d])],
+    inputs: [onnxValueInfo('x', OnnxType.FLOAT, [t, d]), onnxValueInfo('keys', OnnxType.FLOAT, [s, d]), onnxValueInfo('g', OnnxType.FLOAT, [t, 1])],
+    outputs: [
+      onnxValueInfo('scores', OnnxType.FLOAT, [1, t, s]), onnxValueInfo('q', OnnxType.FLOAT, [t, 1, d]), onnxValueInfo('kv', OnnxType.FLOAT, [s, 1, d]),
+      onnxValueInfo('qi', OnnxType.FLOAT, [1, t, 1, d]), onnxValueInfo('ki', OnnxType.FLOAT, [1, s, d]), onnxValueInfo('wi', OnnxType.FLOAT, [1, t, 1]),
+    ],
   });
 }
 
@@ -64,8 +78,8 @@ function projectionGraph(): Uint8Array {
   });
 }
 
-const x = normals(rng(1), t * d), keys = normals(rng(2), s * d);
-const feeds = () => ({ x: new ort.Tensor('float32', x.slice(), [t, d]), keys: new ort.Tensor('float32', keys.slice(), [s, d]) });
+const x = normals(rng(1), t * d), keys = normals(rng(2), s * d), g = normals(rng(4), t);
+const feeds = () => ({ x: new ort.Tensor('float32', x.slice(), [t, d]), keys: new ort.Tensor('float32', keys.slice(), [s, d]), g: new ort.Tensor('float32', g.slice(), [t, 1]) });
 
 /** The CPU path from the first session's outputs (read to the host): topk, sparseAttention, and the projection on the wasm provider. */
 async function cpuPath(scores: Float32Array, q: Float32Array, kv: Float32Array) {
@@ -87,7 +101,7 @@ async function ortWebgpu() {
   const device = (await ort.env.webgpu.device) as GPUDevice;
   const gpu = await createGpu({ device });
   const first = await indexer.run(feeds());
-  const locations = [first.scores.location, first.q.location, first.kv.location];
+  const locations = Object.values(first).map((x) => x.location);
   const from = reads.length;
   const top = await gpu.topk(first.scores, k, { output: ort, resident: true });
   const indices = ort.Tensor.fromGpuBuffer(top.indices.gpuBuffer, { dataType: 'int32', dims: [t, 1, k] });
@@ -98,6 +112,10 @@ async function ortWebgpu() {
   const projectionReads = reads.slice(atProjection);
   const resultLocations = [top.values.location, top.indices.location, att.out.location, y.location];
   const sameBuffers = top.indices.gpuBuffer === indices.gpuBuffer;
+  // The indexer's q, k and weights straight into the fused top-k.
+  const atFused = reads.length;
+  const fused = await gpu.indexerTopk(first.qi, first.ki, first.wi, k, { output: ort, resident: true });
+  const fusedReads = reads.slice(atFused);
   // A buffer of ONNX Runtime's device on a backend of another device is refused by name.
   const other = await createGpu();
   const foreign = await other.topk(first.scores, k).then(
@@ -107,6 +125,16 @@ async function ortWebgpu() {
   other.destroy();
   // Afterwards, for the comparison: every intermediate read back.
   const [scores, q, kv] = (await Promise.all([first.scores.getData(), first.q.getData(), first.kv.getData()])) as Float32Array[];
+  const [qi, ki, wi] = (await Promise.all([first.qi.getData(), first.ki.getData(), first.wi.getData()])) as Float32Array[];
+  const fusedCpu = topk(indexerScores({ data: qi, shape: [1, t, 1, d] }, { data: ki, shape: [1, s, d] }, { data: wi, shape: [1, t, 1] }), k);
+  const fusedResult = {
+    location: fused.indices.location,
+    values: Array.from((await fused.values.getData()) as Float32Array),
+    indices: u32((await fused.indices.getData()) as Int32Array),
+    cpuValues: Array.from(fusedCpu.values.data),
+    cpuIndices: u32(fusedCpu.indices.data),
+    reads: fusedReads,
+  };
   const got = {
     values: u32((await top.values.getData()) as Float32Array),
     indices: u32((await top.indices.getData()) as Int32Array),
@@ -114,11 +142,11 @@ async function ortWebgpu() {
     y: Array.from(y.data as Float32Array),
   };
   const cpu = await cpuPath(scores, q, kv);
-  for (const tensor of [top.values, top.indices, att.out, att.lse, att.maxLogits, first.scores, first.q, first.kv]) tensor.dispose();
+  for (const tensor of [top.values, top.indices, att.out, att.lse, att.maxLogits, fused.values, fused.indices, ...Object.values(first)]) tensor.dispose();
   gpu.destroy();
   await indexer.release();
   await projection.release();
-  return { locations, resultLocations, sameBuffers, handOver, projectionReads, got, cpu, foreign, features: gpu.features, adapter: gpu.adapter };
+  return { locations, resultLocations, sameBuffers, handOver, projectionReads, got, cpu, indexer: fusedResult, foreign, features: gpu.features, adapter: gpu.adapter };
 }
 
 /** onnxruntime-web's wasm provider: its CPU tensors through the GPU ops (uploaded) and back into a second session. */

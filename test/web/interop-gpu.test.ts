@@ -3,7 +3,8 @@
 // onnxruntime-web's wasm files from node_modules (no network). An
 // onnxruntime-web session on its WebGPU execution provider gives scores, q
 // and kv as GPU buffers; topk and sparseAttention run on dsa-ts's backend on
-// ONNX Runtime's own device (await ort.env.webgpu.device) and give ort
+// ONNX Runtime's own device (await ort.env.webgpu.device), the session's
+// indexer q, k and weights into indexerTopk, and give ort
 // tensors over GPU buffers that a second WebGPU session takes: no
 // intermediate is read back (counted), and every stage equals the CPU path
 // of the same session outputs (top-k bit for bit, attention and the
@@ -76,11 +77,15 @@ test('onnxruntime-web on WebGPU -> topk -> sparseAttention -> onnxruntime-web on
   const r = await check<{
     locations: string[]; resultLocations: string[]; sameBuffers: boolean; handOver: number[]; projectionReads: number[];
     got: Stage; cpu: Stage; foreign: string; features: string[]; adapter: { vendor: string; architecture: string };
+    indexer: { location: string; values: number[]; indices: number[]; cpuValues: number[]; cpuIndices: number[]; reads: number[] };
   }>('ortWebgpu');
   if (!r.ok) assert.fail(`onnxruntime-web's WebGPU provider or the hand-over failed on this adapter: ${r.error}`);
   const v = r.value;
-  t.diagnostic(`adapter ${v.adapter.vendor} ${v.adapter.architecture}, features used: ${v.features.join(' ') || 'none'}; read-backs during the hand-over: [${v.handOver.join(', ')}] bytes; during the second session: [${v.projectionReads.join(', ')}]`);
-  assert.deepEqual(v.locations, ['gpu-buffer', 'gpu-buffer', 'gpu-buffer'], 'the first session gives GPU buffers');
+  t.diagnostic(
+    `adapter ${v.adapter.vendor} ${v.adapter.architecture}, features used: ${v.features.join(' ') || 'none'}; read-backs during the hand-over: [${v.handOver.join(', ')}] bytes; ` +
+      `during the second session: [${v.projectionReads.join(', ')}]; during indexerTopk: [${v.indexer.reads.join(', ')}]`,
+  );
+  assert.deepEqual(v.locations, Array(6).fill('gpu-buffer'), 'the first session gives GPU buffers');
   assert.deepEqual(v.resultLocations, ['gpu-buffer', 'gpu-buffer', 'gpu-buffer', 'cpu']);
   assert.ok(v.sameBuffers);
   // The one read-back of the hand-over: topk's NaN flags, one int32 a row (src/topk/topk.ts), never scores, indices or attention.
@@ -89,6 +94,11 @@ test('onnxruntime-web on WebGPU -> topk -> sparseAttention -> onnxruntime-web on
   assert.deepEqual(v.got.indices, v.cpu.indices, 'top-k indices bit for bit');
   assertClose(v.got.out, v.cpu.out, TOL, 'attention out');
   assertClose(v.got.y, v.cpu.y, MATMUL_TOL, 'second session');
+  // The indexer's q, k and weights from the session into the fused top-k: the CPU's selection, scores within the float32 tolerance.
+  assert.equal(v.indexer.location, 'gpu-buffer');
+  assert.deepEqual(v.indexer.indices, v.indexer.cpuIndices, 'indexerTopk selects what the CPU selects');
+  assertClose(v.indexer.values, v.indexer.cpuValues, TOL, 'indexerTopk values');
+  assert.deepEqual(v.indexer.reads, [6 * 4], 'indexerTopk reads back its NaN flags only');
   assert.match(v.foreign, /^TypeError: topk: scores: the GPUBuffer \(a float32 tensor of shape \[1, 6, 80\]\) is not one of this backend's device \(\[Buffer.*\] is associated with \[Device.*\], and cannot be used with \[Device.*\]\.\); create the backend on the device that made it/);
   assert.deepEqual(errors, []);
 });
