@@ -6,7 +6,7 @@ import { allocLocal, describe, type Alloc, type Tensor } from '../tensor.js';
 import type { Plan, Step } from '../plan.js';
 import { runPlan } from '../plan.js';
 import { indexerKernels } from './kernels.js';
-import { checkBytes, checkFinite, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
+import { checkBytes, checkFinite, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkSizeAtMost, checkTensor } from '../validate.js';
 import { simdModule } from '../simd/index.js';
 import { checkQuantizedKeys, isQuantizedKeys, type QuantizedKeys } from './quantized-keys.js';
 import { checkFp8Keys, isFp8Keys, FP8_BLOCK, type Fp8Keys, type ScaleFormat } from './fp8.js';
@@ -166,7 +166,8 @@ export function planIndexerScores(
     }
     let longest = 0;
     for (const n of opts.seqLens) longest = Math.max(longest, n);
-    width = opts.maxLen === undefined ? Math.max(1, longest) : checkSize('maxLen', opts.maxLen);
+    // Positions are int32 (seqLens); a wider row would only be -Infinity, and its key-block tiling O(maxLen) even for no rows.
+    width = opts.maxLen === undefined ? Math.max(1, longest) : checkSizeAtMost('maxLen', opts.maxLen, 0x7fffffff, 'positions are int32, as seqLens');
     maxBlocks = checkBlockTable(opts.blockTable, b, opts.seqLens, pageSize, layout.numPages);
     blockTable = opts.blockTable!.data;
   } else {
@@ -190,6 +191,10 @@ export function planIndexerScores(
   let ue8m0 = false;
   if (precision === 'fp8') {
     if (d > FP8_BLOCK) throw new RangeError(`precision 'fp8': needs d <= ${FP8_BLOCK} (one scale per key and head, DeepSeek's layout), got d = ${d}`);
+    // Float32 keys are quantized into FP8 pages of their own tokens: float32 scales after the codes (quantizeKeysFp8's rule).
+    if (!isFp8Keys(k) && (pageSize * d) % 4 !== 0) {
+      throw new RangeError(`k: precision 'fp8' quantizes float32 keys into FP8 pages, which need ${paged ? 'pageSize' : 's'} * d a multiple of 4 (the scales are float32 after the codes), got ${pageSize} * ${d}`);
+    }
     hadamard = isFp8Keys(k) ? k.hadamard : true;
     if (opts.hadamard !== undefined) {
       if (typeof opts.hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(opts.hadamard)}`);
