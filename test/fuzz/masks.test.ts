@@ -86,7 +86,7 @@ test('maskFromThreshold: exact and raw, every form, ties, -Infinity, NaN scores 
       nanScores: fc.constantFrom(0, 0, 5),
       nanValues: fc.constantFrom(0, 0, 0, 0, 0, 2),
       // Shapes of b and t in topkValues, mostly those of the scores.
-      shift: mostly(fc.constant([0, 0]), fc.constantFrom([1, 0], [0, 1])),
+      shift: mostly(fc.constant<number[]>([0, 0]), fc.constantFrom<number[]>([1, 0], [0, 1])),
       kind: mostly(fc.constant('right'), fc.constantFrom('scoresF64', 'valuesI32', 'rank2', 'noTensor')),
       fromTop: fc.boolean(),
       out: outArb,
@@ -191,7 +191,7 @@ test('combineMasks: every form, rank 2 and 3, odd cell values, rows, out, guards
       const A = { data: Ctor.from(a), shape };
       let B: unknown = { data: Ctor.from(bb), shape: shape.slice() };
       const bad: string[] = [];
-      if (kind === 'otherForm') { B = { data: (form === 'bool' ? Float32Array : Uint8Array).from(bb, (x) => (x ? 1 : 0)), shape }; bad.push('b'); }
+      if (kind === 'otherForm') { B = { data: form === 'bool' ? Float32Array.from(bb, (x) => (x ? 1 : 0)) : Uint8Array.from(bb, (x) => (x ? 1 : 0)), shape }; bad.push('b'); }
       if (kind === 'otherShape') { B = { data: Ctor.from([...bb, ...bb]), shape: rank === 3 ? [b, t, 2 * w] : [b * t, 2 * w] }; bad.push('b'); }
       if (kind === 'otherRank') { B = { data: Ctor.from(bb), shape: rank === 3 ? [b * t, w] : [1, b * t, w] }; bad.push('b'); }
       if (kind === 'float64') { B = { data: Float64Array.from(bb), shape }; bad.push('b'); }
