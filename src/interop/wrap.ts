@@ -263,16 +263,19 @@ export type Converted<R, K> = K extends TfModuleLike
 export type EcoResult<R, K> = R extends Promise<infer U> ? Promise<Converted<U, K>> : Converted<R, K>;
 
 /**
- * `F` itself (first, so plain calls keep its exact, generic types), an
- * overload with `output` in the options at position `I` whose result is
- * that runtime's tensors, and one taking ecosystem tensors without
- * `output`. The `output` overload requires the option: a generic catch-all
- * would win TypeScript's first (subtype) pass of overload resolution over
- * `F` itself for plain calls.
+ * An overload with `output` in the options at position `I` whose result is
+ * that runtime's tensors, `F` itself (so plain calls keep its exact,
+ * generic types), and one taking ecosystem tensors without `output`. The
+ * `output` overload requires the option, so plain calls never match it (a
+ * generic catch-all would win TypeScript's first (subtype) pass of overload
+ * resolution over `F` itself); it comes first because an op whose options
+ * are a generic parameter (the GPU ops' `O extends ...`) takes `output` in
+ * `F` itself too, with no excess-property check, and would type the result
+ * as its own.
  */
 export type Interop<F, I> = F extends (...args: infer A) => infer R
-  ? F &
-      (I extends number ? <Args extends EcoArgsWithOutput<A, I>>(...args: Args) => EcoResult<R, OutputOf<Args, I>> : unknown) &
+  ? (I extends number ? <Args extends EcoArgsWithOutput<A, I>>(...args: Args) => EcoResult<R, OutputOf<Args, I>> : unknown) &
+      F &
       ((...args: EcoArgs<A, I>) => R)
   : F;
 

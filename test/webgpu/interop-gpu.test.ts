@@ -129,8 +129,7 @@ test('onnxruntime-web tensors on gpu-buffer in and out: fromGpuBuffer over our b
   assert.ok(destroyed.has(buffer), "the ort tensor's dispose() destroys the result's buffer");
   assert.ok(!destroyed.has(sb), 'the input buffer is the caller\'s');
   // A mask result: bool on ort's side.
-  // (A GpuTensor argument picks the op's own overload, whose type knows no output: the result is an ort.Tensor.)
-  const m = (await gpu.generateMask(gpu.upload(want.indices), s, { form: 'bool', output: ortWeb, resident: true })) as unknown as ortWeb.Tensor;
+  const m = await gpu.generateMask(gpu.upload(want.indices), s, { form: 'bool', output: ortWeb, resident: true });
   assert.equal(m.type, 'bool');
   assert.deepEqual(Array.from(await m.getData() as Uint8Array), Array.from(generateMask(want.indices, s, { form: 'bool' }).data));
   m.dispose();
