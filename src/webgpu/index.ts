@@ -31,6 +31,8 @@ import { withInteropOps } from '../interop/wrap.js';
 import { GPU_SIGNATURES } from '../interop/signatures.js';
 
 export { GpuTensor } from './resident.js';
+export { NEEDED_LIMITS } from './handover.js';
+export type { GpuHandOverInput } from '../interop/wrap.js';
 export type { GpuDtype } from './resident.js';
 export type { IndexerTopkOptions } from './fused.js';
 
