@@ -12,9 +12,16 @@
  * score above m and at least k score m or more, which one pass over the row
  * tests (for A's and B's candidate together). Only when neither passes does
  * the row go to a quickselect over a copy.
+ *
+ * Float32 scores take the WebAssembly SIMD path where the engine has it
+ * (compareRowsSimd below, kernels in src/simd/assembly/compare.ts): the
+ * same quantities, and the same bits, by other means. A set of k distinct
+ * keys is a top-k exactly when no key outside it scores above its smallest
+ * score m, which one max over the row tells; only where that fails does it
+ * count keys around a candidate, as the TypeScript pass does.
  */
 import { inputBound, prepareRow, scoreRoundingBound, type InputBoundArgs } from './bounds.js';
-import { simdModule } from '../simd/index.js';
+import { simdRows, type SimdRows } from './simd.js';
 
 /** Verdicts, in order of strength: each implies the ones after it. */
 export const VERDICTS = ['identical', 'sets', 'ties', 'nearTies', 'different'] as const;
@@ -38,6 +45,12 @@ export interface CompareKernelArgs {
   inputs: InputBoundArgs | null;
   /** Float32 scores: pass over them with WebAssembly SIMD where this engine has it (same results). */
   simd: boolean;
+  /**
+   * Whether every index is known to be < s (the edge checked). When not,
+   * compareRows checks them and returns false at the first row holding one
+   * >= s, for the edge to name it.
+   */
+  indicesChecked: boolean;
   // Outputs, [rows] each.
   verdict: Uint8Array;
   threshold: Float64Array;
@@ -124,10 +137,19 @@ function deviation(x: number, tau: number): number {
   return x === tau ? 0 : Math.abs(x - tau);
 }
 
-export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: number): void {
+/**
+ * Judges rows [rowStart, rowEnd). Returns false, with the rows from the
+ * first such on unjudged, when `indicesChecked` is false and a row holds an
+ * index >= s (the edge names it); else true.
+ */
+export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: number): boolean {
   const { a, b, k, scores, s, sortedA, sortedB, markA, markB } = args;
+  if (args.simd && scores instanceof Float32Array) {
+    const m = simdRows(k, s, 1);
+    if (m !== null) return compareRowsSimd(args, m, rowStart, rowEnd);
+  }
+  if (!args.indicesChecked && (firstAbove(a, rowStart * k, rowEnd * k, s) >= 0 || firstAbove(b, rowStart * k, rowEnd * k, s) >= 0)) return false;
   const stamped = markA.length > 0;
-  simd = args.simd && scores instanceof Float32Array ? simdCollect(s) : null;
   for (let row = rowStart; row < rowEnd; row++) {
     const at = row * k;
     let identical = true;
@@ -155,12 +177,7 @@ export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: n
       sameSet = nA === nB;
       for (let i = 0; i < nA && sameSet; i++) sameSet = sortedA[i] === sortedB[i];
     }
-    args.firstSlot[row] = -1;
-    args.firstKey[row] = -1;
-    args.firstSide[row] = 0;
-    args.firstScore[row] = NaN;
-    args.firstTolerance[row] = NaN;
-    args.nanAt[row] = -1;
+    clearFirst(args, row);
     if (scores === null) {
       args.keysA[row] = nA;
       args.keysB[row] = nB;
@@ -179,11 +196,167 @@ export function compareRows(args: CompareKernelArgs, rowStart: number, rowEnd: n
     args.keysB[row] = liveB;
     args.margin[row] = 0;
     if (identical || sameSet) {
-      args.verdict[row] = identical ? IDENTICAL : sameSet ? SETS : DIFFERENT;
+      args.verdict[row] = identical ? IDENTICAL : SETS;
       continue;
     }
-    args.verdict[row] = judge(args, row, base, tau, nA, nB, liveA === liveB);
+    const n = listDifferences(args, row, nA, nB);
+    args.verdict[row] = judge(args, row, scores, base, tau, n, liveA === liveB);
   }
+  return true;
+}
+
+/** The first i in [from, to) with list[i] >= s, or -1. */
+function firstAbove(list: Int32Array, from: number, to: number, s: number): number {
+  for (let i = from; i < to; i++) if (list[i] >= s) return i;
+  return -1;
+}
+
+/** A row's first-key outputs before it is judged (none), and no NaN seen. */
+function clearFirst(args: CompareKernelArgs, row: number): void {
+  args.firstSlot[row] = -1;
+  args.firstKey[row] = -1;
+  args.firstSide[row] = 0;
+  args.firstScore[row] = NaN;
+  args.firstTolerance[row] = NaN;
+  args.nanAt[row] = -1;
+}
+
+/**
+ * compareRows on WebAssembly SIMD, float32 scores: each row's lists are
+ * copied into the module's memory (its scores too, unless they are already
+ * the module's score block, as `dsa compare` reads them), marked and
+ * gathered there (compareMark: distinct keys, live keys, the smallest
+ * score, the keys the sets share, every index < s), and its k-th score
+ * found as the TypeScript pass finds it, candidate by candidate, with
+ * exact passes (no guessed lower bound): first the one max over the keys
+ * outside a set of k distinct keys (compareMaxOutside; the set is a top-k
+ * and its smallest score tau when that max is at most it, and the max is
+ * then the (k+1)-th score), else the counts around the candidate
+ * (compareCount). The verdict of a row whose sets differ is judged here on
+ * the differing keys compareDiff lists, as compareRows judges them.
+ */
+function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number, rowEnd: number): boolean {
+  const { k, s } = args;
+  const e = m.kernels;
+  const f32 = m.f32, i32 = m.i32;
+  let S = args.scores as Float32Array;
+  let a = args.a, b = args.b;
+  // Inputs that are views of this memory are read where they lie only when they lie in the score block.
+  const inPlace = S.buffer === m.memory.buffer && S.byteOffset >= m.scores;
+  // S's row `row` is its row row - first (first > 0: a copy of the call's rows).
+  let first = 0;
+  if (S.buffer === m.memory.buffer && !inPlace) {
+    S = S.slice(rowStart * s, rowEnd * s);
+    first = rowStart;
+  }
+  if (a.buffer === m.memory.buffer) a = a.slice();
+  if (b.buffer === m.memory.buffer) b = b.slice();
+  // Bits clear on entry (another kernel may have used the memory since); each row clears its own after.
+  i32.fill(0, m.bitsA >> 2, (m.bitsA >> 2) + m.words);
+  i32.fill(0, m.bitsB >> 2, (m.bitsB >> 2) + m.words);
+  const st = m.stats >> 2;
+  for (let row = rowStart; row < rowEnd; row++) {
+    const at = row * k;
+    i32.set(a.subarray(at, at + k), m.a >> 2);
+    i32.set(b.subarray(at, at + k), m.b >> 2);
+    let x = m.scores;
+    if (inPlace) x = S.byteOffset + row * s * 4;
+    else f32.set(S.subarray((row - first) * s, (row - first + 1) * s), m.scores >> 2);
+    const identical = e.compareIdentical(m.a, m.b, k) === 1;
+    if (e.compareMark(m.a, k, s, x, m.bitsA, 0, m.valsA, m.stats) >= 0) return false;
+    const nA = i32[st], liveA = i32[st + 1], minA = f32[st + 4];
+    let nan = i32[st + 3];
+    let nB = nA, liveB = liveA, minB = minA, common = nA;
+    if (!identical) {
+      if (e.compareMark(m.b, k, s, x, m.bitsB, m.bitsA, m.valsB, m.stats) >= 0) return false;
+      nB = i32[st];
+      liveB = i32[st + 1];
+      common = i32[st + 2];
+      nan |= i32[st + 3];
+      minB = f32[st + 4];
+    }
+    clearFirst(args, row);
+    if (nan !== 0 || !thresholdSimd(args, m, row, x, nA, minA, identical ? 0 : nB, minB)) {
+      args.nanAt[row] = e.compareFirstNaN(x, s);
+    } else {
+      args.keysA[row] = liveA;
+      args.keysB[row] = liveB;
+      args.margin[row] = 0;
+      if (identical || (nA === nB && common === nB)) args.verdict[row] = identical ? IDENTICAL : SETS;
+      else {
+        const n = e.compareDiff(m.a, m.b, k, m.bitsA, m.bitsB, m.dSlot, m.dKey, m.dSide);
+        args.dSlot.set(i32.subarray(m.dSlot >> 2, (m.dSlot >> 2) + n));
+        args.dKey.set(i32.subarray(m.dKey >> 2, (m.dKey >> 2) + n));
+        args.dSide.set(i32.subarray(m.dSide >> 2, (m.dSide >> 2) + n));
+        args.verdict[row] = judge(args, row, f32, x >> 2, args.threshold[row], n, liveA === liveB);
+      }
+    }
+    e.compareUnmark(m.a, k, m.bitsA);
+    if (!identical) e.compareUnmark(m.b, k, m.bitsB);
+  }
+  return true;
+}
+
+/** What compareCount found for a candidate (no allocation). */
+const counted = { gt: 0, eq: 0, below: -Infinity };
+
+/** compareCount for candidate c over the row at x; false when the row holds a NaN. */
+function countSimd(m: SimdRows, x: number, s: number, c: number): boolean {
+  m.kernels.compareCount(x, s, c, m.stats);
+  const st = m.stats >> 2;
+  counted.gt = m.i32[st];
+  counted.eq = m.i32[st + 1];
+  counted.below = m.f32[st + 2];
+  return m.i32[st + 3] === 0;
+}
+
+/**
+ * threshold() on the SIMD path: writes tau and the gap of `row`; false when
+ * a pass met a NaN. nB = 0 when B is A (identical lists). The candidates
+ * and their order are the TypeScript pass's, so the same zero (+0 or -0) is
+ * written where both are the k-th score.
+ */
+function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: number, nA: number, cA: number, nB: number, cB: number): boolean {
+  const { k, s } = args;
+  const useA = cA === cA;
+  const firstC = useA ? cA : cB;
+  const second = useA && nB > 0 && cB === cB && cB !== cA ? cB : NaN;
+  let tau = -Infinity;
+  let found = false;
+  for (let pick = 0; pick < 2 && !found; pick++) {
+    const c = pick === 0 ? firstC : second;
+    if (pick === 1 && c !== c) break;
+    const fromA = pick === 0 && useA;
+    // A set of k distinct keys holding c as its smallest score: no other key above c makes c tau.
+    if (c === c && (fromA ? nA : nB) === k) {
+      const top = m.kernels.compareMaxOutside(x, s, fromA ? m.a : m.b, k, fromA ? m.valsA : m.valsB);
+      if (top !== top) return false;
+      if (top <= c) {
+        args.threshold[row] = c;
+        // The (k+1)-th score is the largest outside the set: none when the set is every key.
+        args.gap[row] = s === k ? Infinity : top === c ? 0 : c - top;
+        return true;
+      }
+    }
+    if (!countSimd(m, x, s, c === c ? c : Infinity)) return false;
+    found = s >= k && c === c && counted.gt < k && counted.gt + counted.eq >= k;
+    if (found) tau = c;
+  }
+  if (s < k) {
+    args.threshold[row] = -Infinity;
+    args.gap[row] = Infinity;
+    return true;
+  }
+  if (!found) {
+    const sel = args.select;
+    const base = x >> 2;
+    for (let j = 0; j < s; j++) sel[j] = m.f32[base + j];
+    tau = kthLargest(sel, s, k);
+    countSimd(m, x, s, tau);
+  }
+  args.threshold[row] = tau;
+  args.gap[row] = counted.gt + counted.eq > k ? 0 : counted.below === -Infinity ? Infinity : tau - counted.below;
+  return true;
 }
 
 /** What `mark` found (no allocation): distinct keys, those scoring above -Infinity, their smallest and largest score (NaN for none). */
@@ -250,10 +423,6 @@ function countAround(S: Float32Array | Float64Array, base: number, s: number, c:
   pass.eq = 0;
   pass.below = -Infinity;
   pass.nan = -1;
-  if (simd !== null) {
-    countAroundSimd(simd, S as Float32Array, base, s, c, lower);
-    return;
-  }
   let j = 0;
   for (; j + 4 <= s; j += 4) {
     const i = base + j;
@@ -266,49 +435,6 @@ function countAround(S: Float32Array | Float64Array, base: number, s: number, c:
     }
   }
   for (; j < s; j++) classify(S[base + j], c, lower, j);
-}
-
-/**
- * The SIMD path of the pass: topk's streaming kernel (src/simd/assembly/
- * topk.ts) collects the keys with `!(score < lower)` (NaN too), 128 KiB of
- * scores at a time copied into the module's memory, and only those are
- * classified. `lower` as the kernel's float32: rounded to nearest, it stays
- * <= c (a float32 score), so every key at or above c is collected; a key in
- * [lower, fround(lower)) can be missed only for `below`, which the widening
- * passes then find as the JS path does.
- */
-function countAroundSimd(sp: SimdCollect, S: Float32Array, base: number, s: number, c: number, lower: number): void {
-  const t = Math.fround(lower);
-  let n = 0;
-  for (let from = 0; from < s; from += CHUNK) {
-    const length = Math.min(CHUNK, s - from);
-    sp.chunk.set(S.subarray(base + from, base + from + length));
-    n = sp.collect(sp.ptr.chunk, length, t, from, sp.ptr.idx, sp.ptr.val, n);
-  }
-  for (let i = 0; i < n; i++) classify(sp.val[i], c, t, sp.idx[i]);
-}
-
-interface SimdCollect {
-  collect: (x: number, n: number, threshold: number, first: number, idxOut: number, valOut: number, count: number) => number;
-  chunk: Float32Array;
-  idx: Int32Array;
-  val: Float32Array;
-  ptr: { chunk: number; idx: number; val: number };
-}
-
-/** Scores a chunk copied into the module's memory: 128 KiB, well inside L2 (as topk). */
-const CHUNK = 32768;
-
-/** The SIMD pass of this call (laid out at its start: nothing else uses the module's memory until it returns), or null. */
-let simd: SimdCollect | null = null;
-
-function simdCollect(s: number): SimdCollect | null {
-  const module = simdModule();
-  const collect = module?.exports.topkCollect as SimdCollect['collect'] | undefined;
-  if (!module || !collect) return null;
-  // Candidates: at most s keys per row.
-  const [chunk, idx, val] = module.layout(CHUNK * 4, s * 4, s * 4);
-  return { collect, chunk: module.f32(chunk, CHUNK), idx: module.i32(idx, s), val: module.f32(val, s), ptr: { chunk, idx, val } };
 }
 
 function classify(v: number, c: number, lower: number, j: number): void {
@@ -390,14 +516,14 @@ function threshold(args: CompareKernelArgs, row: number, base: number, cA: numbe
   return true;
 }
 
-/** The verdict of a scored row whose sets differ; fills margin and the first key. */
-function judge(args: CompareKernelArgs, row: number, base: number, tau: number, nA: number, nB: number, sameCount: boolean): number {
-  const { a, b, k, dSlot, dKey, dSide, dDev, dBound, stamp } = args;
-  const S = args.scores!;
+/**
+ * The keys in one set and not the other, each once, in slot order (A's
+ * before B's at a slot), into dSlot, dKey, dSide; returns how many.
+ */
+function listDifferences(args: CompareKernelArgs, row: number, nA: number, nB: number): number {
+  const { a, b, k, dSlot, dKey, dSide, stamp } = args;
   const at = row * k;
   let n = 0;
-  let worstBound = 0;
-  if (args.inputs !== null) prepareRow(args.inputs, row);
   // stamp[x] = tag0 + row: already among this row's differing keys.
   const tag = args.tag0 + row;
   for (let i = 0; i < k; i++) {
@@ -408,11 +534,25 @@ function judge(args: CompareKernelArgs, row: number, base: number, tau: number, 
       dSlot[n] = i;
       dKey[n] = x;
       dSide[n] = side;
-      dDev[n] = deviation(S[base + x], tau);
-      dBound[n] = args.inputs === null ? 0 : inputBound(args.inputs, row, x);
-      if (dBound[n] > worstBound) worstBound = dBound[n];
       n++;
     }
+  }
+  return n;
+}
+
+/**
+ * The verdict of a scored row whose sets differ, from its n differing keys
+ * (listDifferences, or the SIMD path's compareDiff) and the row's scores
+ * S[base .. base + s); fills margin and the first key.
+ */
+function judge(args: CompareKernelArgs, row: number, S: Float32Array | Float64Array, base: number, tau: number, n: number, sameCount: boolean): number {
+  const { dKey, dDev, dBound } = args;
+  let worstBound = 0;
+  if (args.inputs !== null) prepareRow(args.inputs, row);
+  for (let i = 0; i < n; i++) {
+    dDev[i] = deviation(S[base + dKey[i]], tau);
+    dBound[i] = args.inputs === null ? 0 : inputBound(args.inputs, row, dKey[i]);
+    if (dBound[i] > worstBound) worstBound = dBound[i];
   }
   let margin = 0;
   let ties = true;
@@ -431,9 +571,9 @@ function judge(args: CompareKernelArgs, row: number, base: number, tau: number, 
   args.margin[row] = margin;
   const verdict = sameCount && ties ? TIES : sameCount && near ? NEAR_TIES : DIFFERENT;
   const f = firstBad >= 0 ? firstBad : 0;
-  args.firstSlot[row] = dSlot[f];
+  args.firstSlot[row] = args.dSlot[f];
   args.firstKey[row] = dKey[f];
-  args.firstSide[row] = dSide[f];
+  args.firstSide[row] = args.dSide[f];
   args.firstScore[row] = S[base + dKey[f]];
   args.firstTolerance[row] = tolerance(args, S[base + dKey[f]], tau, dBound[f] + worstBound);
   return verdict;

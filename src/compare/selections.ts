@@ -239,8 +239,12 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     }
   }
 
-  // Data-dependent checks last: every option is checked before the indices are scanned.
-  if (s !== null) {
+  // Data-dependent checks last: every option is checked before the indices are scanned. Given
+  // float32 scores, the kernel's SIMD path checks them as it reads them; an index >= s found
+  // there is named below, before any NaN (as here).
+  const simd = opts.simd ?? true;
+  const indicesChecked = s === null || recompute || !(scores instanceof Float32Array && simd);
+  if (s !== null && indicesChecked) {
     checkBelow('a', A.data, k, s);
     checkBelow('b', B.data, k, s);
   }
@@ -252,7 +256,7 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
   const width = s ?? 0;
   checkBytes(`compareSelections of ${rows} rows, k = ${k}`, rows * 70 + k * 72 + width * (scores === null ? 8 : 24), opts.maxBytes, 'compare row blocks');
   const args: CompareKernelArgs = {
-    a: A.data, b: B.data, k, scores, s: width, abs, rel, scoreCode, inputs, simd: opts.simd ?? true,
+    a: A.data, b: B.data, k, scores, s: width, abs, rel, scoreCode, inputs, simd, indicesChecked,
     verdict: new Uint8Array(rows),
     threshold: new Float64Array(rows),
     gap: new Float64Array(rows),
@@ -267,7 +271,10 @@ export function compareSelections(a: Tensor<Int32Array | BigInt64Array>, b: Tens
     nanAt: new Int32Array(rows),
     ...scratchFor(k, s, scores !== null, rows),
   };
-  compareRows(args, 0, rows);
+  if (!compareRows(args, 0, rows)) {
+    checkBelow('a', A.data, k, s!);
+    checkBelow('b', B.data, k, s!);
+  }
   for (let r = 0; r < rows; r++) {
     if (args.nanAt[r] >= 0) throw new RangeError(`scores: NaN at row ${r}, key ${args.nanAt[r]}; expected no NaN (the k-th score is undefined)`);
   }

@@ -9,3 +9,4 @@ export * from './topk';
 export * from './verify';
 export * from './fp8';
 export * from './linear';
+export * from './compare';
