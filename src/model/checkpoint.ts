@@ -148,8 +148,13 @@ function mapFiles(entries: Map<string, CheckpointFile>): Files {
 }
 
 async function folder(dir: string): Promise<Files> {
-  // Node only, loaded on demand so the browser path never imports node:fs
-  const { folderFiles } = await import('../io/safetensors-file.js');
+  // Node only, loaded on demand so the browser path never imports node:fs;
+  // the specifier is a variable so that bundlers for the browser leave it be.
+  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
+    throw new TypeError(`source: a folder path ('${dir}') needs Node's file system; in a browser pass the files by name (a Map or record of Blob / Uint8Array)`);
+  }
+  const nodeFiles = '../io/safetensors-file.js';
+  const { folderFiles } = (await import(/* @vite-ignore */ nodeFiles)) as typeof import('../io/safetensors-file.js');
   const f = folderFiles(dir);
   return {
     text: (file) => f.text(file),
