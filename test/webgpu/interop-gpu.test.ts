@@ -9,12 +9,14 @@
 // tensors and a device short of the limits are errors that say so.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import * as ortWeb from 'onnxruntime-web';
 import * as ortNode from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { gpu, bits } from './device.js';
-import { createGpu, GpuTensor } from '../../src/webgpu/index.js';
+import { createGpu, GpuTensor, type GpuDtype } from '../../src/webgpu/index.js';
+import { bufferBytes } from '../../src/webgpu/resident.js';
 import { NEEDED_LIMITS, checkDevice } from '../../src/webgpu/handover.js';
 import { topk } from '../../src/topk/topk.js';
 import { sparseAttention } from '../../src/attention/sparse.js';
@@ -31,7 +33,7 @@ const USAGE = { MAP_READ: 0x1, MAP_WRITE: 0x2, COPY_SRC: 0x4, COPY_DST: 0x8, STO
 const device = gpu.device;
 
 /** A buffer of `device` holding `data`, `extra` bytes larger than it needs (ONNX Runtime's pooled buffers are larger too). */
-function bufferOf(data: Float32Array | Int32Array | Uint8Array, usage = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, on: GPUDevice = device, extra = 12): GPUBuffer {
+function bufferOf(data: Float32Array | Int32Array | Uint8Array | Uint32Array, usage = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, on: GPUDevice = device, extra = 12): GPUBuffer {
   const size = Math.ceil((data.byteLength + extra) / 4) * 4;
   const buffer = on.createBuffer({ size, usage });
   if (usage & USAGE.COPY_DST) {
@@ -256,4 +258,41 @@ test("a device with the default limits (as tfjs-webgpu asks for): every op runs 
     plain.destroy();
     void instance;
   }
+});
+
+test('property: any shape, padding and mask form handed over as GPUBuffers gives the CPU\'s top-k bit for bit; a buffer is taken exactly when it holds the tensor', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 0, max: 64 }), fc.constantFrom('none', 'bool', 'additive', 'bits'), fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      async (ti, si, kk, extra, form, seed) => {
+        const scores = randomFloats([1, ti, si], seed % 1000, 4);
+        const maskHost = form === 'none' ? undefined : (generateMask(topk(randomFloats([1, ti, si], seed % 997 + 1), Math.max(1, si >> 1)).indices, si, { form: form as 'bool' }) as Tensor<Uint8Array>);
+        const sb = bufferOf(scores.data, undefined, device, extra);
+        const mb = maskHost && bufferOf(maskHost.data as Uint8Array, undefined, device, extra);
+        const mask = maskHost && { buffer: mb!, shape: maskHost.shape, dtype: (form === 'bool' ? 'uint8' : form === 'bits' ? 'uint32' : 'float32') as 'uint8' };
+        try {
+          const got = await gpu.topk({ buffer: sb, shape: [1, ti, si], dtype: 'float32' }, kk, mask ? { mask } : {});
+          assertSameTopk(got, topk(scores, kk, maskHost ? { mask: maskHost } : {}), `[1, ${ti}, ${si}] k=${kk} ${form}`);
+        } finally {
+          sb.destroy();
+          mb?.destroy();
+        }
+      },
+    ),
+    { numRuns: 12 },
+  );
+  fc.assert(
+    fc.property(fc.constantFrom('float32', 'int32', 'uint32', 'uint8', 'int8'), fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 0, maxLength: 3 }), fc.integer({ min: 1, max: 128 }), (dtype, shape, size) => {
+      const bytes = bufferBytes(dtype as GpuDtype, shape.reduce((a, b) => a * b, 1));
+      const buffer = device.createBuffer({ size: Math.ceil(size / 4) * 4, usage: USAGE.STORAGE | USAGE.COPY_SRC });
+      try {
+        if (buffer.size >= bytes) assert.equal(gpu.wrap(buffer, shape, dtype as GpuDtype).length, shape.reduce((a, b) => a * b, 1));
+        else assert.throws(() => gpu.wrap(buffer, shape, dtype as GpuDtype), new RegExp(`^RangeError: wrap: a ${dtype} tensor of shape \\[${shape.join(', ')}\\] needs ${bytes} bytes, the GPUBuffer has ${buffer.size}$`));
+      } finally {
+        buffer.destroy();
+      }
+    }),
+    { numRuns: 200 },
+  );
 });
