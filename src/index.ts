@@ -54,3 +54,9 @@ export type { Weight, WeightFormat, Float32Weight, Bf16Weight, Fp8Weight } from 
 export { compareSelections } from './interop/index.js';
 export { summarizeComparison, VERDICTS, PRECISIONS } from './compare/selections.js';
 export type { CompareOptions, CompareTolerance, CompareInputs, CompareSelectionsResult, CompareSummary, Verdict, Precision } from './compare/selections.js';
+export { mlaDecodeStep, mlaPrefill } from './interop/index.js';
+export { checkMlaLayer, mlaRopeFrequencies, mlaScale, mlaPreparedBytes } from './model/mla.js';
+export type { MlaLayer, MlaStepInputs, MlaStepOptions, MlaStepResult, MlaPrefillOptions, MlaPrefillResult } from './model/mla.js';
+export { ropeFrequencies, mlaSoftmaxScale } from './model/rope.js';
+export type { YarnSettings } from './model/rope.js';
+export { shareMlaWeights } from './model/pooled.js';

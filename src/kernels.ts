@@ -9,6 +9,7 @@ import { indexerKernels } from './indexer/kernels.js';
 import { attentionKernels } from './attention/kernels.js';
 import { cacheKernels } from './cache/kernels.js';
 import { weightKernels } from './weights/kernels.js';
+import { modelKernels } from './model/kernels.js';
 import { initSimd, type SimdBuild } from './simd/index.js';
 
 export const kernels: KernelTable = {
@@ -18,6 +19,7 @@ export const kernels: KernelTable = {
   ...attentionKernels,
   ...cacheKernels,
   ...weightKernels,
+  ...modelKernels,
 };
 
 /** A worker's set-up: the SIMD build of the thread that made the pool (null: this thread's own choice). */

@@ -14,6 +14,7 @@ import { indexerPoolApi } from './indexer/pooled.js';
 import { attentionPoolApi } from './attention/pooled.js';
 import { cachePoolApi } from './cache/pooled.js';
 import { weightsPoolApi } from './weights/pooled.js';
+import { mlaPoolApi } from './model/pooled.js';
 import { kernels } from './kernels.js';
 import { withInteropOps } from './interop/wrap.js';
 import { POOL_SIGNATURES } from './interop/signatures.js';
@@ -43,6 +44,7 @@ export function poolApi(pool: WorkerPool) {
     ...attentionPoolApi(run),
     ...cachePoolApi(run),
     ...weightsPoolApi(run),
+    ...mlaPoolApi(run),
     /** Stops the workers and drops the pool's staging memory. Calls after close reject. */
     close: async () => {
       staging.close();

@@ -20,6 +20,7 @@ import { encodeNpy as encodeNpyPlain } from '../io/npy.js';
 import { linear as linearPlain } from '../weights/linear.js';
 import { shareWeight as shareWeightPlain, quantizeWeightFp8 as quantizeWeightFp8Plain } from '../weights/weight.js';
 import { compareSelections as compareSelectionsPlain } from '../compare/selections.js';
+import { mlaDecodeStep as mlaDecodeStepPlain, mlaPrefill as mlaPrefillPlain } from '../model/mla.js';
 import { APPEND_SIGNATURE, SIGNATURES as S } from './signatures.js';
 import { withInterop, type EcoIn } from './wrap.js';
 
@@ -51,6 +52,8 @@ export const linear = withInterop('linear', linearPlain, S.linear);
 export const shareWeight = withInterop('shareWeight', shareWeightPlain, S.shareWeight);
 export const quantizeWeightFp8 = withInterop('quantizeWeightFp8', quantizeWeightFp8Plain, S.quantizeWeightFp8);
 export const compareSelections = withInterop('compareSelections', compareSelectionsPlain, S.compareSelections);
+export const mlaDecodeStep = withInterop('mlaDecodeStep', mlaDecodeStepPlain, S.mlaDecodeStep);
+export const mlaPrefill = withInterop('mlaPrefill', mlaPrefillPlain, S.mlaPrefill);
 
 /** A DsaCache whose `append` also takes ecosystem tensors (the same instance: it is still a DsaCache). */
 export type InteropDsaCache = DsaCache & { append(seq: number, inputs: EcoIn<AppendInputs>): void };

@@ -97,6 +97,16 @@ export const SIGNATURES = {
   pagedSlots: sig([['indices', i32], ['blockTable', i32], ['pageSize', null], ['opts', fields({ seqLens: array('int32') })]], 3, i32),
   shareWeights: sig([['weights', weights]], null, null),
   linear: sig([['x', f32], ['w', storedWeight], ['opts', fields({})]], 2, f32),
+  mlaDecodeStep: sig(
+    [['cache', null], ['layer', null], ['inputs', fields({ x: f32, seqs: array('int32') })], ['opts', fields({ indices: i32, attnSink: array('float32') })]],
+    3,
+    fields({ out: f32, indices: i32, lse: f32, latent: f32 }),
+  ),
+  mlaPrefill: sig(
+    [['cache', null], ['layer', null], ['seq', null], ['inputs', fields({ x: f32 })], ['opts', fields({ attnSink: array('float32') })]],
+    4,
+    fields({ out: f32, indices: i32, lse: f32 }),
+  ),
   encodeNpy: sig([['tensor', tensor('any')], ['dtype', null]], null, null),
   compareSelections: sig(
     [['a', tensor('index')], ['b', tensor('index')], ['opts', fields({ scores: tensor('float'), inputs: fields({ q: f32, k: f32, w: f32 }) })]],
@@ -128,6 +138,8 @@ export const POOL_SIGNATURES = {
   prefill: SIGNATURES.prefill,
   pagedSlots: SIGNATURES.pagedSlots,
   linear: SIGNATURES.linear,
+  mlaDecodeStep: SIGNATURES.mlaDecodeStep,
+  mlaPrefill: SIGNATURES.mlaPrefill,
 } as const satisfies Record<string, Signature>;
 
 /**
@@ -157,6 +169,13 @@ export const NO_TENSORS: Readonly<Record<string, string>> = {
   DEFAULT_MASK_VALUE: 'a constant',
   VERDICTS: 'a constant',
   PRECISIONS: 'a constant',
+  checkMlaLayer: 'a layer of stored weights (Weight objects, not tensors) in, its sizes out',
+  mlaRopeFrequencies: 'a config in, a frequency table out',
+  mlaScale: 'a config in, a number out',
+  mlaPreparedBytes: 'a layer of stored weights in, a byte count out',
+  ropeFrequencies: 'numbers in, a frequency table out',
+  mlaSoftmaxScale: 'numbers in, a number out',
+  shareMlaWeights: 'stored weights (Weight objects, not tensors) in and out',
   E4M3_VALUES: 'a constant',
   int64ToInt32: 'the explicit int64 helper over a bare BigInt64Array (an int64 ort tensor goes straight where int32 indices go)',
   wordsPerRow: 'a size',
