@@ -9,7 +9,7 @@
 import type { Tensor, TypedArray } from '../tensor.js';
 import type { DsaCache } from '../cache/cache.js';
 import { GpuTensor, type GpuDtype } from '../webgpu/resident.js';
-import { fromGpuInput, gpuDtypeName, gpuOutputOf, type GpuOutput } from './gpu.js';
+import { fromGpuInput, gpuDtypeName, gpuOutputOf, isGpuInput, type GpuOutput } from './gpu.js';
 import {
   dtypeOf, fromEcosystem, isEcosystemTensor, resolveOutput,
   type EcosystemTensor, type Need, type OrtModuleLike, type Output, type OutputModule, type TfModuleLike, type TfTensorLike,
@@ -33,6 +33,8 @@ export function convertIn(value: unknown, slot: Slot | null, name: string, devic
   if (device !== undefined && gpuNeed !== undefined) {
     const g = fromGpuInput(device, value, name, gpuNeed);
     if (g !== null) return g;
+  } else if (gpuNeed !== undefined && !isEcosystemTensor(value) && isGpuInput(value)) {
+    throw new TypeError(`${name}: a GPUBuffer (a tfjs dataToGPU() result or { buffer, shape, dtype }) is taken by the GPU ops only (createGpu); here pass the values on the host`);
   }
   if (isEcosystemTensor(value)) {
     if (slot.tensor !== undefined) return fromEcosystem(value, name, slot.tensor);

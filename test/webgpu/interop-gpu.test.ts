@@ -183,6 +183,10 @@ test('refused by name: usage without STORAGE or COPY_SRC, a short or mapped buff
   // The CPU functions keep refusing GPU tensors (src/interop/index.ts's topk).
   const { topk: topkInterop } = await import('../../src/interop/index.js');
   assert.throws(() => topkInterop(ortWeb.Tensor.fromGpuBuffer(ok, { dataType: 'float32', dims: [1, t, k] }), 2), /^TypeError: scores: the ort\.Tensor holds its data on 'gpu-buffer', not the CPU/);
+  assert.throws(() => topkInterop({ buffer: ok, shape: [1, t, k], dtype: 'float32' } as never, 2), /^TypeError: scores: a GPUBuffer \(a tfjs dataToGPU\(\) result or \{ buffer, shape, dtype \}\) is taken by the GPU ops only/);
+  const ref = tf.tensor(new Float32Array(t * k), [1, t, k]);
+  assert.throws(() => topkInterop(randomFloats([1, t, k], 1), 2, { mask: { buffer: ok, tensorRef: ref } as never }), /^TypeError: mask: a GPUBuffer .* is taken by the GPU ops only/);
+  ref.dispose();
   for (const b of [noStorage, noCopy, short, mappedBuffer, ok]) b.destroy();
 });
 
