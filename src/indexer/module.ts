@@ -16,7 +16,7 @@
  * Weights use the PyTorch `nn.Linear` layout [out, in] (DeepSeek's
  * checkpoints); MaxText's `kernel`s are their transposes.
  */
-import { allocLocal, allocShared, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
+import { allocLocal, allocShared, describe, product, type Alloc, type MaskData, type MaskForm, type Tensor } from '../tensor.js';
 import { checkBytes, checkFinite, checkOneOf, checkSame, checkSize, checkTensor } from '../validate.js';
 import { indexerScores, type IndexerScoresOptions } from './scores.js';
 import { checkQuantizedKeys, isQuantizedKeys, quantizeKeys, quantizeKeysFp8, type QuantizedKeys } from './quantized-keys.js';
@@ -265,6 +265,9 @@ export function prepareLightningIndexer(weights: IndexerWeights, inputs: Indexer
   const s = sPast + t;
   const topK = checkSize('topK', opts.topK ?? 2048);
   const { ropeDim, freqs, eps } = ropeSettings(opts, d);
+  // Flags read as booleans: a truthy 'no' would turn causal masking on, a 'yes' would leave the rotation off.
+  if (opts.causal !== undefined && typeof opts.causal !== 'boolean') throw new TypeError(`causal: expected a boolean, got ${describe(opts.causal)}`);
+  if (opts.hadamard !== undefined && typeof opts.hadamard !== 'boolean') throw new TypeError(`hadamard: expected a boolean, got ${describe(opts.hadamard)}`);
   const causal = opts.causal ?? true;
   let hadamard = opts.hadamard ?? (isFp8Keys(inputs.kCache) ? inputs.kCache.hadamard : precision === 'fp8');
   if (isFp8Keys(inputs.kCache) && hadamard !== inputs.kCache.hadamard) {
