@@ -88,7 +88,9 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
   return {
     steps: [{ kernel: kernel === 'radix' ? 'topkRadix' : 'topkSortReference', args: args as never, rows: [start, end], writes: ['values', 'indices', 'nanAt'] }],
     finish() {
-      for (let r = 0; r < rows; r++) {
+      // With nan: 'lowest' the kernels never flag a row, so nanAt is not read
+      // (on the GPU, reading it would be a read-back the pipeline need not wait for).
+      for (let r = 0; nan !== 'lowest' && r < rows; r++) {
         if (nanAt[r] >= 0) {
           const row = start + r;
           const bi = Math.floor(row / t);

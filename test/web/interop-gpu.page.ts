@@ -103,7 +103,8 @@ async function ortWebgpu() {
   const first = await indexer.run(feeds());
   const locations = Object.values(first).map((x) => x.location);
   const from = reads.length;
-  const top = await gpu.topk(first.scores, k, { output: ort, resident: true });
+  // nan: 'lowest' ranks a NaN last instead of refusing it, so no row's NaN flag is read back.
+  const top = await gpu.topk(first.scores, k, { nan: 'lowest', output: ort, resident: true });
   const indices = ort.Tensor.fromGpuBuffer(top.indices.gpuBuffer, { dataType: 'int32', dims: [t, 1, k] });
   const att = await gpu.sparseAttention(first.q, first.kv, indices, { dV: d, output: ort, resident: true });
   const handOver = reads.slice(from);
@@ -114,8 +115,14 @@ async function ortWebgpu() {
   const sameBuffers = top.indices.gpuBuffer === indices.gpuBuffer;
   // The indexer's q, k and weights straight into the fused top-k.
   const atFused = reads.length;
-  const fused = await gpu.indexerTopk(first.qi, first.ki, first.wi, k, { output: ort, resident: true });
+  const fused = await gpu.indexerTopk(first.qi, first.ki, first.wi, k, { nan: 'lowest', output: ort, resident: true });
   const fusedReads = reads.slice(atFused);
+  // The default nan: 'error' must know whether a row held a NaN: one int32 flag a row is read back.
+  const atChecked = reads.length;
+  const checked = await gpu.topk(first.scores, k, { output: ort, resident: true });
+  const checkedReads = reads.slice(atChecked);
+  checked.values.dispose();
+  checked.indices.dispose();
   // A buffer of ONNX Runtime's device on a backend of another device is refused by name.
   const other = await createGpu();
   const foreign = await other.topk(first.scores, k).then(
@@ -146,7 +153,7 @@ async function ortWebgpu() {
   gpu.destroy();
   await indexer.release();
   await projection.release();
-  return { locations, resultLocations, sameBuffers, handOver, projectionReads, got, cpu, indexer: fusedResult, foreign, features: gpu.features, adapter: gpu.adapter };
+  return { locations, resultLocations, sameBuffers, handOver, checkedReads, projectionReads, got, cpu, indexer: fusedResult, foreign, features: gpu.features, adapter: gpu.adapter };
 }
 
 /** onnxruntime-web's wasm provider: its CPU tensors through the GPU ops (uploaded) and back into a second session. */
