@@ -315,6 +315,9 @@ export function planPrefill(cache: DsaCache, seq: number, inputs: PrefillInputs,
   const seqs = Int32Array.of(seq);
   const blocks = prefillBlocks(inputs, queryBlock).map((block) => ({ ...block, inputs: { ...block.inputs, seqs } }));
   const [t, hq, dqk] = inputs.q.shape;
+  // Room for the whole prompt, before the first block: a full cache refuses it unchanged (the
+  // reservation commits nothing; each block reserves its own slots again).
+  cache.reserve(seqs, t);
   // The whole prompt's kv rows and queries, one pass, before the first block, so a bad one leaves the cache unchanged.
   const flag = Int32Array.of(NO_BAD_ROW);
   const finite = finiteRows(cache, new Float32Array(0), inputs.kv, inputs.q).slice(1);
