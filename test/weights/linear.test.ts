@@ -276,3 +276,17 @@ test('linear: block scales of any size (>= 256, subnormal) and negative ones, si
     }
   }
 });
+
+test('linear: x of more rows than one chunk of the module (x[513, 4096]), every form and reading, simd equals the reference', () => {
+  const [n, out, inDim] = [513, 5, 4096];
+  const x = normals(rng(31), n * inDim);
+  for (const format of ['float32', 'bf16', 'fp8'] as const) {
+    const w = makeWeight(format, out, inDim, 32);
+    for (const reading of READINGS) {
+      if (format !== 'fp8' && reading.gemmImpl === 'fp8') continue;
+      const fast = linear({ data: x, shape: [n, inDim] }, w, reading).data;
+      const reference = linear({ data: x, shape: [n, inDim] }, w, { ...reading, simd: false }).data;
+      assertSameBits(fast, reference, `${format} ${reading.gemmImpl}/${reading.scaleFormat}`);
+    }
+  }
+});
