@@ -263,17 +263,22 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
     if (inPlace) x = S.byteOffset + row * s * 4;
     else f32.set(S.subarray((row - first) * s, (row - first + 1) * s), m.scores >> 2);
     const identical = e.compareIdentical(m.a, m.b, k) === 1;
-    if (e.compareMark(m.a, k, s, x, m.bitsA, 0, m.valsA, m.stats) >= 0) return false;
+    if (e.compareMark(m.a, k, s, x, m.bitsA, 0, 1, m.stats) >= 0) return false;
     const nA = i32[st], liveA = i32[st + 1], minA = f32[st + 4];
     let nan = i32[st + 3];
-    let nB = nA, liveB = liveA, minB = minA, common = nA;
+    let nB = nA, liveB = liveA, minB = minA, sameSet = true;
     if (!identical) {
-      if (e.compareMark(m.b, k, s, x, m.bitsB, m.bitsA, m.valsB, m.stats) >= 0) return false;
+      // B's marks alone first: where the sets are equal, B's keys score what A's do.
+      if (e.compareMark(m.b, k, s, x, m.bitsB, m.bitsA, 0, m.stats) >= 0) return false;
       nB = i32[st];
-      liveB = i32[st + 1];
-      common = i32[st + 2];
-      nan |= i32[st + 3];
-      minB = f32[st + 4];
+      sameSet = nA === nB && i32[st + 2] === nB;
+      if (!sameSet) {
+        clearBits(m, m.b, k);
+        e.compareMark(m.b, k, s, x, m.bitsB, 0, 1, m.stats);
+        liveB = i32[st + 1];
+        nan |= i32[st + 3];
+        minB = f32[st + 4];
+      }
     }
     clearFirst(args, row);
     if (nan !== 0 || !thresholdSimd(args, m, row, x, nA, minA, identical ? 0 : nB, minB)) {
@@ -282,7 +287,7 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
       args.keysA[row] = liveA;
       args.keysB[row] = liveB;
       args.margin[row] = 0;
-      if (identical || (nA === nB && common === nB)) args.verdict[row] = identical ? IDENTICAL : SETS;
+      if (sameSet) args.verdict[row] = identical ? IDENTICAL : SETS;
       else {
         const n = e.compareDiff(m.a, m.b, k, m.bitsA, m.bitsB, m.dSlot, m.dKey, m.dSide);
         args.dSlot.set(i32.subarray(m.dSlot >> 2, (m.dSlot >> 2) + n));
@@ -291,10 +296,17 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
         args.verdict[row] = judge(args, row, f32, x >> 2, args.threshold[row], n, liveA === liveB);
       }
     }
-    e.compareUnmark(m.a, k, m.bitsA);
-    if (!identical) e.compareUnmark(m.b, k, m.bitsB);
+    clearBits(m, m.a, k);
+    if (!identical) clearBits(m, m.b, k);
   }
   return true;
+}
+
+/** Clears the bits of list `list` (m.a or m.b): the whole bitmap where it is small beside k (a memset), else key by key. */
+function clearBits(m: SimdRows, list: number, k: number): void {
+  const bits = list === m.a ? m.bitsA : m.bitsB;
+  if (m.words <= 16 * k) m.i32.fill(0, bits >> 2, (bits >> 2) + m.words);
+  else m.kernels.compareUnmark(list, k, bits);
 }
 
 /** What compareCount found for a candidate (no allocation). */
@@ -329,7 +341,7 @@ function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: num
     const fromA = pick === 0 && useA;
     // A set of k distinct keys holding c as its smallest score: no other key above c makes c tau.
     if (c === c && (fromA ? nA : nB) === k) {
-      const top = m.kernels.compareMaxOutside(x, s, fromA ? m.a : m.b, k, fromA ? m.valsA : m.valsB);
+      const top = m.kernels.compareMaxOutside(x, s, fromA ? m.a : m.b, k, m.vals);
       if (top !== top) return false;
       if (top <= c) {
         args.threshold[row] = c;

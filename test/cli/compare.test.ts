@@ -243,3 +243,34 @@ test('dsa compare --help names every flag', async () => {
   assert.match(r.stdout, /^Usage: dsa compare \[options\]/);
   for (const flag of ['--a', '--b', '--scores', '--q', '--keys', '--weights', '--seq-len', '--abs', '--rel', '--precision', '--precision-of', '--json', '--report']) assert.match(r.stdout, new RegExp(`\\n +${flag} `));
 });
+
+test('dsa compare: a NaN or an index >= s in a block while the next block is being read ahead is named, exit 2', async () => {
+  const tmp = scratch();
+  process.env.DSA_BLOCK_BYTES = '200'; // a row or two per block
+  try {
+    const [t, s, k] = [12, 16, 2];
+    const S = Float32Array.from({ length: t * s }, (_, i) => (i * 7) % 13);
+    const a = new Int32Array(t * k);
+    for (let r = 0; r < t; r++) a.set(topk({ data: S.subarray(r * s, (r + 1) * s), shape: [1, 1, s] }, k).indices.data, r * k);
+    writeNpy(tmp.file('a.npy'), { data: a, shape: [1, t, k] });
+    const nan = S.slice();
+    nan[2 * s + 5] = NaN; // query 2
+    writeNpy(tmp.file('nan.npy'), { data: nan, shape: [1, t, s] });
+    writeNpy(tmp.file('s.npy'), { data: S, shape: [1, t, s] });
+    const far = a.slice();
+    far[3 * k + 1] = s; // query 3, slot 1
+    writeNpy(tmp.file('far.npy'), { data: far, shape: [1, t, k] });
+    const bad = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('a.npy'), '--scores', tmp.file('nan.npy'));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^dsa compare: --scores: .*nan\.npy: NaN at batch 0, query 2, key 5; the k-th score of that row is undefined\n$/);
+    const out = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('far.npy'), '--scores', tmp.file('s.npy'));
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, /^dsa compare: --b: .*far\.npy: value 16 at batch 0, query 3, slot 1 must be < s = 16 \(negative values are none\)\n$/);
+    const ok = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('a.npy'), '--scores', tmp.file('s.npy'));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /\nidentical +12 +100\.0%\n/);
+  } finally {
+    delete process.env.DSA_BLOCK_BYTES;
+    tmp.done();
+  }
+});

@@ -40,28 +40,30 @@ function load(m: SimdRows, x: number[], a: number[], b: number[]): void {
 
 const bitSet = (m: SimdRows, bits: number, key: number) => ((m.i32[(bits >> 2) + (key >>> 5)] >>> (key & 31)) & 1) === 1;
 
-test('compareMark: distinct keys, live keys, keys shared with the other list, NaN, the first smallest score, the gather and the bits, as a plain loop finds them', { skip: !haveSimd }, () => {
+test('compareMark: distinct keys, live keys, keys shared with the other list, NaN, the first smallest score and the bits, as a plain loop finds them', { skip: !haveSimd }, () => {
   fc.assert(
-    fc.property(rowCase(true), ({ s, x, a, b, k }) => {
+    fc.property(rowCase(true), fc.boolean(), ({ s, x, a, b, k }, gatherB) => {
       const m = simdRows(k, s, 1)!;
       load(m, x, a, b);
       const f = Float32Array.from(x);
-      // b first with no other list, then a against b's bits.
-      assert.equal(m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, 0, m.valsB, m.stats), -1);
-      assert.equal(m.i32[(m.stats >> 2) + 2], 0);
-      assert.equal(m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, m.bitsB, m.valsA, m.stats), -1);
+      const st = m.stats >> 2;
+      // b first with no other list (gathering its scores or not), then a against b's bits.
+      assert.equal(m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, 0, gatherB ? 1 : 0, m.stats), -1);
+      const keysB = [...new Set(b.filter((j) => j >= 0))];
+      assert.equal(m.i32[st], keysB.length);
+      assert.equal(m.i32[st + 2], 0);
+      if (!gatherB) assert.ok(m.i32[st + 1] === 0 && m.i32[st + 3] === 0 && Number.isNaN(m.f32[st + 4]));
+      assert.equal(m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, m.bitsB, 1, m.stats), -1);
       const keys = [...new Set(a.filter((j) => j >= 0))];
-      const inB = new Set(b.filter((j) => j >= 0));
+      const inB = new Set(keysB);
       const values = keys.map((j) => f[j]);
       let least = NaN;
       for (const v of values) if (v === v && !(least <= v)) least = v;
-      const st = m.stats >> 2;
       assert.deepEqual(
         [m.i32[st], m.i32[st + 1], m.i32[st + 2], m.i32[st + 3]],
         [keys.length, values.filter((v) => v > -Infinity).length, keys.filter((j) => inB.has(j)).length, values.some((v) => v !== v) ? 1 : 0],
       );
       assert.ok(Object.is(m.f32[st + 4], least), `least ${m.f32[st + 4]} vs ${least}`);
-      a.forEach((j, i) => j >= 0 && assert.ok(Object.is(m.f32[(m.valsA >> 2) + i], f[j])));
       for (let j = 0; j < s; j++) assert.equal(bitSet(m, m.bitsA, j), keys.includes(j), `bit ${j}`);
       // Unmarking clears exactly a's keys.
       m.kernels.compareUnmark(m.a, k, m.bitsA);
@@ -77,22 +79,21 @@ test('compareMark: the first slot holding a key >= s', { skip: !haveSimd }, () =
     fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: -3, max: 60 }), { minLength: 1, maxLength: 30 }), (s, list) => {
       const m = simdRows(list.length, s, 1)!;
       load(m, Array(s).fill(0), list, list);
-      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, m.valsA, m.stats);
+      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, 1, m.stats);
       assert.equal(got, list.findIndex((j) => j >= s));
     }),
     { numRuns: 200 },
   );
 });
 
-test('compareMaxOutside: the largest score outside the list (-inf when none, NaN for a NaN outside it), the row restored bit for bit', { skip: !haveSimd }, () => {
+test('compareMaxOutside: the largest score outside the list (-inf when none, NaN for a NaN outside it), the row restored bit for bit (repeated keys too)', { skip: !haveSimd }, () => {
   fc.assert(
     fc.property(rowCase(true), ({ s, x, a, b, k }) => {
       const m = simdRows(k, s, 1)!;
       load(m, x, a, b);
       const f = Float32Array.from(x);
-      a.forEach((j, i) => j >= 0 && (m.f32[(m.valsA >> 2) + i] = f[j]));
       const before = Uint32Array.from(m.i32.subarray(m.scores >> 2, (m.scores >> 2) + s));
-      const got = m.kernels.compareMaxOutside(m.scores, s, m.a, k, m.valsA);
+      const got = m.kernels.compareMaxOutside(m.scores, s, m.a, k, m.vals);
       const outside = [...f].filter((_, j) => !a.includes(j));
       const want = outside.some((v) => v !== v) ? NaN : outside.reduce((p, v) => (v > p ? v : p), -Infinity);
       // Either zero where the largest is a zero (the caller only compares it and subtracts it from a larger tau).
@@ -133,8 +134,8 @@ test('compareIdentical and compareDiff: equal slot by slot (negatives as -1); th
       const m = simdRows(k, s, 1)!;
       load(m, x, a, b);
       assert.equal(m.kernels.compareIdentical(m.a, m.b, k), a.every((j, i) => Math.max(j, -1) === Math.max(b[i], -1)) ? 1 : 0);
-      m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, 0, m.valsA, m.stats);
-      m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, m.bitsA, m.valsB, m.stats);
+      m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, 0, 1, m.stats);
+      m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, m.bitsA, 0, m.stats);
       const A = new Set(a.filter((j) => j >= 0)), B = new Set(b.filter((j) => j >= 0));
       const want: number[][] = [];
       const seen = new Set<number>();
@@ -228,5 +229,26 @@ test('the SIMD path names the first index >= s of a, then of b, before any NaN, 
     assert.throws(() => run(bad(5), bad(0)), /^RangeError: a: value 9 at row 2, slot 1 must be < s = 4/);
     assert.throws(() => run(Int32Array.from(ok), bad(3)), /^RangeError: b: value 9 at row 1, slot 1 must be < s = 4/);
     assert.throws(() => run(Int32Array.from(ok), Int32Array.from(ok)), /^RangeError: scores: NaN at row 0, key 1/);
+  }
+});
+
+test('rows with few keys beside s (the bits cleared key by key, not by a memset): the TypeScript path\'s results', () => {
+  let state = 7;
+  const next = (n: number) => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n);
+  for (const [rows, s, k] of [[5, 2000, 3], [3, 1500, 1], [4, 4096, 7]]) {
+    const S = Float32Array.from({ length: rows * s }, () => (next(200) - 100) / 16);
+    const a = new Int32Array(rows * k), b = new Int32Array(rows * k);
+    for (let r = 0; r < rows; r++) {
+      const order = Array.from({ length: s }, (_, j) => j).sort((p, q) => S[r * s + q] - S[r * s + p] || p - q);
+      for (let i = 0; i < k; i++) {
+        a[r * k + i] = order[i];
+        b[r * k + i] = r % 2 === 0 ? order[k - 1 - i] : order[i + next(3)];
+      }
+    }
+    const opts = { scores: { data: S, shape: [rows, s] }, tolerance: { abs: 0.1 } };
+    // Twice: the bits one call leaves must be clear for the next.
+    for (let twice = 0; twice < 2; twice++) {
+      assertSame(compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, opts), compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { ...opts, simd: false }));
+    }
   }
 });

@@ -1,17 +1,17 @@
 // The per-row kernels of compareSelections over float32 scores in the
-// module's memory (src/compare/simd.ts lays the memory out and composes
-// them; src/compare/kernels.ts is the TypeScript path they must match).
+// module's memory (src/compare/kernels.ts composes them and keeps the
+// TypeScript path they must match; src/compare/simd.ts lays the memory out).
 //
 // A row: scores x[s], two index lists a[k], b[k] (negative = none), a bit
-// per key for each list (bitsA, bitsB: ceil(s / 32) words, clear on entry
-// and left clear by compareUnmark), and the scores each list's slots hold
-// (vals). The k-th score tau of the row is usually the smallest score m of
-// a's keys: when a holds k distinct keys and no other key scores above m,
-// fewer than k keys score above m and at least k score m or more.
-// compareMaxOutside tests that with one max over the row (a's cells set to
-// -inf meanwhile), four operations a vector; compareCount is the general
-// pass (keys above and at a candidate, the largest score below it) the
-// caller falls back to.
+// per key for each list (bitsA, bitsB: ceil(s / 32) words, clear on entry;
+// the caller clears them after the row), and scratch for the scores of a
+// list's slots (vals). The k-th score tau of the row is usually the
+// smallest score m of a's keys: when a holds k distinct keys and no other
+// key scores above m, fewer than k keys score above m and at least k score
+// m or more. compareMaxOutside tests that with one max over the row (a's
+// cells set to -inf meanwhile), four operations a vector; compareCount is
+// the general pass (keys above and at a candidate, the largest score below
+// it) the caller falls back to.
 
 const NEG_INF_BITS: i32 = 0xff800000;
 
@@ -34,32 +34,32 @@ export function compareIdentical(a: usize, b: usize, k: i32): i32 {
 }
 
 /**
- * Marks the keys of list[0 .. k) in `bits` and gathers their scores:
- * vals[i] = x[list[i]] for every slot holding a key. Writes to `stats`
- * (i32 at 0, 4, 8, 12, f32 at 16): the distinct keys, those of them scoring
- * above -Infinity, those of them whose bit is set in `other` (0 when other
- * is 0), 1 when a score is NaN (else 0), and the smallest score (the first
- * of equal ones in slot order, as the TypeScript pass keeps it; NaN when
- * the list holds no key). Returns -1, or the first slot holding a key >= s
- * (stopped there: the caller throws).
+ * Marks the keys of list[0 .. k) in `bits` and writes to `stats` (i32 at
+ * 0, 4, 8, 12, f32 at 16): the distinct keys, those of them scoring above
+ * -Infinity, those of them whose bit is set in `other` (0 when other is
+ * 0), 1 when a score is NaN (else 0), and the smallest score (the first of
+ * equal ones in slot order, as the TypeScript pass keeps it; NaN when the
+ * list holds no key). With `gather` 0 the scores are not read (x unused):
+ * live keys 0, no NaN, smallest NaN. Returns -1, or the first slot
+ * holding a key >= s (stopped there: the caller throws).
  */
-export function compareMark(list: usize, k: i32, s: i32, x: usize, bits: usize, other: usize, vals: usize, stats: usize): i32 {
+export function compareMark(list: usize, k: i32, s: i32, x: usize, bits: usize, other: usize, gather: i32, stats: usize): i32 {
   let n = 0, live = 0, common = 0, nan = 0;
   let least: f32 = NaN;
   for (let i = 0; i < k; i++) {
     const key = load<i32>(list + (<usize>i << 2));
     if (key < 0) continue;
     if (key >= s) return i;
-    const v = load<f32>(x + (<usize>key << 2));
-    store<f32>(vals + (<usize>i << 2), v);
     const word = bits + ((<usize>key >>> 5) << 2);
     const bit: u32 = 1 << (<u32>key & 31);
     const w = load<u32>(word);
     if (w & bit) continue;
     store<u32>(word, w | bit);
     n++;
-    if (v > -Infinity) live++;
     if (other != 0 && (load<u32>(other + ((<usize>key >>> 5) << 2)) & bit) != 0) common++;
+    if (gather == 0) continue;
+    const v = load<f32>(x + (<usize>key << 2));
+    if (v > -Infinity) live++;
     if (v != v) nan = 1;
     else if (!(least <= v)) least = v; // the first score, then only a smaller one
   }
@@ -82,18 +82,22 @@ export function compareUnmark(list: usize, k: i32, bits: usize): void {
 }
 
 /**
- * The largest score of x[0 .. n) over the keys outside list[0 .. k): the
- * list's cells are set to -Infinity for the pass and then restored from
- * vals (compareMark's gather). -Infinity when every key is in the list;
- * NaN when a score outside it is NaN. Sixteen scores an iteration: three
- * pseudo-maxima in a tree and one into the accumulator (a NaN operand
- * second is passed over: pmax(acc, v) is `acc < v ? v : acc`), and a
- * self-inequality per vector OR-ed into the NaN flag.
+ * The largest score of x[0 .. n) over the keys outside list[0 .. k)
+ * (every key < n): the list's cells are set to -Infinity for the pass
+ * (their scores kept in vals[k]) and restored after it, in reverse slot
+ * order, so a repeated key gets back the score its first slot saw.
+ * -Infinity when every key is in the list; NaN when a score outside it is
+ * NaN. Sixteen scores an iteration: pseudo-maxima in a tree into two
+ * accumulators (pmax(acc, v) is `acc < v ? v : acc`, so a NaN v is passed
+ * over) and a self-inequality per vector OR-ed into the NaN flags.
  */
 export function compareMaxOutside(x: usize, n: i32, list: usize, k: i32, vals: usize): f32 {
   for (let i = 0; i < k; i++) {
     const key = load<i32>(list + (<usize>i << 2));
-    if (key >= 0) store<f32>(x + (<usize>key << 2), -Infinity);
+    if (key < 0) continue;
+    const p = x + (<usize>key << 2);
+    store<f32>(vals + (<usize>i << 2), load<f32>(p));
+    store<f32>(p, -Infinity);
   }
   let m0 = f32x4.splat(-Infinity);
   let m1 = m0;
@@ -120,7 +124,7 @@ export function compareMaxOutside(x: usize, n: i32, list: usize, k: i32, vals: u
     if (v != v) nan = true;
     else if (v > top) top = v;
   }
-  for (let i = 0; i < k; i++) {
+  for (let i = k - 1; i >= 0; i--) {
     const key = load<i32>(list + (<usize>i << 2));
     if (key >= 0) store<f32>(x + (<usize>key << 2), load<f32>(vals + (<usize>i << 2)));
   }
