@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { NpyReader } from '../io/npy-file.js';
 import { openSafetensorsFile } from '../io/safetensors-file.js';
 import { SafetensorsError } from '../io/safetensors.js';
-import { simdScoreBlock } from '../compare/simd.js';
+import { simdBlocks } from '../compare/simd.js';
 import { compareSelections, summarizeComparison, VERDICTS, type CompareInputs, type CompareSelectionsResult, type CompareTolerance, type Precision } from '../compare/selections.js';
 import type { Tensor } from '../tensor.js';
 import type { CliContext } from './context.js';
@@ -49,6 +49,8 @@ interface RowSource {
   rows(row: number, n: number): Int32Array | Float32Array | Float64Array;
   /** Float32 rows of a .npy file read into `out` (its first n * width values) on libuv's thread pool, resolved as that part of it; `out` must not be touched until it settles. */
   readIntoAsync?(row: number, n: number, out: Float32Array): Promise<Float32Array>;
+  /** Int32 rows of a .npy file read into `out`, returned as that part of it. */
+  readIndicesInto?(row: number, n: number, out: Int32Array): Int32Array;
   close(): void;
 }
 
@@ -166,6 +168,7 @@ async function openRows(flag: string, path: string, kind: 'indices' | 'scores' |
     name: path, dtype: reader.dtype, shape: reader.shape,
     rows: (row, n) => (kind === 'indices' ? intoIndexBlock(row, n) : intoBlock(row, n)),
     readIntoAsync: kind === 'indices' ? undefined : async (row, n, out) => ((await reader.readAsync(row * width, n * width, out)) as Float32Array).subarray(0, n * width),
+    readIndicesInto: kind === 'indices' && reader.dtype === 'int32' ? (row, n, out) => (reader.read(row * width, n * width, out) as Int32Array).subarray(0, n * width) : undefined,
     close: () => reader.close(),
   };
 }
@@ -280,20 +283,23 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
     const perBlock = inputs !== undefined ? rows : blockRows(8 * k + 4 * (s ?? 0));
     const blocks = rowBlocks(1, rows, perBlock);
     // Float32 .npy scores are read straight into the SIMD module's score block, where the
-    // comparison reads them in place, in two halves: the next block is read on libuv's thread
+    // comparison reads them in place (simdBlocks), in two halves: the next block is read on libuv's thread
     // pool (the other core) while this one is compared. Measured on this project's 2-core
     // machine: 1.3x the time of one read of the file, against 1.6x reading each block in turn
     // and 1.8x reading into a buffer of our own and copying rows in (docs/compare.md).
-    const direct = scores?.readIntoAsync !== undefined && inputs === undefined ? simdScoreBlock(k, s!, 2 * perBlock) : null;
+    const direct = scores?.readIntoAsync !== undefined && inputs === undefined ? simdBlocks(k, s!, 2 * perBlock) : null;
     const half = (t0: number) => {
       const h = Math.floor(t0 / perBlock) % 2;
-      return direct!.subarray(h * perBlock * s!, (h + 1) * perBlock * s!);
+      return direct!.scores.subarray(h * perBlock * s!, (h + 1) * perBlock * s!);
     };
+    // int32 indices too (read in turn: they are small).
+    const indexRows = (source: RowSource, block: Int32Array | undefined, t0: number, n: number) =>
+      block !== undefined && source.readIndicesInto !== undefined ? source.readIndicesInto(t0, n, block) : (source.rows(t0, n) as Int32Array);
     let ahead: Promise<Float32Array> | null = null;
     try {
       for (const { t0, t1 } of withProgress(ctx, 'dsa compare', rows, blocks)) {
         const n = t1 - t0;
-        const ia = a.rows(t0, n) as Int32Array, ib = b.rows(t0, n) as Int32Array;
+        const ia = indexRows(a, direct?.a, t0, n), ib = indexRows(b, direct?.b, t0, n);
         let scoreRows: Float32Array | null = null;
         if (direct !== null) {
           const mine = ahead ?? scores!.readIntoAsync!(t0, n, half(t0));

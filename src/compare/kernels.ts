@@ -222,9 +222,9 @@ function clearFirst(args: CompareKernelArgs, row: number): void {
 }
 
 /**
- * compareRows on WebAssembly SIMD, float32 scores: each row's lists are
- * copied into the module's memory (its scores too, unless they are already
- * the module's score block, as `dsa compare` reads them), marked and
+ * compareRows on WebAssembly SIMD, float32 scores: each row's lists and
+ * scores are copied into the module's memory, unless they already lie in
+ * its blocks (simdBlocks, where `dsa compare` reads them), marked and
  * gathered there (compareMark: distinct keys, live keys, the smallest
  * score, the keys the sets share, every index < s), and its k-th score
  * found as the TypeScript pass finds it, candidate by candidate, with
@@ -241,47 +241,56 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
   const f32 = m.f32, i32 = m.i32;
   let S = args.scores as Float32Array;
   let a = args.a, b = args.b;
-  // Inputs that are views of this memory are read where they lie only when they lie in the score block.
-  const inPlace = S.buffer === m.memory.buffer && S.byteOffset >= m.scores;
+  // Inputs that are views of this memory are read where they lie when they lie past the
+  // kernels' scratch (the score block and after it: simdBlocks), else copied out first.
+  const past = (x: Float32Array | Int32Array) => x.buffer === m.memory.buffer && x.byteOffset >= m.scores;
+  const inPlace = past(S);
+  // Lists in place must not share bytes with the scores the pass writes to (in place, or the row copied in).
+  const [from, to] = inPlace ? [S.byteOffset, S.byteOffset + S.byteLength] : [m.scores, m.scores + s * 4];
+  const apart = (x: Int32Array) => past(x) && (x.byteOffset >= to || x.byteOffset + x.byteLength <= from);
+  const aInPlace = apart(a), bInPlace = apart(b);
   // S's row `row` is its row row - first (first > 0: a copy of the call's rows).
   let first = 0;
   if (S.buffer === m.memory.buffer && !inPlace) {
     S = S.slice(rowStart * s, rowEnd * s);
     first = rowStart;
   }
-  if (a.buffer === m.memory.buffer) a = a.slice();
-  if (b.buffer === m.memory.buffer) b = b.slice();
+  if (a.buffer === m.memory.buffer && !aInPlace) a = a.slice();
+  if (b.buffer === m.memory.buffer && !bInPlace) b = b.slice();
   // Bits clear on entry (another kernel may have used the memory since); each row clears its own after.
   i32.fill(0, m.bitsA >> 2, (m.bitsA >> 2) + m.words);
   i32.fill(0, m.bitsB >> 2, (m.bitsB >> 2) + m.words);
   const st = m.stats >> 2;
   for (let row = rowStart; row < rowEnd; row++) {
     const at = row * k;
-    i32.set(a.subarray(at, at + k), m.a >> 2);
-    i32.set(b.subarray(at, at + k), m.b >> 2);
+    let pa = m.a, pb = m.b;
+    if (aInPlace) pa = a.byteOffset + at * 4;
+    else i32.set(a.subarray(at, at + k), m.a >> 2);
+    if (bInPlace) pb = b.byteOffset + at * 4;
+    else i32.set(b.subarray(at, at + k), m.b >> 2);
     let x = m.scores;
     if (inPlace) x = S.byteOffset + row * s * 4;
     else f32.set(S.subarray((row - first) * s, (row - first + 1) * s), m.scores >> 2);
-    const identical = e.compareIdentical(m.a, m.b, k) === 1;
-    if (e.compareMark(m.a, k, s, x, m.bitsA, 0, 1, m.stats) >= 0) return false;
+    const identical = e.compareIdentical(pa, pb, k) === 1;
+    if (e.compareMark(pa, k, s, x, m.bitsA, 0, 1, m.stats) >= 0) return false;
     const nA = i32[st], liveA = i32[st + 1], minA = f32[st + 4];
     let nan = i32[st + 3];
     let nB = nA, liveB = liveA, minB = minA, sameSet = true;
     if (!identical) {
       // B's marks alone first: where the sets are equal, B's keys score what A's do.
-      if (e.compareMark(m.b, k, s, x, m.bitsB, m.bitsA, 0, m.stats) >= 0) return false;
+      if (e.compareMark(pb, k, s, x, m.bitsB, m.bitsA, 0, m.stats) >= 0) return false;
       nB = i32[st];
       sameSet = nA === nB && i32[st + 2] === nB;
       if (!sameSet) {
-        clearBits(m, m.b, k);
-        e.compareMark(m.b, k, s, x, m.bitsB, 0, 1, m.stats);
+        clearBits(m, pb, k, m.bitsB);
+        e.compareMark(pb, k, s, x, m.bitsB, 0, 1, m.stats);
         liveB = i32[st + 1];
         nan |= i32[st + 3];
         minB = f32[st + 4];
       }
     }
     clearFirst(args, row);
-    if (nan !== 0 || !thresholdSimd(args, m, row, x, nA, minA, identical ? 0 : nB, minB)) {
+    if (nan !== 0 || !thresholdSimd(args, m, row, x, pa, nA, minA, pb, identical ? 0 : nB, minB)) {
       args.nanAt[row] = e.compareFirstNaN(x, s);
     } else {
       args.keysA[row] = liveA;
@@ -289,22 +298,21 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
       args.margin[row] = 0;
       if (sameSet) args.verdict[row] = identical ? IDENTICAL : SETS;
       else {
-        const n = e.compareDiff(m.a, m.b, k, m.bitsA, m.bitsB, m.dSlot, m.dKey, m.dSide);
+        const n = e.compareDiff(pa, pb, k, m.bitsA, m.bitsB, m.dSlot, m.dKey, m.dSide);
         args.dSlot.set(i32.subarray(m.dSlot >> 2, (m.dSlot >> 2) + n));
         args.dKey.set(i32.subarray(m.dKey >> 2, (m.dKey >> 2) + n));
         args.dSide.set(i32.subarray(m.dSide >> 2, (m.dSide >> 2) + n));
         args.verdict[row] = judge(args, row, f32, x >> 2, args.threshold[row], n, liveA === liveB);
       }
     }
-    clearBits(m, m.a, k);
-    if (!identical) clearBits(m, m.b, k);
+    clearBits(m, pa, k, m.bitsA);
+    if (!identical) clearBits(m, pb, k, m.bitsB);
   }
   return true;
 }
 
-/** Clears the bits of list `list` (m.a or m.b): the whole bitmap where it is small beside k (a memset), else key by key. */
-function clearBits(m: SimdRows, list: number, k: number): void {
-  const bits = list === m.a ? m.bitsA : m.bitsB;
+/** Clears the bits of `list`: the whole bitmap where it is small beside k (a memset), else key by key. */
+function clearBits(m: SimdRows, list: number, k: number, bits: number): void {
   if (m.words <= 16 * k) m.i32.fill(0, bits >> 2, (bits >> 2) + m.words);
   else m.kernels.compareUnmark(list, k, bits);
 }
@@ -323,12 +331,13 @@ function countSimd(m: SimdRows, x: number, s: number, c: number): boolean {
 }
 
 /**
- * threshold() on the SIMD path: writes tau and the gap of `row`; false when
- * a pass met a NaN. nB = 0 when B is A (identical lists). The candidates
+ * threshold() on the SIMD path: writes tau and the gap of `row` (its scores
+ * at x, its lists at pa and pb); false when a pass met a NaN. nB = 0 when B
+ * is A (identical lists). The candidates
  * and their order are the TypeScript pass's, so the same zero (+0 or -0) is
  * written where both are the k-th score.
  */
-function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: number, nA: number, cA: number, nB: number, cB: number): boolean {
+function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: number, pa: number, nA: number, cA: number, pb: number, nB: number, cB: number): boolean {
   const { k, s } = args;
   const useA = cA === cA;
   const firstC = useA ? cA : cB;
@@ -341,7 +350,7 @@ function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: num
     const fromA = pick === 0 && useA;
     // A set of k distinct keys holding c as its smallest score: no other key above c makes c tau.
     if (c === c && (fromA ? nA : nB) === k) {
-      const top = m.kernels.compareMaxOutside(x, s, fromA ? m.a : m.b, k, m.vals);
+      const top = m.kernels.compareMaxOutside(x, s, fromA ? pa : pb, k, m.vals);
       if (top !== top) return false;
       if (top <= c) {
         args.threshold[row] = c;

@@ -2,10 +2,10 @@
  * The module memory of compareSelections' WebAssembly SIMD path (kernels in
  * src/simd/assembly/compare.ts): one row's two index lists, the scores of
  * a list's slots, a bit per key for each list, the differing keys, the kernels'
- * stats, and a block of score rows. A caller that reads its scores from a
- * file writes them straight into that block (`simdScoreBlock`, as `dsa
- * compare` does), so the kernels run on them in place; other scores are
- * copied in a row at a time. Views stay valid until another SIMD kernel
+ * stats, and a block of score rows (then blocks of index rows). A caller
+ * that reads its inputs from files writes them straight into those blocks
+ * (`simdBlocks`, as `dsa compare` does), so the kernels run on them in
+ * place; other inputs are copied in a row at a time. Views stay valid until another SIMD kernel
  * runs on this thread.
  */
 import { simdModule, type SimdExports } from '../simd/index.js';
@@ -66,14 +66,32 @@ export function simdRows(k: number, s: number, rows: number): SimdRows | null {
   };
 }
 
+/** Blocks in the module's memory a caller reads its inputs into (simdBlocks). */
+export interface SimdBlocks {
+  /** [rows, s] scores. */
+  scores: Float32Array;
+  /** [rows, k] indices each: a block of index rows for each list. */
+  a: Int32Array;
+  b: Int32Array;
+}
+
 /**
- * A block of `rows` score rows of s keys in the module's memory, for
- * k-slot selections: scores written here are compared in place by the
- * next compareSelections call on this thread with this k and s (no copy).
- * Null where there is no SIMD path. Take it again after any other SIMD
- * kernel has run on this thread (the memory may have grown).
+ * Blocks of `rows` score rows of s keys and of `rows` index rows of k for
+ * each list, in the module's memory past the kernels' scratch: inputs
+ * written here are compared in place by the next compareSelections call on
+ * this thread with this k and s (no copy). Null where there is no SIMD
+ * path. Take them again after any other SIMD kernel has run on this thread
+ * (the memory may have grown).
  */
-export function simdScoreBlock(k: number, s: number, rows: number): Float32Array | null {
+export function simdBlocks(k: number, s: number, rows: number): SimdBlocks | null {
   const m = simdRows(k, s, rows);
-  return m === null ? null : new Float32Array(m.memory.buffer, m.scores, rows * s);
+  const module = simdModule();
+  if (m === null || module === null || rows * (s + 2 * k) * 4 + m.scores > MAX_BYTES) return null;
+  // Past the score block: lists of the same k and s find the same scratch and a block past it.
+  const [a, b] = module.layout(m.scores + rows * s * 4, rows * k * 4, rows * k * 4).slice(1);
+  return {
+    scores: new Float32Array(m.memory.buffer, m.scores, rows * s),
+    a: new Int32Array(m.memory.buffer, a, rows * k),
+    b: new Int32Array(m.memory.buffer, b, rows * k),
+  };
 }

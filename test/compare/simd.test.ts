@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { simdRows, simdScoreBlock, type SimdRows } from '../../src/compare/simd.js';
+import { simdBlocks, simdRows, type SimdRows } from '../../src/compare/simd.js';
 import { compareSelections, type CompareSelectionsResult } from '../../src/compare/selections.js';
 import { simdModule } from '../../src/simd/index.js';
 
@@ -195,7 +195,7 @@ test('compareSelections: the SIMD path gives the TypeScript path\'s results bit 
   );
 });
 
-test('scores in the module\'s score block are compared in place and left as they were; a view elsewhere in that memory is copied first', { skip: !haveSimd }, () => {
+test('inputs in the module\'s blocks are compared in place and left as they were; a view elsewhere in that memory is copied first', { skip: !haveSimd }, () => {
   const [rows, s, k] = [3, 100, 7];
   const S = Float32Array.from({ length: rows * s }, (_, i) => Math.sin(i * 12.9898) * 10);
   const a = new Int32Array(rows * k), b = new Int32Array(rows * k);
@@ -207,11 +207,17 @@ test('scores in the module\'s score block are compared in place and left as they
     }
   }
   const want = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { scores: { data: S, shape: [rows, s] }, simd: false });
-  const block = simdScoreBlock(k, s, rows)!;
-  block.set(S);
-  const inPlace = compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { scores: { data: block, shape: [rows, s] } });
-  assertSame(inPlace, want);
-  assert.deepEqual(simdScoreBlock(k, s, rows), S, 'the block holds the scores as written');
+  const block = simdBlocks(k, s, rows)!;
+  block.scores.set(S);
+  block.a.set(a);
+  block.b.set(b);
+  // Scores in place, lists copied; then the lists in place too.
+  assertSame(compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { scores: { data: block.scores, shape: [rows, s] } }), want);
+  assertSame(compareSelections({ data: block.a, shape: [rows, k] }, { data: block.b, shape: [rows, k] }, { scores: { data: block.scores, shape: [rows, s] } }), want);
+  const again = simdBlocks(k, s, rows)!;
+  assert.deepEqual([again.scores, again.a, again.b], [S, a, b], 'the blocks hold the inputs as written');
+  // Lists in place, scores copied in (into the first row of the score block, which the lists do not share).
+  assertSame(compareSelections({ data: block.a, shape: [rows, k] }, { data: block.b, shape: [rows, k] }, { scores: { data: S, shape: [rows, s] } }), want);
   // A view at the start of the memory, where the kernels keep their lists and bits.
   const memory = simdModule()!.exports.memory;
   const low = new Float32Array(memory.buffer, 0, rows * s);
