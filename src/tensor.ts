@@ -39,9 +39,11 @@ export type MaskForm = 'additive' | 'bool' | 'bits';
 
 export type MaskData = Float32Array | Uint8Array | Uint32Array;
 
-/** Number of Uint32 words per row of a bit-packed mask over s keys. */
+/** Number of Uint32 words per row of a bit-packed mask over s keys (a non-negative integer). */
 export function wordsPerRow(s: number): number {
-  return (s + 31) >>> 5;
+  // (s + 31) >>> 5 would wrap past 2^32 - 32 keys (2^32 gave 0 words) and take NaN, -1 or 1.5 silently.
+  if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) throw new RangeError(`s: expected a non-negative integer key count, got ${describe(s)}`);
+  return Math.ceil(s / 32) || 0; // -0 keys: 0 words, not -0
 }
 
 export function product(shape: readonly number[]): number {
@@ -61,8 +63,25 @@ export const allocLocal: Alloc = (ctor, length) => new ctor(length);
  * SharedArrayBuffer: there the arrays are plain (and the browser pool runs
  * on the calling thread, which needs no shared memory).
  */
-export const allocShared: Alloc = (ctor, length) =>
-  typeof SharedArrayBuffer === 'function' ? new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length) : new ctor(length);
+/** %TypedArray%, the constructor every typed array constructor (and subclass) extends. */
+const TYPED_ARRAY = Object.getPrototypeOf(Int8Array);
+
+export const allocShared: Alloc = (ctor, length) => {
+  // Checked here because a public export: a fractional or NaN length would be truncated silently, a
+  // negative or huge one, or a constructor that is no typed array, would fail with an engine error.
+  if (typeof ctor !== 'function' || !Object.prototype.isPrototypeOf.call(TYPED_ARRAY, ctor)) {
+    throw new TypeError(`ctor: expected a typed array constructor (Float32Array, Int32Array, ...), got ${describe(ctor)}`);
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`length: expected a non-negative integer element count, got ${describe(length)}`);
+  }
+  try {
+    return typeof SharedArrayBuffer === 'function' ? new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length) : new ctor(length);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(`length: ${length} ${ctor.name} elements (${length * ctor.BYTES_PER_ELEMENT} bytes) could not be allocated (${e.message})`);
+  }
+};
 
 /**
  * NumPy's default integer is int64. Converts `[..]` int64 indices to the
@@ -89,8 +108,8 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
-  if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') {
-    return `${typeof value} ${JSON.stringify(value)}`;
-  }
+  // String, not JSON.stringify, for numbers: NaN and Infinity would read 'null'.
+  if (typeof value === 'number') return `number ${String(value)}`;
+  if (typeof value === 'string' || typeof value === 'boolean') return `${typeof value} ${JSON.stringify(value)}`;
   return typeof value;
 }
