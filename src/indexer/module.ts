@@ -201,6 +201,7 @@ function checkProjection(name: string, w: unknown, dims: [string, string]): numb
 
 /** The indexer's dimensions from its weights, each checked by name: h heads, d head dim, dim (model), qRank. */
 export function checkIndexerWeights(weights: IndexerWeights): { h: number; d: number; dim: number; qRank: number } {
+  if (typeof weights !== 'object' || weights === null) throw new TypeError(`weights: expected { wqB, wk, kNormWeight, kNormBias, weightsProj }, got ${describe(weights)}`);
   const [h, dim] = checkProjection('weights.weightsProj', weights.weightsProj, ['h', 'dim']);
   const [d, dimK] = checkProjection('weights.wk', weights.wk, ['d', 'dim']);
   checkSame('lightningIndexer', dimK, 'weights.wk dim', dim, 'weights.weightsProj dim');
