@@ -29,7 +29,8 @@
 // own scores; onnxruntime float32's top-k against the layer on a float32-key
 // cache (recall >= 0.99) and its output against the layer given the same
 // top-k (within 1e-4 of max |out|); the 8-bit graph's output against the
-// layer given its top-k (within 5e-2: 8-bit weights and activations).
+// layer given its top-k (within 8e-2 of max |out|: 8-bit weights and
+// activations; 3.7e-2 measured at DeepSeek-V3.2's shapes).
 // Reports medians, ratios, the recall of each selection against the float32
 // selection, resident weight bytes against the checkpoint's, bytes
 // allocated per step, peak RSS, and where the layer's time goes.
@@ -59,7 +60,7 @@ import { simdBuild } from '../src/simd/index.js';
 import { topk } from '../src/topk/topk.js';
 import { kernels as registryKernels, SCAN_ROW, scanRows } from './layer-floor.js';
 import { int8WeightBytes, layerModel, type LayerShape, type Linear8 } from './layer-onnx.js';
-import { bitIdentical, checkClose, flag, machine, median, mib, option, peakRssMiB, quietly, rng, writeResults } from './common.js';
+import { bitIdentical, checkClose, flag, machine, median, option, peakRssMiB, quietly, rng, writeResults } from './common.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -85,6 +86,8 @@ const warmup = smoke ? 1 : 2;
 const gemms = (option('gemm') ?? 'bf16,fp8').split(',') as GemmImpl[];
 let linear8 = (option('linear8') ?? 'MatMulNBits') as Linear8;
 const ort8Cache = (option('ort8-cache') ?? 'int8') as 'int8' | 'float32';
+/** onnxruntime's intra-op spinning ('1' its default; '0' its workers sleep between ops). */
+const ortSpin = option('ort-spin') ?? '1';
 for (const s of lengths) if (!Number.isInteger(s) || s < topK) throw new RangeError(`--s: expected lengths of at least topK = ${topK}, got ${s}`);
 for (const g of gemms) if (g !== 'bf16' && g !== 'fp8') throw new RangeError(`--gemm: expected bf16 and/or fp8, got ${g}`);
 if (linear8 !== 'MatMulNBits' && linear8 !== 'DynamicQuantizeMatMul') throw new RangeError(`--linear8: expected MatMulNBits or DynamicQuantizeMatMul, got ${linear8}`);
@@ -165,16 +168,20 @@ function valuesOf(w: Weight): Float32Array {
   return v;
 }
 const byName = { wqA: weights.wqA, wqB: weights.wqB, wkvA: weights.wkvA, wkvB: weights.wkvB, wo: weights.wo, ixWqB: weights.indexer!.wqB, ixWk: weights.indexer!.wk, ixWp: weights.indexer!.weightsProj };
-const sessionOptions = (threads: number): ort.InferenceSession.SessionOptions => ({ intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+const sessionOptions = (threads: number): ort.InferenceSession.SessionOptions => ({
+  intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: ortSpin } } },
+});
 async function sessions(form: 'float32' | 'int8', cache: 'float32' | 'int8'): Promise<ort.InferenceSession[]> {
   const bytes = layerModel(shape, (name) => valuesOf(byName[name]), vectors, { weights: form, cache, linear8 });
   const out = [];
   for (const threads of [1, 2]) out.push(await quietly(() => ort.InferenceSession.create(bytes, sessionOptions(threads))));
   return out;
 }
-const rssBeforeOrt = peakRssMiB();
+const rssNow = () => Math.round(process.memoryUsage().rss / 2 ** 20);
+const rssBeforeOrt = rssNow();
 const ortF32 = await sessions('float32', 'float32');
-const rssOrtF32 = peakRssMiB();
+const rssOrtF32 = rssNow();
 let ort8: ort.InferenceSession[];
 try {
   ort8 = await sessions('int8', ort8Cache);
@@ -184,7 +191,7 @@ try {
   linear8 = 'DynamicQuantizeMatMul';
   ort8 = await sessions('int8', ort8Cache);
 }
-const rssOrt8 = peakRssMiB();
+const rssOrt8 = rssNow();
 const ort8Bytes = linearWeights(weights).reduce((a, w) => a + int8WeightBytes(w.shape[0], w.shape[1], linear8), 0);
 
 // ---- the floor's bytes: the largest case's, filled (untouched pages would read as one zero page) ----
@@ -295,7 +302,7 @@ for (const s of lengths) {
   }
   const ortChecks = [
     { name: 'onnxruntime f32', session: ortF32[1], feeds: feedsF32, tol: 1e-4, minRecall: 0.99 },
-    { name: 'onnxruntime 8b', session: ort8[1], feeds: feeds8, tol: 5e-2, minRecall: 0 },
+    { name: 'onnxruntime 8b', session: ort8[1], feeds: feeds8, tol: 8e-2, minRecall: 0 },
   ];
   const recalls = new Map<string, number>();
   for (const c of ortChecks) {
@@ -465,16 +472,16 @@ const targets = {
 const bandwidth = { '1 thread GB/s': floor1!.bytes! / floor1!.medianMs / 1e6, '2 threads GB/s': floor2!.bytes! / floor2!.medianMs / 1e6 };
 console.log(`\nlayer benchmark, ${machine()}, reps ${reps}${smoke ? ' (smoke)' : ''}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end`);
 console.log(`DeepSeek-V3.2 layer${smoke ? ' (tiny smoke shapes)' : ''}: dim ${dim}, heads ${H}, qRank ${qRank}, kvRank ${kvRank}, nope ${nope}, rope ${rope}, v ${vDim}; indexer ${h} x ${d}, topK ${topK}; b = 1`);
-console.log(`weights: FP8 + scales ${mib(fp8Bytes)} MiB (checkpoint form with norms: ${(checkpointBytes / 2 ** 20).toFixed(1)} MiB), resident after a step ${(residentBytes / 2 ** 20).toFixed(1)} MiB (of which per-weights copies a first step made ${(residentExtra / 2 ** 20).toFixed(1)} MiB), built in ${(buildMs / 1000).toFixed(1)} s; onnxruntime float32 ${mib(f32Bytes)} MiB, 8-bit (${linear8}) ${mib(ort8Bytes)} MiB`);
+console.log(`weights: FP8 + scales ${(fp8Bytes / 2 ** 20).toFixed(1)} MiB (checkpoint form with norms: ${(checkpointBytes / 2 ** 20).toFixed(1)} MiB), resident after a step ${(residentBytes / 2 ** 20).toFixed(1)} MiB (of which per-weights copies a first step made ${(residentExtra / 2 ** 20).toFixed(1)} MiB), built in ${(buildMs / 1000).toFixed(1)} s; onnxruntime float32 ${(f32Bytes / 2 ** 20).toFixed(1)} MiB, 8-bit (${linear8}) ${(ort8Bytes / 2 ** 20).toFixed(1)} MiB`);
 console.log(`pool path: ${poolPath}; read floor bandwidth ${bandwidth['1 thread GB/s'].toFixed(1)} GB/s on 1 thread, ${bandwidth['2 threads GB/s'].toFixed(1)} GB/s on 2`);
-console.log(`peak RSS ${peakRssMiB()} MiB (before onnxruntime ${rssBeforeOrt}, after its float32 sessions ${rssOrtF32}, after its 8-bit ones ${rssOrt8})`);
+console.log(`peak RSS ${peakRssMiB()} MiB; RSS ${rssBeforeOrt} MiB before the onnxruntime sessions, ${rssOrtF32} after its float32 ones, ${rssOrt8} after its 8-bit ones`);
 console.log(lines.join('\n'));
 console.log(`\ntargets at s = ${sMax}, FP8 weights read ${best.g}: ${Object.entries(targets).filter(([k]) => k !== 's' && k !== 'reading').map(([k, v]) => `${k}: ${(v as number).toFixed(2)}`).join('; ')}`);
 if (!smoke) {
   writeResults('layer.json', JSON.stringify({
     date: new Date().toISOString(), machine: machine(), loadAverage: { start: load0, end: loadavg()[0] }, config, reps, warmup, gemms, poolPath,
     onnx: { eightBit: linear8, eightBitKeys: ort8Cache, float32WeightBytes: f32Bytes, eightBitWeightBytes: ort8Bytes, rope: 'in the graph', newTokenKey: 'float32' },
-    weights: { fp8Bytes, checkpointBytes, residentBytes, residentExtraBytes: residentExtra }, bandwidth, peakRssMiB: peakRssMiB(),
+    weights: { fp8Bytes, checkpointBytes, residentBytes, residentExtraBytes: residentExtra }, bandwidth, peakRssMiB: peakRssMiB(), rssMiB: { beforeOnnxSessions: rssBeforeOrt, afterFloat32Sessions: rssOrtF32, afterEightBitSessions: rssOrt8 },
     targets, checks, breakdowns, rows, sink,
   }, null, 2) + '\n');
 }
