@@ -60,3 +60,7 @@ export type { MlaLayer, MlaStepInputs, MlaStepOptions, MlaStepResult, MlaPrefill
 export { ropeFrequencies, mlaSoftmaxScale } from './model/rope.js';
 export type { YarnSettings } from './model/rope.js';
 export { shareMlaWeights } from './model/pooled.js';
+export { linear, shareWeight, quantizeWeightFp8 } from './interop/index.js';
+export type { LinearOptions, GemmImpl } from './weights/linear.js';
+export { checkWeight, weightBytes, dequantizeWeight, toBf16, bf16Bits, bf16Value, isWeight, WEIGHT_BLOCK } from './weights/weight.js';
+export type { ProjectionWeight, ProjectionReading } from './indexer/module.js';
