@@ -29,6 +29,7 @@ import { weightKernels } from '../weights/kernels.js';
 import { FP8_BLOCK } from './fp8.js';
 import { topk, type TopkOptions } from '../topk/topk.js';
 import { generateMask } from '../mask/masks.js';
+import { checkKnownOptions } from '../options.js';
 
 /**
  * A projection's weight [out, in]: a float32 tensor, or a `Weight` in the
@@ -124,6 +125,9 @@ export interface LightningIndexerResult<K extends KeyCache = Tensor<Float32Array
   /** [b, t, s] (or bits [b, t, ceil(s/32)]) when `maskForm` is given. */
   mask?: Tensor<MaskData>;
 }
+
+/** The options lightningIndexer takes. */
+export const INDEXER_OPTIONS = ['topK', 'ropeDim', 'ropeTheta', 'ropeFreqs', 'eps', 'causal', 'mask', 'maskForm', 'hadamard', 'precision', 'scaleFormat', 'linear', 'simd', 'maxBytes'];
 
 function asWeight(w: ProjectionWeight): Weight {
   return isWeight(w) ? w : { format: 'float32', shape: [w.shape[0], w.shape[1]], data: w.data };
@@ -226,7 +230,8 @@ export function ropeSettings(opts: Pick<LightningIndexerOptions, 'ropeDim' | 'ro
     freqs.set(opts.ropeFreqs);
   } else {
     const theta = checkFinite('ropeTheta', opts.ropeTheta ?? 10000);
-    for (let i = 0; i < ropeDim / 2; i++) freqs[i] = theta ** (-(2 * i) / ropeDim);
+    // precompute_freqs_cis's float32: 1 / theta ** (2i / ropeDim), each step rounded.
+    for (let i = 0; i < ropeDim / 2; i++) freqs[i] = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / ropeDim)));
   }
   const eps = checkFinite('eps', opts.eps ?? 1e-6);
   return { ropeDim, freqs, eps };
@@ -388,6 +393,7 @@ export function lightningIndexer<K extends KeyCache = Tensor<Float32Array>>(
   inputs: IndexerInputs<K>,
   opts: LightningIndexerOptions = {},
 ): LightningIndexerResult<K> {
+  checkKnownOptions('lightningIndexer', opts, INDEXER_OPTIONS);
   const p = prepareLightningIndexer(weights, inputs, opts, allocLocal);
   const scores = indexerScores(p.q, p.keys, p.w, p.scoreOpts);
   const selected = topk(scores, p.k, p.topkOpts);

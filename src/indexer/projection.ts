@@ -50,15 +50,23 @@ export function projectionRows(args: KernelArgs, o0: number, o1: number): void {
   });
 }
 
-/** Non-interleaved RoPE on v[at .. at+ropeDim): pairs (i, i + half), angle = position * freqs[i]. */
+/**
+ * Non-interleaved RoPE on v[at .. at+ropeDim): pairs (i, i + half), in
+ * float32 as DeepSeek's `precompute_freqs_cis` and `apply_rotary_emb` compute
+ * it: angle = f32(position * freqs[i]), its cos and sin rounded to float32,
+ * and a complex64 multiply (each product rounded, then the sum). An angle in
+ * float64 drifts from torch's by up to 4e-3 in cos/sin past position 10^5,
+ * enough to flip near-tie top-k picks.
+ */
 function rope(v: Float32Array, at: number, ropeDim: number, position: number, freqs: Float64Array): void {
   const half = ropeDim / 2;
+  const f32 = Math.fround;
   for (let i = 0; i < half; i++) {
-    const angle = position * freqs[i];
-    const c = Math.cos(angle), sn = Math.sin(angle);
+    const angle = f32(position * freqs[i]);
+    const c = f32(Math.cos(angle)), sn = f32(Math.sin(angle));
     const a = v[at + i], b = v[at + half + i];
-    v[at + i] = a * c - b * sn;
-    v[at + half + i] = a * sn + b * c;
+    v[at + i] = f32(a * c) - f32(b * sn);
+    v[at + half + i] = f32(a * sn) + f32(b * c);
   }
 }
 
