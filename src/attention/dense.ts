@@ -11,6 +11,7 @@ import { allocLocal, wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
 import { type AttentionOptions, type AttentionResult, checkAttentionInputs, checkAttnSink, useSimd } from './inputs.js';
 import { attentionKernels } from './kernels.js';
+import { checkKnownOptions } from '../options.js';
 
 const formOf = (mask: MaskData): MaskForm => (mask instanceof Float32Array ? 'additive' : mask instanceof Uint8Array ? 'bool' : 'bits');
 
@@ -61,5 +62,6 @@ export function denseAttention(
   mask: Tensor<MaskData>,
   opts: AttentionOptions = {},
 ): AttentionResult {
+  checkKnownOptions('denseAttention', opts, ['dV', 'smScale', 'rows', 'maxBytes', 'simd', 'attnSink']);
   return runPlan(planDenseAttention(q, kv, mask, opts, allocLocal), attentionKernels);
 }

@@ -12,6 +12,7 @@
 import type { MaskData, Tensor } from '../tensor.js';
 import { wordsPerRow } from '../tensor.js';
 import { checkTensor } from '../validate.js';
+import { checkKnownOptions } from '../options.js';
 import { type IndexerInputs, type IndexerWeights, type KeyCache, type LightningIndexerOptions, type LightningIndexerResult, keyCacheShape, lightningIndexer } from '../indexer/module.js';
 import { denseAttention } from './dense.js';
 import { sparseAttention } from './sparse.js';
@@ -43,6 +44,9 @@ export interface DsaForwardResult {
   /** The indexer's result (scores [1, t, s], top-k values and indices [1, t, k'], keys in the kCache's form). */
   indexer: LightningIndexerResult<KeyCache>;
 }
+
+/** The options of dsaForward and dsaForwardDense (the indexer's are lightningIndexer's own). */
+const FORWARD_OPTIONS = ['indexer', 'dV', 'smScale', 'simd'];
 
 export function checkForwardInputs(inputs: IndexerInputs<KeyCache>, attention: DsaAttentionInputs): { t: number; s: number; hkv: number } {
   const [b, t] = checkTensor('inputs.x', inputs.x, Float32Array, ['b', 't', 'dim']);
@@ -78,6 +82,7 @@ export function dsaForward(
   attention: DsaAttentionInputs,
   opts: DsaForwardOptions = {},
 ): DsaForwardResult {
+  checkKnownOptions('dsaForward', opts, FORWARD_OPTIONS);
   const { t, hkv } = checkForwardInputs(inputs, attention);
   const indexer = lightningIndexer(weights, inputs, { ...opts.indexer });
   const k = indexer.indices.shape[2];
@@ -96,6 +101,7 @@ export function dsaForwardDense(
   attention: DsaAttentionInputs,
   opts: DsaForwardOptions = {},
 ): DsaForwardResult & { mask: Tensor<MaskData> } {
+  checkKnownOptions('dsaForwardDense', opts, FORWARD_OPTIONS);
   const { t, s, hkv } = checkForwardInputs(inputs, attention);
   const indexer = lightningIndexer(weights, inputs, { ...opts.indexer, maskForm: 'bits' });
   const words = wordsPerRow(s);

@@ -12,6 +12,7 @@ import { type AttentionOptions, type AttentionResult, checkAttentionInputs, chec
 import { resolveRowKeys, type KeyWindow, type RaggedBatch } from '../window.js';
 import type { KernelArgs } from '../plan.js';
 import { attentionKernels } from './kernels.js';
+import { checkKnownOptions } from '../options.js';
 
 export interface SparseAttentionOptions extends AttentionOptions {
   /** The caller promises no valid index repeats within a (row, kv head): skips the dedupe pass. */
@@ -134,5 +135,6 @@ export function sparseAttention(
   indices: Tensor<Int32Array>,
   opts: SparseAttentionOptions = {},
 ): SparseAttentionResult {
+  checkKnownOptions('sparseAttention', opts, ['dV', 'smScale', 'rows', 'maxBytes', 'simd', 'attnSink', 'assumeUnique', 'topkLength', 'window', 'ragged']);
   return runPlan(planSparseAttention(q, kv, indices, opts, allocLocal), attentionKernels);
 }

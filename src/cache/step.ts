@@ -35,6 +35,7 @@ import { attentionKernels } from '../attention/kernels.js';
 import { cacheKernels } from './kernels.js';
 import { nonFiniteToken, type DsaCache, type TokenRows } from './cache.js';
 import { checkKeys } from './append.js';
+import { checkKnownOptions } from '../options.js';
 
 export interface StepInputs {
   /** [m, t, dim] Float32Array: hidden states of the new tokens (m sequences, t each). */
@@ -226,7 +227,15 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
  * Returns `out` [m*t, hq, dV], `lse` [m*t, hq] and the chosen positions
  * `indices` [m, t, topK]. On any error the cache is unchanged.
  */
+/**
+ * The options of prefill: decodeStep's and its own two. decodeStep takes them all, so one options
+ * object serves a prompt's prefill and the decode steps after it (queryBlock and onProgress
+ * mean nothing to a step).
+ */
+const PREFILL_OPTIONS = ['ropeDim', 'ropeTheta', 'ropeFreqs', 'eps', 'linear', 'topK', 'dV', 'smScale', 'attnSink', 'simd', 'maxBytes', 'queryBlock', 'onProgress'];
+
 export function decodeStep(weights: IndexerWeights, cache: DsaCache, inputs: StepInputs, opts: StepOptions = {}): StepResult {
+  checkKnownOptions('decodeStep', opts, PREFILL_OPTIONS);
   cache.acquire();
   try {
     return runPlan(planDecodeStep(weights, cache, inputs, opts, allocLocal), stepKernels);
@@ -300,6 +309,7 @@ function prefillResult(t: number, hq: number, dV: number, alloc: Alloc) {
  * leaves the blocks before it in the cache and throws.
  */
 export function prefill(weights: IndexerWeights, cache: DsaCache, seq: number, inputs: PrefillInputs, opts: PrefillOptions = {}): { out: Tensor<Float32Array>; lse: Tensor<Float32Array> } {
+  checkKnownOptions('prefill', opts, PREFILL_OPTIONS);
   const prompt = planPrefill(cache, seq, inputs, opts, allocLocal);
   for (const block of prompt.blocks) {
     prompt.add(block.from, decodeStep(weights, cache, block.inputs, opts));

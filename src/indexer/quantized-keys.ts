@@ -32,6 +32,7 @@ export interface QuantizeKeysOptions {
  * its `k` gives bit-identical scores.
  */
 export function quantizeKeys(k: Tensor<Float32Array>, opts: QuantizeKeysOptions = {}): QuantizedKeys {
+  checkKnownOptions('quantizeKeys', opts, ['shared']);
   const [b, s, d] = checkTensor('k', k, Float32Array, ['b', 's', 'd']);
   const alloc = opts.shared ? allocShared : allocLocal;
   const nb = Math.ceil(d / QUANT_BLOCK);

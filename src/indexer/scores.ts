@@ -12,6 +12,7 @@ import { checkQuantizedKeys, isQuantizedKeys, type QuantizedKeys } from './quant
 import { checkFp8Keys, isFp8Keys, FP8_BLOCK, type Fp8Keys, type ScaleFormat } from './fp8.js';
 import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
 import { tileCount } from './scores-kernels.js';
+import { checkKnownOptions } from '../options.js';
 
 /** Indexer keys in any form: float32 rows, int8 (quantizeKeys) or FP8 (quantizeKeysFp8). */
 export type IndexerKeys = Tensor<Float32Array> | QuantizedKeys | Fp8Keys;
@@ -280,5 +281,6 @@ export function indexerScores(
   w: Tensor<Float32Array>,
   opts: IndexerScoresOptions = {},
 ): Tensor<Float32Array> {
+  checkKnownOptions('indexerScores', opts, ['causalOffset', 'window', 'seqLens', 'shortSequences', 'ragged', 'weightScale', 'precision', 'hadamard', 'scaleFormat', 'blockTable', 'maxLen', 'rows', 'out', 'maxBytes', 'simd']);
   return runPlan(planIndexerScores(q, k, w, opts, allocLocal), indexerKernels);
 }

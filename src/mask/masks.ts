@@ -12,6 +12,7 @@ import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, c
 import { MASK_FORMS, checkKeyCount, cheaperForms, formOf, maskCtor, rowWidth } from './form.js';
 import { NO_BAD_ROW } from './check.js';
 import { hasRowKeys, resolveRowKeys, type KeyWindowOptions } from '../window.js';
+import { checkKnownOptions } from '../options.js';
 
 export interface GenerateMaskOptions extends KeyWindowOptions {
   /** 'scatter' (default, O(b*t*s + b*t*k)) or 'broadcast' (the O(b*t*k*s) reference); bit-identical. */
@@ -43,6 +44,12 @@ export interface MaskBlockOptions {
   out?: MaskData;
   maxBytes?: number;
 }
+
+/** The options each synchronous function takes (the pool's and the GPU's plans see their own). */
+const KEY_WINDOW_OPTIONS = ['causalOffset', 'window', 'seqLens', 'shortSequences', 'ragged'];
+const BLOCK_OPTIONS = ['rows', 'out', 'maxBytes'];
+const GENERATE_OPTIONS = [...KEY_WINDOW_OPTIONS, 'strategy', 'form', 'outOfRange', ...BLOCK_OPTIONS];
+const THRESHOLD_OPTIONS = ['mode', 'form', ...BLOCK_OPTIONS];
 
 /** The result buffer: the caller's `out` (checked) or a new one within the memory guard. */
 function resultBuffer(form: MaskForm, rows: number, s: number, opts: MaskBlockOptions, what: string, alloc: Alloc): MaskData {
@@ -118,6 +125,7 @@ export function planGenerateMask(indices: Tensor<Int32Array>, s: number, opts: G
  *   [b, t, ceil(s/32)] (bits Uint32Array); with `rows`, [end - start, ...].
  */
 export function generateMask(indices: Tensor<Int32Array>, s: number, opts: GenerateMaskOptions = {}): Tensor<MaskData> {
+  checkKnownOptions('generateMask', opts, GENERATE_OPTIONS);
   return runPlan(planGenerateMask(indices, s, opts, allocLocal), maskKernels);
 }
 
@@ -167,6 +175,7 @@ export function planMaskFromThreshold(
  * - returns the mask in `form`, [b, t, s or words] (with `rows`, [end - start, ...]).
  */
 export function maskFromThreshold(scores: Tensor<Float32Array>, topkValues: Tensor<Float32Array>, opts: ThresholdMaskOptions = {}): Tensor<MaskData> {
+  checkKnownOptions('maskFromThreshold', opts, THRESHOLD_OPTIONS);
   return runPlan(planMaskFromThreshold(scores, topkValues, opts, allocLocal), maskKernels);
 }
 
@@ -204,6 +213,7 @@ export function planCombineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts:
  * never -Infinity, since masks are combined, never added.
  */
 export function combineMasks(a: Tensor<MaskData>, b: Tensor<MaskData>, opts: MaskBlockOptions = {}): Tensor<MaskData> {
+  checkKnownOptions('combineMasks', opts, BLOCK_OPTIONS);
   return runPlan(planCombineMasks(a, b, opts, allocLocal), maskKernels);
 }
 
@@ -232,6 +242,7 @@ export function causalMask(
   form: MaskForm = 'additive',
   opts: MaskBlockOptions = {},
 ): Tensor<MaskData> {
+  checkKnownOptions('causalMask', opts, BLOCK_OPTIONS);
   return runPlan(planCausalMask(b, t, s, offset, form, opts, allocLocal), maskKernels);
 }
 
@@ -294,5 +305,7 @@ export function windowMask(
   form: MaskForm = 'additive',
   opts: MaskBlockOptions = {},
 ): Tensor<MaskData> {
+  checkKnownOptions('windowMask keys', keys, KEY_WINDOW_OPTIONS);
+  checkKnownOptions('windowMask', opts, BLOCK_OPTIONS);
   return runPlan(planWindowMask(b, t, s, keys, form, opts, allocLocal), maskKernels);
 }

@@ -22,6 +22,7 @@ import { simdModule } from '../simd/index.js';
 import { causalLimit, checkKeyCount, formOf, maskCtor, rowWidth } from './form.js';
 import { generateMask, outOfRangeError } from './masks.js';
 import { NO_BAD_ROW, checkIndices } from './check.js';
+import { checkKnownOptions } from '../options.js';
 
 export interface VerifyRowsOptions {
   form: MaskForm;
@@ -263,6 +264,7 @@ export interface MaskDifference {
  * block that fails is compared with the mask generateMask builds.
  */
 export function verifyMask(mask: Tensor<MaskData>, indices: Tensor<Int32Array>, s: number, options: VerifyMaskOptions = {}): MaskDifference | null {
+  checkKnownOptions('verifyMask', options, ['causalOffset', 'outOfRange', 'droppedValue']);
   const form = formOf('mask', (mask as { data?: unknown } | null)?.data);
   const [b, t, k] = checkTensor('indices', indices, Int32Array, ['b', 't', 'k']);
   checkKeyCount('s', s);

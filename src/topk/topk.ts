@@ -9,6 +9,7 @@ import { topkKernels } from './kernels.js';
 import { checkBytes, checkInteger, checkOneOf, checkOut, checkRows, checkSame, checkSize, checkTensor } from '../validate.js';
 import type { TopkKernelArgs } from './radix.js';
 import { resolveRowKeys, type KeyWindowOptions } from '../window.js';
+import { checkKnownOptions } from '../options.js';
 
 const MASK_CTORS = [Float32Array, Uint8Array, Uint32Array] as TypedArrayConstructor<MaskData>[];
 
@@ -119,5 +120,6 @@ export function planTopk(scores: Tensor<Float32Array>, k: number, opts: TopkOpti
  * // indices.data = [1, 2], values.data = [3, 3]
  */
 export function topk(scores: Tensor<Float32Array>, k: number, opts: TopkOptions = {}): TopkResult {
+  checkKnownOptions('topk', opts, ['causalOffset', 'window', 'seqLens', 'shortSequences', 'ragged', 'sorted', 'nan', 'mask', 'rows', 'maxBytes', 'out', 'kernel', 'simd']);
   return runPlan(planTopk(scores, k, opts, allocLocal), topkKernels);
 }
