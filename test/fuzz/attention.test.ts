@@ -61,6 +61,7 @@ const commonArb = fc.record({
   nanQ: percent.map((u) => u < 5),
   nanKv: percent.map((u) => u < 5),
   seed: fc.nat(),
+  stray: percent.map((u) => u < 3),
 });
 
 type Common = typeof commonArb extends fc.Arbitrary<infer T> ? T : never;
@@ -75,6 +76,8 @@ function commonOptions(c: Common, t: number, hq: number, dqk: number) {
   if (c.smScale !== undefined && !(typeof c.smScale === 'number' && Number.isFinite(c.smScale))) bad.push('smScale');
   const smScale = typeof c.smScale === 'number' && Number.isFinite(c.smScale) ? c.smScale : 1 / Math.sqrt(dqk);
   if (c.simd !== undefined && typeof c.simd !== 'boolean') bad.push('simd');
+  // A misspelled option (smscale): a TypeError naming the function.
+  if (c.stray) { opts.smscale = 1; bad.push('denseAttention', 'sparseAttention'); }
   let sinks: number[] | null = null;
   if (c.sink !== 'none') {
     const values = Array.from({ length: hq }, (_, i) => [0, -1, 2, -Infinity][(c.seed + i) % 4]);

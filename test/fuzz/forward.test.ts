@@ -108,7 +108,7 @@ const optionsArb = fc.record({
   maskForm: mostly(fc.constantFrom<unknown>(undefined, undefined, 'additive', 'bool', 'bits'), fc.constant<unknown>('dense'), 20),
   extraMask: fc.constantFrom(false, false, true),
   useCache: fc.boolean(),
-  fault: mostly(fc.constant('none'), fc.constantFrom('wqBRows', 'wkF64', 'normLength', 'xT', 'qrRank', 'cacheD', 'cacheB', 'cacheInt8Float32')),
+  fault: mostly(fc.constant('none'), fc.constantFrom('wqBRows', 'wkF64', 'normLength', 'xT', 'qrRank', 'cacheD', 'cacheB', 'cacheInt8Float32', 'strayOption')),
 });
 
 /** The weights, inputs and options of a case as the module takes them, and the arguments they make bad. */
@@ -135,6 +135,7 @@ function moduleCall(c: Case, o: typeof optionsArb extends fc.Arbitrary<infer T> 
   const opts: Record<string, unknown> = {};
   for (const key of ['topK', 'ropeDim', 'ropeTheta', 'eps', 'hadamard', 'causal', 'maskForm'] as const) if (o[key] !== undefined) opts[key] = o[key];
   if (opts.topK === undefined) opts.topK = 4;
+  if (o.fault === 'strayOption') { opts.topk = 2; bad.push('lightningIndexer'); }
   const topK = opts.topK;
   if (!(typeof topK === 'number' && Number.isInteger(topK) && topK > 0)) bad.push('topK');
   const ropeDim = o.ropeDim ?? 0;
@@ -210,7 +211,7 @@ test('lightningIndexer: projections, LayerNorm, RoPE, Hadamard, causal, extra ma
 test('dsaForward and dsaForwardDense: the indexer into sparse and dense attention, per kv head, bit for bit; bad attention inputs and b > 1 named', () => {
   const started = performance.now();
   const arb = fc
-    .record({ c: caseOf(mostly(fc.constant(1), fc.constant(2), 10)), o: optionsArb, hkv: fc.integer({ min: 1, max: 2 }), group: fc.integer({ min: 1, max: 2 }), dqk: fc.integer({ min: 1, max: 4 }), attnFault: mostly(fc.constant('none'), fc.constantFrom('qT', 'kvS', 'kvF64')), dV: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }), simd: fc.constantFrom(undefined, false, true) })
+    .record({ c: caseOf(mostly(fc.constant(1), fc.constant(2), 10)), o: optionsArb, hkv: fc.integer({ min: 1, max: 2 }), group: fc.integer({ min: 1, max: 2 }), dqk: fc.integer({ min: 1, max: 4 }), attnFault: mostly(fc.constant('none'), fc.constantFrom('qT', 'kvS', 'kvF64', 'stray')), dV: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }), simd: fc.constantFrom(undefined, false, true) })
     .chain((p) => fc.record({ p: fc.constant(p), q: realsArb(p.c.t * p.hkv * p.group * p.dqk), kv: realsArb((p.c.sPast + p.c.t) * p.hkv * p.dqk) }));
   fc.assert(
     fc.property(arb, ({ p, q, kv }) => {
@@ -221,14 +222,15 @@ test('dsaForward and dsaForwardDense: the indexer into sparse and dense attentio
       const hq = hkv * group;
       if (c.b !== 1) bad.push('inputs.x');
       // The forward checks the attention inputs against the indexer's t and s first.
-      if (o.fault === 'xT') bad.push('attention.q');
+      if (o.fault === 'xT') bad.push('attention.q', 'attention.kv');
       if ((o.fault === 'cacheD' || o.fault === 'cacheB' || o.fault === 'cacheInt8Float32') && o.useCache !== undefined) bad.push('attention.kv');
       let attention: Record<string, unknown> = { q: { data: q, shape: [t, hq, dqk] }, kv: { data: kv.subarray(0, s * hkv * dqk), shape: [s, hkv, dqk] } };
       if (attnFault === 'qT') { attention = { ...attention, q: { data: Float32Array.from([...q, ...new Float32Array(hq * dqk)]), shape: [t + 1, hq, dqk] } }; bad.push('attention.q'); }
       if (attnFault === 'kvS') { attention = { ...attention, kv: { data: new Float32Array((s + 1) * hkv * dqk), shape: [s + 1, hkv, dqk] } }; bad.push('attention.kv'); }
       if (attnFault === 'kvF64') { attention = { ...attention, kv: { data: Float64Array.from(kv.subarray(0, s * hkv * dqk)), shape: [s, hkv, dqk] } }; bad.push('attention.kv'); }
       if (dV !== undefined && dV > dqk) bad.push('dV');
-      const opts = { indexer: indexerOpts, dV, simd };
+      const opts: Record<string, unknown> = { indexer: indexerOpts, dV, simd };
+      if (attnFault === 'stray') { opts.dv = 1; bad.push('dsaForward', 'dsaForwardDense'); }
       const what = `dsaForward b=${c.b} t=${t} s=${s} hq=${hq} hkv=${hkv} dqk=${dqk} ${o.fault} ${attnFault} ${JSON.stringify({ ...indexerOpts, mask: undefined, dV, simd })}`;
       if (bad.length > 0) {
         check(what, () => dsaForward(weights as never, inputs as never, attention as never, opts as never), { bad }, () => {});

@@ -163,6 +163,7 @@ test('indexerScores: every precision and key form, contiguous and paged, windows
       shortSequences: mostly(fc.constant<unknown>(undefined), mostly(fc.constantFrom<unknown>('error', 'empty'), fc.constant<unknown>('skip'), 20), 2),
       maxLen: mostly(fc.constant<unknown>(undefined), mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom<unknown>(0, 1.5, 2 ** 31 - 1, 2 ** 31, 2 ** 40, 2 ** 53, 1e300), 6), 3),
       strayMaxLen: percent.map((u) => u < 3),
+      strayOption: percent.map((u) => u < 3),
       out: fc.constantFrom('none', 'none', 'none', 'right', 'right', 'right', 'wrong'),
       maxBytes: fc.oneof({ weight: 8, arbitrary: fc.constant<unknown>(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1 << 16, 8, 0) }),
       shapeFault: mostly(fc.constant('none'), fc.constantFrom('qRank', 'wT', 'kB', 'kD', 'qF64', 'kI32', 'tableF32', 'noSeqLens')),
@@ -230,6 +231,7 @@ test('indexerScores: every precision and key form, contiguous and paged, windows
       const hadamardOpt = opts.hadamard, scaleFormatOpt = opts.scaleFormat;
       if (c.shortSequences !== undefined) opts.shortSequences = c.shortSequences;
       if (c.weightScale !== undefined && !(typeof c.weightScale === 'number' && Number.isFinite(c.weightScale))) bad.push('weightScale');
+      if (c.strayOption) { opts.weightscale = 2; bad.push('indexerScores'); }
       if (c.precision !== undefined && !['float32', 'int8', 'int7', 'fp8'].includes(c.precision as string)) bad.push('precision');
       if (c.causalOffset !== undefined && !isInt(c.causalOffset)) bad.push('causalOffset');
       if (c.simd !== undefined && typeof c.simd !== 'boolean') bad.push('simd');
@@ -372,7 +374,9 @@ test('quantizeKeys and quantizeKeysFp8: the block definitions for every d, scale
           values.set(qz.values, r * d);
           scales.set(qz.scales, r * nb);
         }
-        check(what, () => quantizeKeys(tensor as never, { shared: c.shared }), tensorBad.length > 0 ? { bad: tensorBad } : { value: { values, scales } }, (got, want) => {
+        const strayBad = c.unknown !== null ? ['quantizeKeys'] : [];
+        const qopts = c.unknown !== null ? { shared: c.shared, [c.unknown]: 1 } : { shared: c.shared };
+        check(what, () => quantizeKeys(tensor as never, qopts), tensorBad.length + strayBad.length > 0 ? { bad: [...tensorBad, ...strayBad] } : { value: { values, scales } }, (got, want) => {
           sameBits(`${what}: values`, got.values.data, want.values);
           sameBits(`${what}: scales`, got.scales.data, want.scales);
           assert.deepEqual([got.values.shape, got.scales.shape], [[b, s, d], [b, s, nb]], what);

@@ -89,6 +89,8 @@ test('maskFromThreshold: exact and raw, every form, ties, -Infinity, NaN scores 
       shift: mostly(fc.constant<number[]>([0, 0]), fc.constantFrom<number[]>([1, 0], [0, 1])),
       kind: mostly(fc.constant('right'), fc.constantFrom('scoresF64', 'valuesI32', 'rank2', 'noTensor')),
       fromTop: fc.boolean(),
+      // A misspelled option: a TypeError naming the function.
+      stray: percent.map((u) => u < 3),
       out: outArb,
       maxBytes: guardArb,
     })
@@ -121,7 +123,7 @@ test('maskFromThreshold: exact and raw, every form, ties, -Infinity, NaN scores 
       const bad: string[] = [];
       if (kind === 'scoresF64' || kind === 'rank2') bad.push('scores');
       if (kind === 'valuesI32' || kind === 'noTensor') bad.push('topkValues');
-      if (shift[0] !== 0 || shift[1] !== 0) bad.push('maskFromThreshold');
+      if (shift[0] !== 0 || shift[1] !== 0 || c.stray) bad.push('maskFromThreshold');
       // null counts as absent, as for every option read with ?? at the edge.
       if (mode != null && mode !== 'exact' && mode !== 'raw') bad.push('mode');
       if (!isForm(fm)) bad.push('form');
@@ -148,7 +150,7 @@ test('maskFromThreshold: exact and raw, every form, ties, -Infinity, NaN scores 
         }
         expected = { value: { data: encode(kept, fm, s), shape: rows === undefined ? [b, t, widthOf(fm, s)] : [r.end - r.start, widthOf(fm, s)] } };
       }
-      check(what, () => maskFromThreshold(scoresT as never, valuesT as never, { mode, form, rows, out, maxBytes } as never), expected, sameMask(what));
+      check(what, () => maskFromThreshold(scoresT as never, valuesT as never, { mode, form, rows, out, maxBytes, ...(c.stray ? { modes: 'raw' } : {}) } as never), expected, sameMask(what));
       if ('bad' in expected && out !== undefined) assert.ok(out.every((v) => v === 7), `${what}: out untouched`);
     }),
     { numRuns: 3000 },
@@ -171,7 +173,7 @@ test('combineMasks: every form, rank 2 and 3, odd cell values, rows, out, guards
       form: fc.constantFrom(...FORMS),
       rank: fc.constantFrom(2, 3),
       b: fc.integer({ min: 1, max: 3 }), t: fc.integer({ min: 1, max: 3 }), w: fc.integer({ min: 1, max: 20 }),
-      kind: mostly(fc.constant('right'), fc.constantFrom('otherForm', 'otherShape', 'otherRank', 'float64', 'rank1', 'noTensor', 'shortData')),
+      kind: mostly(fc.constant('right'), fc.constantFrom('otherForm', 'otherShape', 'otherRank', 'float64', 'rank1', 'noTensor', 'shortData', 'strayOption')),
       out: outArb,
       maxBytes: guardArb,
     })
@@ -199,6 +201,7 @@ test('combineMasks: every form, rank 2 and 3, odd cell values, rows, out, guards
       if (kind === 'noTensor') { B = Ctor.from(bb); bad.push('b'); }
       if (kind === 'shortData') { B = { data: Ctor.from(bb.slice(1)), shape }; bad.push('b'); }
       const nRows = b * t;
+      if (kind === 'strayOption') bad.push('combineMasks');
       const r = rowsRef(rows, nRows);
       bad.push(...r.bad);
       const length = r.bad.length === 0 ? (r.end - r.start) * w : 0;
@@ -214,7 +217,7 @@ test('combineMasks: every form, rank 2 and 3, odd cell values, rows, out, guards
         }
         expected = { value: { data, shape: rows === undefined ? shape : [r.end - r.start, w] } };
       }
-      check(what, () => combineMasks(A, B as never, { rows, out, maxBytes } as never), expected, sameMask(what));
+      check(what, () => combineMasks(A, B as never, { rows, out, maxBytes, ...(kind === 'strayOption' ? { row: [0, 1] } : {}) } as never), expected, sameMask(what));
       if ('bad' in expected && out !== undefined) assert.ok(out.every((v) => v === 7), `${what}: out untouched`);
     }),
     { numRuns: 3000 },
@@ -232,7 +235,7 @@ test('verifyMask: masks of indices with cells flipped, bits past s, -0 and NaN c
       outOfRange: mostly(fc.constantFrom<unknown>(undefined, 'error', 'skip'), fc.constantFrom<unknown>('wrap', 0)),
       droppedValue: fc.option(mostly(fc.constantFrom<unknown>(-Infinity, DEFAULT_MASK_VALUE, -1, -1e300), fc.constantFrom<unknown>(0, -0, NaN, '1')), { nil: undefined, freq: 2 }),
       flips: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { maxLength: 3 }),
-      kind: mostly(fc.constant('right'), fc.constantFrom('shape', 'float64', 'indicesF32', 's')),
+      kind: mostly(fc.constant('right'), fc.constantFrom('shape', 'float64', 'indicesF32', 's', 'strayOption')),
       sArg: mostly(fc.constant<unknown>(null), fc.constantFrom<unknown>(0, -1, 1.5, 2 ** 31, 2 ** 53, NaN), 12),
     })
     .chain((c) => fc.record({ c: fc.constant(c), indices: fc.array(mostly(fc.integer({ min: -1, max: c.s - 1 }), fc.integer({ min: -3, max: c.s + 2 }), 20), { minLength: c.b * c.t * c.k, maxLength: c.b * c.t * c.k }) }));
@@ -266,6 +269,7 @@ test('verifyMask: masks of indices with cells flipped, bits past s, -0 and NaN c
       if (!offsetOk) bad.push('causalOffset');
       if (outOfRange !== undefined && outOfRange !== 'error' && outOfRange !== 'skip') bad.push('outOfRange');
       if (!droppedOk) bad.push('droppedValue');
+      if (kind === 'strayOption') bad.push('verifyMask');
       let expected: Expected<unknown> = { bad };
       if (bad.length === 0) {
         const sOf = sGiven as number;
@@ -287,7 +291,7 @@ test('verifyMask: masks of indices with cells flipped, bits past s, -0 and NaN c
         }
         expected = result === 'indices' ? { bad: ['indices'] } : { value: result };
       }
-      check(what, () => verifyMask(mask as never, idx as never, sGiven as number, { causalOffset, outOfRange, droppedValue } as never), expected, (got, want) => assert.deepEqual(got, want, what));
+      check(what, () => verifyMask(mask as never, idx as never, sGiven as number, { causalOffset, outOfRange, droppedValue, ...(kind === 'strayOption' ? { dropped: -1 } : {}) } as never), expected, (got, want) => assert.deepEqual(got, want, what));
     }),
     { numRuns: 3000 },
   );
