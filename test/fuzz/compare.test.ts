@@ -169,7 +169,7 @@ test('compareSelections: tie-broken, permuted, swapped, dropped and padded selec
         case 'fp8Scores': opts.tolerance = { precision: 'fp8', precisionOf: 'scores' }; bad.push('tolerance.precision', 'tolerance'); break;
         case 'precisionOfInputs': if (scored !== 'inputs') { opts.tolerance = { precision: 'bf16', precisionOf: 'inputs' }; bad.push('tolerance.precisionOf', 'tolerance'); } break;
         case 'badPrecision': opts.tolerance = { precision: 'bf8' }; bad.push('tolerance.precision', 'tolerance'); break;
-        case 'bShape': bT = { data: idx(B).slice(0, rows * k - 1 || 1) as never, shape: rows * k - 1 ? [rows * k - 1, 1] : [1, 1] }; if (!(rank === 2 && k === 1 && rows * k - 1 === rows)) bad.push('b'); break;
+        case 'bShape': bT = { data: idx(B.map((row) => [...row, -1])), shape: [rows, k + 1] }; bad.push('b'); break;
         case 'aF32': aT = { data: Float32Array.from(A.flat()), shape }; bad.push('a'); break;
         case 'scoresShape': if (hasScores && scored !== 'inputs') { opts.scores = { data: new Float32Array(S.length + s), shape: rank === 3 ? [b, t + 1, s] : [rows + 1, s] }; bad.push('scores'); } break;
         case 'scoresNaN': if (scored === 'f32' || scored === 'f64') { (opts.scores as { data: Float32Array }).data[S.length - 1] = NaN; bad.push('scores'); } break;
