@@ -260,6 +260,7 @@ function parseEntry(name: string, key: string, value: unknown): SafetensorsEntry
 
 /** Bytes in memory as a ByteSource. */
 export function bytesSource(bytes: Uint8Array, name = 'safetensors'): ByteSource {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes: expected a Uint8Array (the bytes of ${name}), got ${describe(bytes)}`);
   return {
     name,
     size: bytes.length,
@@ -273,7 +274,11 @@ export function bytesSource(bytes: Uint8Array, name = 'safetensors'): ByteSource
 }
 
 /** A Blob (a dropped File) as a ByteSource: each read is one `slice`. */
-export function blobSource(blob: Blob, name = (blob as { name?: string }).name ?? 'safetensors'): ByteSource {
+export function blobSource(blob: Blob, name?: string): ByteSource {
+  if (typeof blob !== 'object' || blob === null || typeof blob.slice !== 'function' || typeof blob.size !== 'number') {
+    throw new TypeError(`blob: expected a Blob or File, got ${describe(blob)}`);
+  }
+  name ??= (blob as { name?: string }).name ?? 'safetensors';
   return {
     name,
     size: blob.size,
@@ -351,6 +356,11 @@ export async function openSafetensors(source: ByteSource | Blob | Uint8Array, na
  * ('truncated' when shorter, 'offsets' when longer): the file changed.
  */
 export function safetensorsReader(src: ByteSource, header: SafetensorsHeader): SafetensorsReader {
+  if (!isByteSource(src)) throw new TypeError(`src: expected a ByteSource { name, size, read, close }, got ${describe(src)}`);
+  const h = header as Partial<SafetensorsHeader> | null;
+  if (typeof h !== 'object' || h === null || !(h.tensors instanceof Map) || !isNonNegativeInteger(h.fileSize) || !isNonNegativeInteger(h.dataOffset)) {
+    throw new TypeError(`header: expected a parsed header (parseSafetensorsHeader's, or a reader's .header), got ${describe(header)}`);
+  }
   if (src.size < header.fileSize) throw new SafetensorsError('truncated', src.name, `truncated: the file has ${src.size} bytes, its header says ${header.fileSize}`);
   if (src.size > header.fileSize) throw new SafetensorsError('offsets', src.name, `the file has ${src.size} bytes, its header says ${header.fileSize} (trailing bytes)`);
   checkHost();
