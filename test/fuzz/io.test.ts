@@ -16,7 +16,7 @@ import { E4M3_VALUES, e4m3Decode, e4m3Encode } from '../../src/indexer/fp8.js';
 import { decodeNpy, encodeNpyHeader, parseNpyHeader, type NpyDtype } from '../../src/io/npy.js';
 import { encodeNpy } from '../../src/interop/index.js';
 import {
-  SafetensorsError, bytesSource, encodeSafetensors, openSafetensors, parseSafetensorsHeader, safetensorsReader,
+  SafetensorsError, blobSource, bytesSource, encodeSafetensors, openSafetensors, parseSafetensorsHeader, safetensorsReader,
   type SafetensorsDtype, type SafetensorsTensor,
 } from '../../src/io/safetensors.js';
 import { ConfigError, parseModelConfig } from '../../src/model/config.js';
@@ -394,7 +394,15 @@ test('safetensors: encodeSafetensors writes the layout and round-trips; reader s
     await checkAsync(`openSafetensors(${Object.prototype.toString.call(bytes)})`, () => openSafetensors(bytes as Uint8Array, 'j.safetensors'), { bad: ['source', 'j.safetensors'] }, () => {}, [TypeError, SafetensorsError]);
     check(`encodeSafetensors(${Object.prototype.toString.call(bytes)})`, () => encodeSafetensors(bytes as never), { bad: ['tensors', 'encodeSafetensors'] }, () => {}, [TypeError, RangeError]);
     check(`encodeSafetensors({ w: ${Object.prototype.toString.call(bytes)} })`, () => encodeSafetensors({ w: bytes as never }), { bad: ['tensors', 'encodeSafetensors'] }, () => {}, [TypeError, RangeError]);
+    check(`bytesSource(${Object.prototype.toString.call(bytes)})`, () => bytesSource(bytes as Uint8Array), { bad: ['bytes'] }, () => {});
+    check(`blobSource(${Object.prototype.toString.call(bytes)})`, () => blobSource(bytes as Blob), { bad: ['blob'] }, () => {});
+    const file = encodeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array(1) } });
+    check(`safetensorsReader(${Object.prototype.toString.call(bytes)}, header)`, () => safetensorsReader(bytes as never, parseSafetensorsHeader(file)), { bad: ['src'] }, () => {});
+    check(`safetensorsReader(source, ${Object.prototype.toString.call(bytes)})`, () => safetensorsReader(bytesSource(file), bytes as never), { bad: ['header'] }, () => {});
   }
+  // A Blob of a valid file reads as the bytes do.
+  const blobFile = encodeSafetensors({ w: { dtype: 'I32', shape: [2], data: Int32Array.of(7, -7) } });
+  await checkAsync('openSafetensors(Blob)', async () => (await (await openSafetensors(new Blob([blobFile]), 'b.safetensors')).read('w')).data, { value: Int32Array.of(7, -7) }, (got, want) => sameBits('Blob', got as Int32Array, want));
   report('encodeSafetensors', started);
 });
 
