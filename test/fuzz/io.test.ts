@@ -402,7 +402,7 @@ test('safetensors: encodeSafetensors writes the layout and round-trips; reader s
   }
   // A Blob of a valid file reads as the bytes do.
   const blobFile = encodeSafetensors({ w: { dtype: 'I32', shape: [2], data: Int32Array.of(7, -7) } });
-  await checkAsync('openSafetensors(Blob)', async () => (await (await openSafetensors(new Blob([blobFile]), 'b.safetensors')).read('w')).data, { value: Int32Array.of(7, -7) }, (got, want) => sameBits('Blob', got as Int32Array, want));
+  await checkAsync('openSafetensors(Blob)', async () => (await (await openSafetensors(new Blob([blobFile as Uint8Array<ArrayBuffer>]), 'b.safetensors')).read('w')).data, { value: Int32Array.of(7, -7) }, (got, want) => sameBits('Blob', got as Int32Array, want));
   report('encodeSafetensors', started);
 });
 
