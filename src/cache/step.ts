@@ -116,6 +116,8 @@ export function planDecodeStep(weights: IndexerWeights, cache: DsaCache, inputs:
   checkSame('decodeStep', dqkKv, 'inputs.kv dqk', cache.dqk, 'the cache kvDim');
   if (hq % hkv !== 0) throw new RangeError(`inputs.q: hq must be a multiple of the cache's kvHeads = ${hkv}, got hq = ${hq}`);
   const topK = checkSize('topK', opts.topK ?? 2048);
+  // The top-k values, positions and physical slots [m*t, topK] are allocated before top-k's own guard sees them.
+  checkBytes(`decodeStep top-k [${n}, ${topK}]`, n * topK * (8 + 4 * hkv), opts.maxBytes, 'pass a smaller topK or fewer tokens per step');
   const { ropeDim, freqs, eps } = ropeSettings(opts, d);
   if (opts.simd !== undefined && typeof opts.simd !== 'boolean') throw new TypeError(`simd: expected a boolean, got ${describe(opts.simd)}`);
   const simd = opts.simd ?? true;
