@@ -42,7 +42,7 @@ const callArb = (batch: number) => fc.record({
   t: fc.integer({ min: 1, max: 3 }),
   queryBlock: fc.integer({ min: 1, max: 3 }),
   seed: fc.integer({ min: 0, max: 1 << 20 }),
-  fault: mostly(fc.constant('none'), fc.constantFrom('nanQ', 'infKv', 'nanKv', 'qRows', 'kvHeads', 'seqsF32', 'topK', 'ropeDim', 'smScale', 'queryBlock', 'strayOption'), 4),
+  fault: mostly(fc.constant('none'), fc.constantFrom('nanQ', 'infKv', 'nanKv', 'qRows', 'kvHeads', 'seqsF32', 'topK', 'ropeDim', 'smScale', 'queryBlock', 'strayOption', 'hugeTopK'), 4),
 });
 
 const vals = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.round(Math.sin(seed * 0.37 + i * 1.7) * 64) / 32);
@@ -98,6 +98,8 @@ test('decodeStep and prefill over createDsaCache: every layout and key form, ran
           case 'smScale': opts.smScale = NaN; bad.push('smScale'); break;
           case 'queryBlock': if (prefillCall) { opts.queryBlock = 0; bad.push('queryBlock'); } break;
           case 'strayOption': opts.topk = 2; bad.push(prefillCall ? 'prefill' : 'decodeStep'); break;
+          // Past int32 and any memory: the step's [m*t, topK] buffers meet the guard before they exist.
+          case 'hugeTopK': opts.topK = [2 ** 31, 2 ** 53, 1e300][call.seed % 3]; bad.push('maxBytes'); break;
         }
         // The sequences: in range, each once; then the room for t more tokens each.
         if (seqList.some((sq) => sq >= batch)) bad.push(prefillCall ? 'seq' : 'inputs.seqs', 'seqs');
