@@ -290,3 +290,23 @@ test('sparseAttention: contiguous and paged kv, duplicates with and without assu
   );
   report('sparseAttention', started);
 });
+
+// A hole left to the attention kernels' owner (not validation at the edge): marked todo so the
+// suite shows it until it is fixed.
+test('denseAttention: a NaN in a key the mask drops changes nothing', { todo: 'the dense kernels read a dropped key\'s NaN logit as "no key" for the whole head' }, () => {
+  const q = { data: new Float32Array([1]), shape: [1, 1, 1] };
+  const kv = { data: new Float32Array([NaN, 2, 3]), shape: [3, 1, 1] };
+  // Keys 1 and 2 kept, logits 2 and 3: out = (2 e^2 + 3 e^3) / (e^2 + e^3), lse = log(e^2 + e^3).
+  const want = (2 * Math.exp(2) + 3 * Math.exp(3)) / (Math.exp(2) + Math.exp(3));
+  for (const mask of [
+    { data: new Float32Array([DEFAULT_MASK_VALUE, 0, 0]), shape: [1, 1, 3] },
+    { data: new Uint8Array([0, 1, 1]), shape: [1, 1, 3] },
+    { data: new Uint32Array([6]), shape: [1, 1, 1] },
+  ]) {
+    for (const simd of [false, true]) {
+      const got = denseAttention(q, kv, mask, { simd, smScale: 1 });
+      assert.ok(Math.abs(got.out.data[0] - want) < 1e-5, `${mask.data.constructor.name} simd=${simd}: out ${got.out.data[0]}, expected ${want}`);
+      assert.ok(Math.abs(got.lse.data[0] - Math.log(Math.exp(2) + Math.exp(3))) < 1e-5, `${mask.data.constructor.name} simd=${simd}: lse ${got.lse.data[0]}`);
+    }
+  }
+});
