@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm } from '../../src/tensor.js';
-import { combineMasks, maskFromThreshold, verifyMask } from '../../src/interop/index.js';
+import { causalMask, combineMasks, generateMask, maskFromThreshold, topk, verifyMask, windowMask } from '../../src/interop/index.js';
 import { check, mostly, percent, report, type Expected } from './harness.js';
 
 const FORMS = ['additive', 'bool', 'bits'] as const;
@@ -296,4 +296,24 @@ test('verifyMask: masks of indices with cells flipped, bits past s, -0 and NaN c
     { numRuns: 3000 },
   );
   report('verifyMask', started);
+});
+
+test('generateMask, causalMask, windowMask and topk: a misspelled option is a TypeError naming the function, in every form', () => {
+  const started = performance.now();
+  const idx = { data: Int32Array.from([0, 2, -1, 1]), shape: [1, 2, 2] };
+  const scores = { data: Float32Array.from([1, 2, 3, 4]), shape: [1, 2, 2] };
+  fc.assert(
+    fc.property(fc.constantFrom('rowz', 'Form', 'causal_offset', 'maxbytes', 'seqlens', 'outofrange'), fc.constantFrom(...FORMS), (name, form) => {
+      const stray = { [name]: 1 };
+      check(`generateMask ${name}`, () => generateMask(idx, 3, { form, ...stray } as never), { bad: ['generateMask'] }, () => {});
+      check(`causalMask ${name}`, () => causalMask(1, 2, 3, 0, form, stray as never), { bad: ['causalMask'] }, () => {});
+      check(`windowMask keys ${name}`, () => windowMask(1, 2, 3, stray as never, form), { bad: ['windowMask keys'] }, () => {});
+      check(`windowMask ${name}`, () => windowMask(1, 2, 3, {}, form, stray as never), { bad: ['windowMask'] }, () => {});
+      check(`topk ${name}`, () => topk(scores, 1, stray as never), { bad: ['topk'] }, () => {});
+      // Set to undefined, an option counts as absent (callers spread optional fields).
+      check(`generateMask ${name}: undefined`, () => generateMask(idx, 3, { form, [name]: undefined } as never), { value: null }, () => {});
+    }),
+    { numRuns: 200 },
+  );
+  report('generateMask', started);
 });
