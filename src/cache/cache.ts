@@ -23,14 +23,17 @@ import type { IndexerKeys } from '../indexer/scores.js';
 import { NO_BAD_ROW } from '../mask/check.js';
 import { checkKeys, writeTokens } from './append.js';
 import { MAX_SLOT } from './slots.js';
+import { PageTable, type Reservation } from './page-table.js';
+
+export type { Reservation } from './page-table.js';
 
 export type KeyForm = 'float32' | 'int8' | 'fp8';
 /** A cache's score precision: its key form, or 'int7' queries over int8 keys. */
 export type CachePrecision = KeyForm | 'int7';
 
 export interface DsaCacheOptions {
-  /** Sequences the cache holds. */
-  batch: number;
+  /** Sequences the cache holds (not with pageTable). */
+  batch?: number;
   /** Contiguous layout: tokens per sequence. Give this or `pages`. */
   capacity?: number;
   /** Paged layout: pages in the shared pool. */
@@ -65,6 +68,14 @@ export interface DsaCacheOptions {
   shared?: boolean;
   /** Memory guard for the buffers (default: min(4 GiB, half the machine's memory)). */
   maxBytes?: number;
+  /**
+   * Another cache's `pageTable`, shared (one block table for every layer, as
+   * serving engines keep it): the layout (batch, capacity or pages,
+   * pageSize) is the table's, so those are not given; this cache holds its
+   * own kv and key pages. Caches on one table step together
+   * (src/model/model.ts), never one alone.
+   */
+  pageTable?: PageTable;
 }
 
 /** The new tokens of one sequence: its indexer keys (before rotation) and kv rows. */
@@ -75,18 +86,8 @@ export interface AppendInputs {
   kv: Tensor<Float32Array>;
 }
 
-/** Where n new tokens of a sequence go, before they are committed. */
-export interface Reservation {
-  seq: number;
-  n: number;
-  /** Int32Array [n]: the slot of each new token. */
-  slots: Int32Array;
-  /** Pages taken from the free pool (paged layout). */
-  pages: number;
-}
-
 const CACHE_OPTIONS = [
-  'batch', 'capacity', 'pages', 'pageSize', 'indexerDim', 'keyForm', 'precision', 'scaleFormat', 'scaleRule', 'hadamard', 'kvHeads', 'kvDim', 'shared', 'maxBytes',
+  'batch', 'capacity', 'pages', 'pageSize', 'indexerDim', 'keyForm', 'precision', 'scaleFormat', 'scaleRule', 'hadamard', 'kvHeads', 'kvDim', 'shared', 'maxBytes', 'pageTable',
 ] as const;
 
 export class DsaCache {
@@ -115,9 +116,8 @@ export class DsaCache {
   readonly keys: IndexerKeys;
   /** [numPages, pageSize, hkv, dqk] Float32Array: the kv rows in pages, as `sparseAttention` takes them (indices = physical slots). */
   readonly kv: Tensor<Float32Array>;
-  /** Free pages (paged): a stack, the next page taken from the top. */
-  private readonly free: Int32Array;
-  private freeCount: number;
+  /** Lengths, block table and free pages: this cache's own, or one shared with other layers' caches (`pageTable` option). */
+  readonly pageTable: PageTable;
   /** A step is using the reserved slots: no other may reserve until it ends. */
   private busy = false;
   private scratch: Float32Array;
@@ -126,9 +126,17 @@ export class DsaCache {
   constructor(opts: DsaCacheOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError(`createDsaCache: expected options { batch, capacity | pages, ... }, got ${describe(opts)}`);
     checkKnownOptions('createDsaCache', opts, CACHE_OPTIONS);
-    this.batch = checkSize('batch', opts.batch);
-    if ((opts.capacity === undefined) === (opts.pages === undefined)) {
-      throw new RangeError(`createDsaCache: give capacity (tokens per sequence, contiguous) or pages (a shared pool of pages), got ${opts.capacity === undefined ? 'neither' : 'both'}`);
+    const table = opts.pageTable;
+    if (table !== undefined) {
+      if (!(table instanceof PageTable)) throw new TypeError(`pageTable: expected another cache's pageTable, got ${describe(table)}`);
+      for (const name of ['batch', 'capacity', 'pages', 'pageSize'] as const) {
+        if (opts[name] !== undefined) throw new RangeError(`${name}: a cache on a shared pageTable takes its layout (batch, capacity or pages, pageSize) from the table; give none of them`);
+      }
+    } else {
+      checkSize('batch', opts.batch);
+      if ((opts.capacity === undefined) === (opts.pages === undefined)) {
+        throw new RangeError(`createDsaCache: give capacity (tokens per sequence, contiguous) or pages (a shared pool of pages), got ${opts.capacity === undefined ? 'neither' : 'both'}`);
+      }
     }
     this.d = checkSize('indexerDim', opts.indexerDim ?? 128);
     this.keyForm = checkOneOf('keyForm', opts.keyForm ?? 'fp8', ['float32', 'int8', 'fp8'] as const);
@@ -148,13 +156,22 @@ export class DsaCache {
     this.dqk = checkSize('kvDim', opts.kvDim ?? 576);
     this.shared = opts.shared ?? typeof SharedArrayBuffer !== 'undefined';
     if (typeof this.shared !== 'boolean') throw new TypeError(`shared: expected a boolean, got ${describe(this.shared)}`);
-    if (opts.capacity !== undefined) {
+    if (table !== undefined) {
+      if (table.shared !== this.shared) throw new RangeError(`shared: the pageTable's arrays are ${table.shared ? '' : 'not '}in shared memory; give shared: ${table.shared} (or leave it out where that is the default)`);
+      this.batch = table.batch;
+      this.layout = table.layout;
+      this.pageSize = table.pageSize;
+      this.numPages = table.numPages;
+      this.maxBlocks = table.maxBlocks;
+    } else if (opts.capacity !== undefined) {
+      this.batch = opts.batch!;
       this.layout = 'contiguous';
       this.pageSize = checkSize('capacity', opts.capacity);
       this.numPages = this.batch;
       this.maxBlocks = 1;
       if (opts.pageSize !== undefined) throw new RangeError('pageSize: only the paged layout (pages) takes a page size; a contiguous sequence is one region of capacity tokens');
     } else {
+      this.batch = opts.batch!;
       this.layout = 'paged';
       this.numPages = checkSize('pages', opts.pages);
       this.pageSize = checkSize('pageSize', opts.pageSize ?? 64);
@@ -183,12 +200,10 @@ export class DsaCache {
       this.keys = { data: alloc(Uint8Array, slots * (d + 4)), shape: [this.numPages, this.pageSize, d + 4], hadamard: this.hadamard, scaleFormat: this.scaleFormat, scaleRule: this.scaleRule } satisfies Fp8Keys;
     }
     this.kv = { data: alloc(Float32Array, slots * this.hkv * this.dqk), shape: [this.numPages, this.pageSize, this.hkv, this.dqk] };
-    this.lengths = alloc(Int32Array, this.batch);
-    this.blockTable = { data: alloc(Int32Array, this.batch * this.maxBlocks), shape: [this.batch, this.maxBlocks] };
-    this.free = new Int32Array(this.layout === 'paged' ? this.numPages : 0);
-    if (this.layout === 'contiguous') for (let i = 0; i < this.batch; i++) this.blockTable.data[i] = i;
-    else for (let p = 0; p < this.numPages; p++) this.free[p] = this.numPages - 1 - p; // page 0 on top
-    this.freeCount = this.free.length;
+    this.pageTable = table ?? new PageTable(this.batch, this.layout, this.pageSize, this.numPages, this.shared, alloc);
+    this.pageTable.join();
+    this.lengths = this.pageTable.lengths;
+    this.blockTable = this.pageTable.blockTable;
     this.scratch = alloc(Float32Array, 0);
     this.flag = alloc(Int32Array, 1);
   }
@@ -200,16 +215,12 @@ export class DsaCache {
 
   /** Pages not held by any sequence (paged); 0 for the contiguous layout. */
   freePages(): number {
-    return this.freeCount;
+    return this.pageTable.freePages();
   }
 
   /** Tokens sequence `seq` can still take. */
   room(seq: number): number {
-    const s = this.checkSeq('seq', seq);
-    if (this.layout === 'contiguous') return this.pageSize - this.lengths[s];
-    const inLastPage = (this.pageSize - (this.lengths[s] % this.pageSize)) % this.pageSize;
-    const blocksLeft = this.maxBlocks - Math.ceil(this.lengths[s] / this.pageSize);
-    return inLastPage + Math.min(this.freeCount, blocksLeft) * this.pageSize;
+    return this.pageTable.room(seq);
   }
 
   checkSeq(name: string, seq: unknown): number {
@@ -229,67 +240,21 @@ export class DsaCache {
     this.busy = false;
   }
 
-  /**
-   * Reserves slots for n more tokens of each listed sequence, in order,
-   * without committing anything: the block table gets the new blocks'
-   * pages (entries past a sequence's blocks are unused, so this is
-   * invisible), the free pool and the lengths are unchanged until
-   * `commit`. Throws a RangeError naming the sequence when it does not fit.
-   */
+  /** Reserves slots for n more tokens of each listed sequence (PageTable's `reserve`: nothing committed). */
   reserve(seqs: Int32Array, n: number): Reservation[] {
-    const seen = new Set<number>();
-    let taken = 0;
-    const out: Reservation[] = [];
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = this.checkSeq(`seqs[${i}]`, seqs[i]);
-      if (seen.has(seq)) throw new RangeError(`seqs: sequence ${seq} is listed twice; give each sequence its new tokens in one row`);
-      seen.add(seq);
-      const len = this.lengths[seq];
-      const slots = new Int32Array(n);
-      let pages = 0;
-      if (this.layout === 'contiguous') {
-        if (len + n > this.pageSize) {
-          throw new RangeError(`cache: sequence ${seq} holds ${len} of ${this.pageSize} tokens; ${n} more do not fit (a full cache; reset it or create a larger one)`);
-        }
-        for (let j = 0; j < n; j++) slots[j] = seq * this.pageSize + len + j;
-      } else {
-        const P = this.pageSize;
-        const blocksNow = Math.ceil(len / P), blocksAfter = Math.ceil((len + n) / P);
-        pages = blocksAfter - blocksNow;
-        if (blocksAfter > this.maxBlocks || taken + pages > this.freeCount) {
-          throw new RangeError(
-            `cache: sequence ${seq} holds ${len} tokens; ${n} more need ${pages} new pages of ${P}, but only ${this.freeCount - taken} of ${this.numPages} are free (a full cache; reset sequences or create more pages)`,
-          );
-        }
-        const row = seq * this.maxBlocks;
-        for (let blk = blocksNow; blk < blocksAfter; blk++) this.blockTable.data[row + blk] = this.free[this.freeCount - 1 - taken++];
-        for (let j = 0; j < n; j++) {
-          const p = len + j;
-          slots[j] = this.blockTable.data[row + Math.floor(p / P)] * P + (p % P);
-        }
-      }
-      out.push({ seq, n, slots, pages });
-    }
-    return out;
+    return this.pageTable.reserve(seqs, n);
   }
 
   /** Makes reserved tokens part of their sequences: lengths grow, reserved pages leave the free pool. */
   commit(reservations: Reservation[]): void {
-    for (const r of reservations) {
-      this.freeCount -= r.pages;
-      this.lengths[r.seq] += r.n;
-    }
+    this.pageTable.commit(reservations);
   }
 
-  /** Empties sequence `seq`: its length becomes 0 and (paged) its pages return to the pool. */
+  /** Empties sequence `seq` (of every cache on its page table): its length becomes 0 and (paged) its pages return to the pool. */
   reset(seq: number): void {
-    const s = this.checkSeq('seq', seq);
+    this.pageTable.checkSeq('seq', seq);
     if (this.busy) throw new Error('DsaCache: a step is running on this cache; reset after it ends');
-    if (this.layout === 'paged') {
-      const blocks = Math.ceil(this.lengths[s] / this.pageSize);
-      for (let blk = blocks - 1; blk >= 0; blk--) this.free[this.freeCount++] = this.blockTable.data[s * this.maxBlocks + blk];
-    }
-    this.lengths[s] = 0;
+    this.pageTable.reset(seq);
   }
 
   /** The arguments of the append kernels (src/cache/append.ts) for tokens whose keys and kv rows are in `keys` / `kvIn`. */
