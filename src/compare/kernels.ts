@@ -272,25 +272,26 @@ function compareRowsSimd(args: CompareKernelArgs, m: SimdRows, rowStart: number,
     if (inPlace) x = S.byteOffset + row * s * 4;
     else f32.set(S.subarray((row - first) * s, (row - first + 1) * s), m.scores >> 2);
     const identical = e.compareIdentical(pa, pb, k) === 1;
-    if (e.compareMark(pa, k, s, x, m.bitsA, 0, 1, m.stats) >= 0) return false;
+    if (e.compareMark(pa, k, s, x, m.bitsA, 0, 1, m.valsA, m.stats) >= 0) return false;
     const nA = i32[st], liveA = i32[st + 1], minA = f32[st + 4];
     let nan = i32[st + 3];
     let nB = nA, liveB = liveA, minB = minA, sameSet = true;
     if (!identical) {
       // B's marks alone first: where the sets are equal, B's keys score what A's do.
-      if (e.compareMark(pb, k, s, x, m.bitsB, m.bitsA, 0, m.stats) >= 0) return false;
+      if (e.compareMark(pb, k, s, x, m.bitsB, m.bitsA, 0, m.valsB, m.stats) >= 0) return false;
       nB = i32[st];
       sameSet = nA === nB && i32[st + 2] === nB;
       if (!sameSet) {
         clearBits(m, pb, k, m.bitsB);
-        e.compareMark(pb, k, s, x, m.bitsB, 0, 1, m.stats);
+        e.compareMark(pb, k, s, x, m.bitsB, 0, 1, m.valsB, m.stats);
         liveB = i32[st + 1];
         nan |= i32[st + 3];
         minB = f32[st + 4];
       }
     }
     clearFirst(args, row);
-    if (nan !== 0 || !thresholdSimd(args, m, row, x, pa, nA, minA, pb, identical ? 0 : nB, minB)) {
+    // B's scores are gathered only where its set differs from A's; identical lists pass nB = 0 (B is A).
+    if (nan !== 0 || !thresholdSimd(args, m, row, x, pa, nA, minA, pb, identical ? 0 : nB, minB, !sameSet)) {
       args.nanAt[row] = e.compareFirstNaN(x, s);
     } else {
       args.keysA[row] = liveA;
@@ -333,11 +334,11 @@ function countSimd(m: SimdRows, x: number, s: number, c: number): boolean {
 /**
  * threshold() on the SIMD path: writes tau and the gap of `row` (its scores
  * at x, its lists at pa and pb); false when a pass met a NaN. nB = 0 when B
- * is A (identical lists). The candidates
+ * is A (identical lists); B's fast test needs its scores gathered. The candidates
  * and their order are the TypeScript pass's, so the same zero (+0 or -0) is
  * written where both are the k-th score.
  */
-function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: number, pa: number, nA: number, cA: number, pb: number, nB: number, cB: number): boolean {
+function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: number, pa: number, nA: number, cA: number, pb: number, nB: number, cB: number, gatheredB: boolean): boolean {
   const { k, s } = args;
   const useA = cA === cA;
   const firstC = useA ? cA : cB;
@@ -349,8 +350,8 @@ function thresholdSimd(args: CompareKernelArgs, m: SimdRows, row: number, x: num
     if (pick === 1 && c !== c) break;
     const fromA = pick === 0 && useA;
     // A set of k distinct keys holding c as its smallest score: no other key above c makes c tau.
-    if (c === c && (fromA ? nA : nB) === k) {
-      const top = m.kernels.compareMaxOutside(x, s, fromA ? pa : pb, k, m.vals);
+    if (c === c && (fromA ? nA : nB) === k && (fromA || gatheredB)) {
+      const top = m.kernels.compareMaxOutside(x, s, fromA ? pa : pb, k, fromA ? m.valsA : m.valsB);
       if (top !== top) return false;
       if (top <= c) {
         args.threshold[row] = c;

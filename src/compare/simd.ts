@@ -1,7 +1,7 @@
 /**
  * The module memory of compareSelections' WebAssembly SIMD path (kernels in
  * src/simd/assembly/compare.ts): one row's two index lists, the scores of
- * a list's slots, a bit per key for each list, the differing keys, the kernels'
+ * their slots, a bit per key for each list, the differing keys, the kernels'
  * stats, and a block of score rows (then blocks of index rows). A caller
  * that reads its inputs from files writes them straight into those blocks
  * (`simdBlocks`, as `dsa compare` does), so the kernels run on them in
@@ -13,7 +13,7 @@ import { simdModule, type SimdExports } from '../simd/index.js';
 /** The kernels of src/simd/assembly/compare.ts. */
 export interface CompareExports {
   compareIdentical(a: number, b: number, k: number): number;
-  compareMark(list: number, k: number, s: number, x: number, bits: number, other: number, gather: number, stats: number): number;
+  compareMark(list: number, k: number, s: number, x: number, bits: number, other: number, gather: number, vals: number, stats: number): number;
   compareUnmark(list: number, k: number, bits: number): void;
   compareMaxOutside(x: number, n: number, list: number, k: number, vals: number): number;
   compareCount(x: number, n: number, c: number, stats: number): void;
@@ -29,7 +29,9 @@ export interface SimdRows {
   i32: Int32Array;
   a: number;
   b: number;
-  vals: number;
+  /** The scores of each list's slots, when gathered (compareMark). */
+  valsA: number;
+  valsB: number;
   bitsA: number;
   bitsB: number;
   /** ceil(s / 32): words of each list's bits. */
@@ -56,13 +58,13 @@ export function simdRows(k: number, s: number, rows: number): SimdRows | null {
   const kernels = module?.exports as (SimdExports & Partial<CompareExports>) | undefined;
   if (!module || !kernels?.compareMark) return null;
   const words = Math.ceil(s / 32);
-  const sizes = [k * 4, k * 4, k * 4, words * 4, words * 4, k * 8, k * 8, k * 8, 64, rows * s * 4];
+  const sizes = [k * 4, k * 4, k * 4, k * 4, words * 4, words * 4, k * 8, k * 8, k * 8, 64, rows * s * 4];
   if (sizes.reduce((x, y) => x + y + 64, 0) > MAX_BYTES) return null;
-  const [a, b, vals, bitsA, bitsB, dSlot, dKey, dSide, stats, scores] = module.layout(...sizes);
+  const [a, b, valsA, valsB, bitsA, bitsB, dSlot, dKey, dSide, stats, scores] = module.layout(...sizes);
   const memory = kernels.memory;
   return {
     kernels: kernels as CompareExports, memory, f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer),
-    a, b, vals, bitsA, bitsB, words, dSlot, dKey, dSide, stats, scores,
+    a, b, valsA, valsB, bitsA, bitsB, words, dSlot, dKey, dSide, stats, scores,
   };
 }
 

@@ -48,12 +48,12 @@ test('compareMark: distinct keys, live keys, keys shared with the other list, Na
       const f = Float32Array.from(x);
       const st = m.stats >> 2;
       // b first with no other list (gathering its scores or not), then a against b's bits.
-      assert.equal(m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, 0, gatherB ? 1 : 0, m.stats), -1);
+      assert.equal(m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, 0, gatherB ? 1 : 0, m.valsB, m.stats), -1);
       const keysB = [...new Set(b.filter((j) => j >= 0))];
       assert.equal(m.i32[st], keysB.length);
       assert.equal(m.i32[st + 2], 0);
       if (!gatherB) assert.ok(m.i32[st + 1] === 0 && m.i32[st + 3] === 0 && Number.isNaN(m.f32[st + 4]));
-      assert.equal(m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, m.bitsB, 1, m.stats), -1);
+      assert.equal(m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, m.bitsB, 1, m.valsA, m.stats), -1);
       const keys = [...new Set(a.filter((j) => j >= 0))];
       const inB = new Set(keysB);
       const values = keys.map((j) => f[j]);
@@ -79,21 +79,23 @@ test('compareMark: the first slot holding a key >= s', { skip: !haveSimd }, () =
     fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: -3, max: 60 }), { minLength: 1, maxLength: 30 }), (s, list) => {
       const m = simdRows(list.length, s, 1)!;
       load(m, Array(s).fill(0), list, list);
-      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, 1, m.stats);
+      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, 1, m.valsA, m.stats);
       assert.equal(got, list.findIndex((j) => j >= s));
     }),
     { numRuns: 200 },
   );
 });
 
-test('compareMaxOutside: the largest score outside the list (-inf when none, NaN for a NaN outside it), the row restored bit for bit (repeated keys too)', { skip: !haveSimd }, () => {
+test('compareMark\'s gather and compareMaxOutside: the largest score outside the list (-inf when none, NaN for a NaN outside it), the row restored bit for bit (repeated keys too)', { skip: !haveSimd }, () => {
   fc.assert(
     fc.property(rowCase(true), ({ s, x, a, b, k }) => {
       const m = simdRows(k, s, 1)!;
       load(m, x, a, b);
       const f = Float32Array.from(x);
       const before = Uint32Array.from(m.i32.subarray(m.scores >> 2, (m.scores >> 2) + s));
-      const got = m.kernels.compareMaxOutside(m.scores, s, m.a, k, m.vals);
+      assert.equal(m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, 0, 1, m.valsA, m.stats), -1);
+      a.forEach((j, i) => j >= 0 && assert.ok(Object.is(m.i32[(m.valsA >> 2) + i], before[j] | 0), `gathered slot ${i}`));
+      const got = m.kernels.compareMaxOutside(m.scores, s, m.a, k, m.valsA);
       const outside = [...f].filter((_, j) => !a.includes(j));
       const want = outside.some((v) => v !== v) ? NaN : outside.reduce((p, v) => (v > p ? v : p), -Infinity);
       // Either zero where the largest is a zero (the caller only compares it and subtracts it from a larger tau).
@@ -134,8 +136,8 @@ test('compareIdentical and compareDiff: equal slot by slot (negatives as -1); th
       const m = simdRows(k, s, 1)!;
       load(m, x, a, b);
       assert.equal(m.kernels.compareIdentical(m.a, m.b, k), a.every((j, i) => Math.max(j, -1) === Math.max(b[i], -1)) ? 1 : 0);
-      m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, 0, 1, m.stats);
-      m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, m.bitsA, 0, m.stats);
+      m.kernels.compareMark(m.a, k, s, m.scores, m.bitsA, 0, 1, m.valsA, m.stats);
+      m.kernels.compareMark(m.b, k, s, m.scores, m.bitsB, m.bitsA, 0, m.valsB, m.stats);
       const A = new Set(a.filter((j) => j >= 0)), B = new Set(b.filter((j) => j >= 0));
       const want: number[][] = [];
       const seen = new Set<number>();

@@ -39,17 +39,24 @@ export function compareIdentical(a: usize, b: usize, k: i32): i32 {
  * -Infinity, those of them whose bit is set in `other` (0 when other is
  * 0), 1 when a score is NaN (else 0), and the smallest score (the first of
  * equal ones in slot order, as the TypeScript pass keeps it; NaN when the
- * list holds no key). With `gather` 0 the scores are not read (x unused):
- * live keys 0, no NaN, smallest NaN. Returns -1, or the first slot
- * holding a key >= s (stopped there: the caller throws).
+ * list holds no key). With `gather` 1 the scores of the slots are gathered
+ * first, vals[i] = x[list[i]] for each slot holding a key (a loop of
+ * independent loads, so the misses overlap), and the stats read them;
+ * with `gather` 0 neither x nor vals is read: live keys 0, no NaN,
+ * smallest NaN. Returns -1, or the first slot holding a key >= s (stopped
+ * there: the caller throws).
  */
-export function compareMark(list: usize, k: i32, s: i32, x: usize, bits: usize, other: usize, gather: i32, stats: usize): i32 {
+export function compareMark(list: usize, k: i32, s: i32, x: usize, bits: usize, other: usize, gather: i32, vals: usize, stats: usize): i32 {
+  for (let i = 0; i < k; i++) {
+    const key = load<i32>(list + (<usize>i << 2));
+    if (key >= s) return i;
+    if (gather != 0 && key >= 0) store<f32>(vals + (<usize>i << 2), load<f32>(x + (<usize>key << 2)));
+  }
   let n = 0, live = 0, common = 0, nan = 0;
   let least: f32 = NaN;
   for (let i = 0; i < k; i++) {
     const key = load<i32>(list + (<usize>i << 2));
     if (key < 0) continue;
-    if (key >= s) return i;
     const word = bits + ((<usize>key >>> 5) << 2);
     const bit: u32 = 1 << (<u32>key & 31);
     const w = load<u32>(word);
@@ -58,7 +65,7 @@ export function compareMark(list: usize, k: i32, s: i32, x: usize, bits: usize, 
     n++;
     if (other != 0 && (load<u32>(other + ((<usize>key >>> 5) << 2)) & bit) != 0) common++;
     if (gather == 0) continue;
-    const v = load<f32>(x + (<usize>key << 2));
+    const v = load<f32>(vals + (<usize>i << 2));
     if (v > -Infinity) live++;
     if (v != v) nan = 1;
     else if (!(least <= v)) least = v; // the first score, then only a smaller one
@@ -83,21 +90,18 @@ export function compareUnmark(list: usize, k: i32, bits: usize): void {
 
 /**
  * The largest score of x[0 .. n) over the keys outside list[0 .. k)
- * (every key < n): the list's cells are set to -Infinity for the pass
- * (their scores kept in vals[k]) and restored after it, in reverse slot
- * order, so a repeated key gets back the score its first slot saw.
- * -Infinity when every key is in the list; NaN when a score outside it is
- * NaN. Sixteen scores an iteration: pseudo-maxima in a tree into two
+ * (every key < n), whose scores vals holds (vals[i] = x[list[i]] for each
+ * slot holding a key, as compareMark gathers them): the list's cells are
+ * set to -Infinity for the pass and then restored from vals. -Infinity
+ * when every key is in the list; NaN when a score outside it is NaN.
+ * Sixteen scores an iteration: pseudo-maxima in a tree into two
  * accumulators (pmax(acc, v) is `acc < v ? v : acc`, so a NaN v is passed
  * over) and a self-inequality per vector OR-ed into the NaN flags.
  */
 export function compareMaxOutside(x: usize, n: i32, list: usize, k: i32, vals: usize): f32 {
   for (let i = 0; i < k; i++) {
     const key = load<i32>(list + (<usize>i << 2));
-    if (key < 0) continue;
-    const p = x + (<usize>key << 2);
-    store<f32>(vals + (<usize>i << 2), load<f32>(p));
-    store<f32>(p, -Infinity);
+    if (key >= 0) store<f32>(x + (<usize>key << 2), -Infinity);
   }
   let m0 = f32x4.splat(-Infinity);
   let m1 = m0;
@@ -124,7 +128,7 @@ export function compareMaxOutside(x: usize, n: i32, list: usize, k: i32, vals: u
     if (v != v) nan = true;
     else if (v > top) top = v;
   }
-  for (let i = k - 1; i >= 0; i--) {
+  for (let i = 0; i < k; i++) {
     const key = load<i32>(list + (<usize>i << 2));
     if (key >= 0) store<f32>(x + (<usize>key << 2), load<f32>(vals + (<usize>i << 2)));
   }
