@@ -37,7 +37,7 @@ import {
   type SafetensorsReader,
   type SafetensorsTensor,
 } from '../io/safetensors.js';
-import { WEIGHT_BLOCK, weightBytes, type Weight } from '../weights/weight.js';
+import { WEIGHT_BLOCK, isWeight, weightBytes, type Weight } from '../weights/weight.js';
 import { parseModelConfig, type DsaModelType, type Fp8QuantConfig } from './config.js';
 import type { IndexerLayerWeights, MlaConfig, MlaLayerWeights } from './types.js';
 
@@ -106,6 +106,21 @@ export interface Checkpoint {
 
 /** Bytes a loaded layer holds in memory: every weight's data and scales, and the float32 norms. */
 export function layerWeightBytes(layer: MlaLayerWeights): number {
+  if (typeof layer !== 'object' || layer === null) throw new TypeError(`layer: expected MlaLayerWeights, got ${layer === null ? 'null' : typeof layer}`);
+  const weightOf = (path: string, w: unknown) => {
+    if (!isWeight(w)) throw new TypeError(`layer.${path}: expected a Weight (float32, bf16 or fp8), got ${w === null ? 'null' : typeof w}`);
+  };
+  const normOf = (path: string, v: unknown) => {
+    if (!(v instanceof Float32Array)) throw new TypeError(`layer.${path}: expected a Float32Array, got ${v === null ? 'null' : typeof v}`);
+  };
+  for (const key of ['wqA', 'wqB', 'wkvA', 'wkvB', 'wo'] as const) weightOf(key, layer[key]);
+  normOf('qNorm', layer.qNorm);
+  normOf('kvNorm', layer.kvNorm);
+  if (layer.indexer !== undefined) {
+    for (const key of ['wqB', 'wk', 'weightsProj'] as const) weightOf(`indexer.${key}`, layer.indexer[key]);
+    normOf('indexer.kNormWeight', layer.indexer.kNormWeight);
+    normOf('indexer.kNormBias', layer.indexer.kNormBias);
+  }
   let n = weightBytes(layer.wqA) + weightBytes(layer.wqB) + weightBytes(layer.wkvA) + weightBytes(layer.wkvB) + weightBytes(layer.wo);
   n += layer.qNorm.byteLength + layer.kvNorm.byteLength;
   const x = layer.indexer;
@@ -128,6 +143,10 @@ function mapFiles(entries: Map<string, CheckpointFile>): Files {
     const f = entries.get(file);
     if (f === undefined) return undefined;
     if (f instanceof Uint8Array) return bytesSource(f, file);
+    const isBlob = typeof Blob !== 'undefined' && f instanceof Blob;
+    if (!isBlob && !isByteSource(f)) {
+      throw new TypeError(`source: file '${file}': expected a Uint8Array, a Blob or a ByteSource, got ${f === null ? 'null' : typeof f}`);
+    }
     // the caller's source, named by its file and never closed here (openSafetensors closes on a bad header)
     if (isByteSource(f)) return { name: file, size: f.size, read: (offset, into) => f.read(offset, into), close: async () => {} };
     return blobSource(f, file);
@@ -253,6 +272,9 @@ const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
  * files by name (`config.json`, the index, the shards).
  */
 export async function openCheckpoint(source: CheckpointSource): Promise<Checkpoint> {
+  if (typeof source !== 'string' && (typeof source !== 'object' || source === null || Array.isArray(source) || ArrayBuffer.isView(source))) {
+    throw new TypeError(`source: expected a folder path, or the files by name (a Map or record of Uint8Array / Blob / ByteSource), got ${source === null ? 'null' : Array.isArray(source) ? 'an array' : typeof source}`);
+  }
   const files =
     typeof source === 'string' ? await folder(source) : mapFiles(source instanceof Map ? source : new Map(Object.entries(source)));
   const where = typeof source === 'string' ? source : 'the checkpoint';

@@ -117,6 +117,8 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   };
 
   const nLayers = int('num_hidden_layers');
+  // Real models have at most a few hundred; a per-layer pattern is built from it.
+  if (nLayers > 65536) throw new ConfigError(file, 'num_hidden_layers', `expected at most 65536 layers, got ${nLayers}`);
   const qkNopeHeadDim = int('qk_nope_head_dim');
   const qkRopeHeadDim = int('qk_rope_head_dim');
   if (c.qk_head_dim !== undefined && c.qk_head_dim !== qkNopeHeadDim + qkRopeHeadDim) {

@@ -153,9 +153,8 @@ test('openCheckpoint and loadLayer: tiny single-file and sharded checkpoints in 
   report('openCheckpoint', started);
 });
 
-// Holes left to src/model's owner (this file may not fix them): sources and layers of the wrong
-// kind reach the engine. Marked todo so the suite shows them until they are named errors.
-test('openCheckpoint and layerWeightBytes: sources and layers of the wrong kind are named errors', { todo: 'openCheckpoint(null), a file given as a string or a number, a Map entry of null, and layerWeightBytes({}) throw engine TypeErrors' }, async () => {
+// Sources and layers of the wrong kind: named errors (they once reached the engine).
+test('openCheckpoint and layerWeightBytes: sources and layers of the wrong kind are named errors', async () => {
   const config = new TextEncoder().encode(JSON.stringify(CONFIG));
   const sources: [string, unknown][] = [['null', null], ['a string file', { 'config.json': JSON.stringify(CONFIG) }], ['a number file', { 'config.json': 7 }], ['a null Map entry', new Map([['config.json', null]])], ['a config and a number shard', { 'config.json': config, 'model.safetensors': 7 }]];
   for (const [name, source] of sources) {

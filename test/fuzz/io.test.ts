@@ -458,6 +458,8 @@ test('parseModelConfig: configs built from known values, one key broken, GLM-5 l
         if (!ok) bad.push(`c.json: ${key}`, ...(key === 'qk_rope_head_dim' ? ['c.json: index_head_dim'] : []));
       }
       const layers = cfg.num_hidden_layers as number;
+      // More than 65536 layers is refused (no model has them; a per-layer pattern is built from the count).
+      if (typeof layers === 'number' && Number.isSafeInteger(layers) && layers > 65536) bad.push('c.json: num_hidden_layers');
       // GLM-5's derived pattern: layer i full when max(i - offset + 1, 0) % freq == 0; layer 0 must be full.
       let indexerTypes: ('full' | 'shared')[] | undefined;
       if (bad.length === 0 && c.glm && c.freq !== undefined) {
