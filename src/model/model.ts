@@ -78,12 +78,24 @@ export interface DsaModelLayer {
 export type Between = (
   index: number,
   out: Tensor<Float32Array>,
-  info: { x: Tensor<Float32Array>; seqs: Int32Array; from: number },
+  info: BetweenInfo,
 ) => Tensor<Float32Array> | Promise<Tensor<Float32Array>>;
+
+/** What `between` is told beside a layer's out. */
+export interface BetweenInfo {
+  /** [m, t, dim]: the layer's input hidden states. */
+  x: Tensor<Float32Array>;
+  /** [m, t, k] Int32Array: the positions its tokens attended to. */
+  indices: Tensor<Int32Array>;
+  /** Int32Array [m]: the cache sequence of each row. */
+  seqs: Int32Array;
+  /** The block's first token in the prompt (prefill); 0 in a decode step. */
+  from: number;
+}
 
 export interface DsaModelStepOptions extends Pick<MlaStepOptions, 'gemmImpl' | 'scaleFormat' | 'simd' | 'maxBytes'> {
   /**
-   * What sits between attention layers: `(index, out, { x, seqs, from })`
+   * What sits between attention layers: `(index, out, { x, indices, seqs, from })`
    * gets layer `index`'s out and its input x and returns the next layer's
    * input (the caller's residual add, MoE or MLP, and input norm); after the
    * last layer its return is the result's x. Default: each layer's out is
@@ -98,6 +110,14 @@ export interface DsaModelPrefillOptions extends DsaModelStepOptions {
   queryBlock?: number;
   /** Called after each block with the tokens done so far and in all. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Keep every layer's out, indices and lse of the whole prompt (default
+   * true); false returns `layers: []` and only x, so memory holds one
+   * block's results per layer (each layer's out [t, dim] and indices [t, k]
+   * add up over a model's layers at long prompts; `between` sees each
+   * block's anyway).
+   */
+  keepLayers?: boolean;
 }
 
 export interface DsaModelLayerResult {
@@ -132,7 +152,7 @@ export interface DsaModelLayerBytes {
 
 const MODEL_OPTIONS = ['config', 'layers', 'cache', 'pool', 'indexTopkFreq', 'indexSkipTopkOffset'] as const;
 const STEP_OPTIONS = ['between', 'gemmImpl', 'scaleFormat', 'simd', 'maxBytes'] as const;
-const PREFILL_OPTIONS = [...STEP_OPTIONS, 'queryBlock', 'onProgress'] as const;
+const PREFILL_OPTIONS = [...STEP_OPTIONS, 'queryBlock', 'onProgress', 'keepLayers'] as const;
 
 /**
  * Whether model layer i computes its own top-k: the indexTopkFreq rule when
@@ -156,7 +176,7 @@ function checkReuse(opts: DsaModelReuse): void {
 /** What a step asks its driver for: one layer's step, or the caller's `between`. */
 type Request =
   | { kind: 'layer'; cache: DsaCache; layer: MlaLayer; inputs: MlaStepInputs; opts: MlaStepOptions }
-  | { kind: 'between'; between: Between; index: number; out: Tensor<Float32Array>; info: { x: Tensor<Float32Array>; seqs: Int32Array; from: number } };
+  | { kind: 'between'; between: Between; index: number; out: Tensor<Float32Array>; info: BetweenInfo };
 
 type Answer = MlaStepResult | Tensor<Float32Array>;
 
@@ -298,7 +318,7 @@ export class DsaModel {
         const [m, t, dim] = r.out.shape;
         x = between === undefined
           ? r.out
-          : checkBetween(layer.index, yield { kind: 'between', between, index: layer.index, out: r.out, info: { x, seqs, from } }, m, t, dim);
+          : checkBetween(layer.index, yield { kind: 'between', between, index: layer.index, out: r.out, info: { x, indices: r.indices, seqs, from } }, m, t, dim);
       }
       if (!table.committed()) throw new Error('DsaModel: no layer committed its step');
       done = true;
@@ -312,7 +332,9 @@ export class DsaModel {
   protected *prefillRequests(seq: number, inputs: { x: Tensor<Float32Array> }, opts: DsaModelPrefillOptions): Generator<Request, DsaModelStepResult, Answer> {
     checkKnownOptions('DsaModel.prefill', opts, PREFILL_OPTIONS);
     this.pageTable.checkSeq('seq', seq);
-    const { queryBlock: qb, onProgress, ...stepOpts } = opts;
+    const { queryBlock: qb, onProgress, keepLayers: keep, ...stepOpts } = opts;
+    const keepLayers = keep ?? true;
+    if (typeof keepLayers !== 'boolean') throw new TypeError(`keepLayers: expected a boolean, got ${describe(keep)}`);
     const queryBlock = checkSize('queryBlock', qb ?? 256);
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${describe(onProgress)}`);
     if (typeof inputs !== 'object' || inputs === null) throw new TypeError(`inputs: expected { x }, got ${describe(inputs)}`);
@@ -329,12 +351,12 @@ export class DsaModel {
     let done = false;
     try {
       const seqs = Int32Array.of(seq);
-      const per = this.layers.map((l) => ({ index: l.index, out: new Float32Array(t * dim), k: 0, indices: [] as Int32Array[], lse: [] as Float32Array[] }));
+      const per = keepLayers ? this.layers.map((l) => ({ index: l.index, out: new Float32Array(t * dim), k: 0, indices: [] as Int32Array[], lse: [] as Float32Array[] })) : [];
       const out = new Float32Array(t * dim);
       for (let from = 0; from < t; from += queryBlock) {
         const to = Math.min(t, from + queryBlock);
         const block = yield* this.stepRequests({ x: { data: x.data.subarray(from * dim, to * dim), shape: [1, to - from, dim] }, seqs }, stepOpts, from);
-        block.layers.forEach((r, j) => {
+        if (keepLayers) block.layers.forEach((r, j) => {
           per[j].out.set(r.out.data, from * dim);
           per[j].k = r.indices.shape[2];
           per[j].indices.push(r.indices.data);

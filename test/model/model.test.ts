@@ -96,7 +96,7 @@ function reference(config: MlaConfig, weights: MlaLayerWeights[], first: number,
       }
       out.push(r.out.data);
       indices.push(r.indices.data);
-      x = residual(index, r.out, { x, seqs: new Int32Array(0), from: 0 }) as Tensor<Float32Array>;
+      x = residual(index, r.out, { x, indices: r.indices, seqs: new Int32Array(0), from: 0 }) as Tensor<Float32Array>;
     });
     results.push({ out, indices, x: x.data });
   }
@@ -220,6 +220,37 @@ test('a prefill that fails in a later block of a later layer restores every laye
   assert.deepEqual(a, b, 'the prompt again: as a model that never saw the failure');
   const x = { data: floats(2 * 32, 82), shape: [2, 1, 32] };
   assert.deepEqual(model.decodeStep({ x }, { between: residual }), twin.decodeStep({ x }, { between: residual }));
+});
+
+test('between is told each layer\'s input, indices, sequences and block; keepLayers false returns only the final hidden states', () => {
+  const config: MlaConfig = { ...base, indexerTypes: ['full', 'shared', 'full', 'full', 'full', 'full'] };
+  const weights = weightsFor(config, 0, 3, {}, false);
+  const make = () => createDsaModel({ config, layers: weights.map((w, j) => ({ index: j, weights: w })), cache: { batch: 3, pages: 12, pageSize: 4 } });
+  const model = make(), twin = make();
+  const prompt = { data: floats(7 * 32, 90), shape: [1, 7, 32] };
+  const seen: string[] = [];
+  const full = model.prefill(2, { x: prompt }, {
+    queryBlock: 4,
+    between: (index, out, info) => {
+      seen.push(`${index}@${info.from}:${Array.from(info.seqs).join(',')}:${info.indices.shape.join('x')}`);
+      return residual(index, out, info);
+    },
+  });
+  assert.deepEqual(seen, ['0@0:2:1x4x3', '1@0:2:1x4x3', '2@0:2:1x4x3', '0@4:2:1x3x3', '1@4:2:1x3x3', '2@4:2:1x3x3']);
+  const lean = twin.prefill(2, { x: prompt }, { queryBlock: 4, between: residual, keepLayers: false });
+  assert.deepEqual(lean.layers, []);
+  assert.deepEqual(lean.x, full.x);
+  const step = model.decodeStep({ x: { data: floats(2 * 32, 91), shape: [2, 1, 32] }, seqs: Int32Array.of(2, 0) }, {
+    between: (index, out, info) => {
+      assert.deepEqual(info.seqs, Int32Array.of(2, 0));
+      assert.equal(info.from, 0);
+      return residual(index, out, info);
+    },
+  });
+  assert.deepEqual(step.layers[1].indices, step.layers[0].indices, 'the shared layer: layer 0\'s top-k');
+  assert.equal(model.length(2), 8);
+  assert.equal(model.length(0), 1);
+  assert.throws(() => model.prefill(1, { x: prompt }, { keepLayers: 'no' } as never), /keepLayers: expected a boolean/);
 });
 
 test('random layer patterns, ranges and reuse rules: bit for bit the layers alone', () => {
