@@ -124,9 +124,10 @@ function sharedNormals(n: number, s: number): Float32Array {
 }
 
 /**
- * Resident weight bytes: the weights' buffers, plus what a first step leaves
- * alive (the layer's per-weights copies), measured as ArrayBuffer bytes
- * after a collection, the probe cache's own buffers taken out.
+ * Resident weight bytes: the ArrayBuffer bytes alive after the weights were
+ * built and a first step ran (the layer's per-weights copies included),
+ * after a collection, the probe cache's own buffers taken out; `extra` is
+ * what that holds beyond the weights' own bytes.
  */
 function residentWeights(): { resident: number; extra: number } {
   const probe = createDsaCache({ batch: 1, capacity: topK + 1, keyForm: 'int8', precision: 'int7', indexerDim: d, kvDim: dqk });
@@ -136,15 +137,14 @@ function residentWeights(): { resident: number; extra: number } {
   }
   const keys = probe.keys as QuantizedKeys;
   const probeBytes = probe.kv.data.byteLength + keys.values.data.byteLength + keys.scales.data.byteLength + probe.lengths.byteLength + probe.blockTable.data.byteLength;
-  gc();
-  const beforeStep = process.memoryUsage().arrayBuffers;
   for (const gemmImpl of gemms) {
     mlaDecodeStep(probe, layer, { x: { data: sharedNormals(dim, 9), shape: [1, 1, dim] } }, { gemmImpl });
     probe.lengths[0] = topK;
   }
   gc();
-  const extra = process.memoryUsage().arrayBuffers - beforeStep;
-  return { resident: beforeStep - buffersBefore - probeBytes + extra, extra };
+  gc();
+  const resident = process.memoryUsage().arrayBuffers - buffersBefore - probeBytes;
+  return { resident, extra: resident - checkpointBytes };
 }
 const { resident: residentBytes, extra: residentExtra } = residentWeights();
 
@@ -472,7 +472,7 @@ const targets = {
 const bandwidth = { '1 thread GB/s': floor1!.bytes! / floor1!.medianMs / 1e6, '2 threads GB/s': floor2!.bytes! / floor2!.medianMs / 1e6 };
 console.log(`\nlayer benchmark, ${machine()}, reps ${reps}${smoke ? ' (smoke)' : ''}, load average ${load0.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end`);
 console.log(`DeepSeek-V3.2 layer${smoke ? ' (tiny smoke shapes)' : ''}: dim ${dim}, heads ${H}, qRank ${qRank}, kvRank ${kvRank}, nope ${nope}, rope ${rope}, v ${vDim}; indexer ${h} x ${d}, topK ${topK}; b = 1`);
-console.log(`weights: FP8 + scales ${(fp8Bytes / 2 ** 20).toFixed(1)} MiB (checkpoint form with norms: ${(checkpointBytes / 2 ** 20).toFixed(1)} MiB), resident after a step ${(residentBytes / 2 ** 20).toFixed(1)} MiB (of which per-weights copies a first step made ${(residentExtra / 2 ** 20).toFixed(1)} MiB), built in ${(buildMs / 1000).toFixed(1)} s; onnxruntime float32 ${(f32Bytes / 2 ** 20).toFixed(1)} MiB, 8-bit (${linear8}) ${(ort8Bytes / 2 ** 20).toFixed(1)} MiB`);
+console.log(`weights: FP8 + scales ${(fp8Bytes / 2 ** 20).toFixed(1)} MiB (checkpoint form with norms: ${(checkpointBytes / 2 ** 20).toFixed(1)} MiB), resident after a step ${(residentBytes / 2 ** 20).toFixed(1)} MiB (${(residentExtra / 2 ** 20).toFixed(1)} MiB beyond the weights' own: per-weights copies a first step made, the process's other buffers), built in ${(buildMs / 1000).toFixed(1)} s; onnxruntime float32 ${(f32Bytes / 2 ** 20).toFixed(1)} MiB, 8-bit (${linear8}) ${(ort8Bytes / 2 ** 20).toFixed(1)} MiB`);
 console.log(`pool path: ${poolPath}; read floor bandwidth ${bandwidth['1 thread GB/s'].toFixed(1)} GB/s on 1 thread, ${bandwidth['2 threads GB/s'].toFixed(1)} GB/s on 2`);
 console.log(`peak RSS ${peakRssMiB()} MiB; RSS ${rssBeforeOrt} MiB before the onnxruntime sessions, ${rssOrtF32} after its float32 ones, ${rssOrt8} after its 8-bit ones`);
 console.log(lines.join('\n'));
