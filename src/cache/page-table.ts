@@ -54,6 +54,8 @@ export class PageTable {
   /** Inside a hold: the reservations the layers committed (the first; the others must match it), or null outside one. */
   private held: Reservation[] | null = null;
   private holding = false;
+  /** A model step or prefill owns the table (across a prefill's blocks too). */
+  private pinned = false;
 
   constructor(batch: number, layout: 'contiguous' | 'paged', pageSize: number, numPages: number, shared: boolean, alloc: Alloc) {
     this.batch = batch;
@@ -168,6 +170,16 @@ export class PageTable {
     }
   }
 
+  /** Marks the table owned by one multi-layer step or prefill until `unpin`: another pin or a reset throws meanwhile. */
+  pin(): void {
+    if (this.pinned) throw new Error('cache: a step is already running on this page table; await it before the next (steps run one at a time)');
+    this.pinned = true;
+  }
+
+  unpin(): void {
+    this.pinned = false;
+  }
+
   /** Starts a step of every cache on the table: commits are held until `settle`. Throws if one is already held. */
   hold(): void {
     if (this.holding) throw new Error('cache: a step is already running on this page table; await it before the next (steps run one at a time)');
@@ -206,7 +218,7 @@ export class PageTable {
   /** Empties sequence `seq`: its length becomes 0 and (paged) its pages return to the pool. */
   reset(seq: number): void {
     const s = this.checkSeq('seq', seq);
-    if (this.holding) throw new Error('cache: a step is running on this page table; reset after it ends');
+    if (this.holding || this.pinned) throw new Error('cache: a step is running on this page table; reset after it ends');
     if (this.layout === 'paged') {
       const blocks = Math.ceil(this.lengths[s] / this.pageSize);
       for (let blk = blocks - 1; blk >= 0; blk--) this.free[this.freeCount++] = this.blockTable.data[s * this.maxBlocks + blk];

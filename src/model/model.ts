@@ -195,8 +195,6 @@ export class DsaModel {
   /** The one page table of every layer's cache. */
   readonly pageTable: PageTable;
   protected readonly pool: MlaPoolStep | undefined;
-  /** A step or prefill is running (a pool model's are async). */
-  private running = false;
 
   constructor(opts: DsaModelOptions, stored?: (number | undefined)[]) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError(`createDsaModel: expected options { config, layers, cache }, got ${describe(opts)}`);
@@ -268,7 +266,6 @@ export class DsaModel {
 
   /** Empties sequence `seq` in every layer, its pages back to the pool. */
   reset(seq: number): void {
-    if (this.running) throw new Error('DsaModel: a step is running; reset after it ends');
     this.pageTable.reset(seq);
   }
 
@@ -276,24 +273,25 @@ export class DsaModel {
   bytes(): DsaModelLayerBytes[] {
     return this.layers.map((l) => {
       const c = l.cache;
-      const keys = c.keyForm === 'float32' ? c.d * 4 : c.keyForm === 'int8' ? c.d + Math.ceil(c.d / 128) * 4 : c.d + 4;
+      const k = c.keys as { data?: ArrayBufferView; values?: { data: ArrayBufferView }; scales?: { data: ArrayBufferView } };
+      const keys = k.values !== undefined ? k.values.data.byteLength + k.scales!.data.byteLength : k.data!.byteLength;
       return {
         index: l.index,
         weights: layerWeightBytes(l.weights),
         prepared: mlaPreparedBytes({ config: l.config, weights: l.weights }),
         stored: l.storedBytes,
-        cache: c.numPages * c.pageSize * (keys + c.hkv * c.dqk * 4),
+        cache: keys + c.kv.data.byteLength,
       };
     });
   }
 
+  /** Pins the page table for a step or prefill (a pool model's are async): no other step, no reset, until `end`. */
   protected begin(): void {
-    if (this.running) throw new Error('DsaModel: a step is already running; await it before the next (steps run one at a time)');
-    this.running = true;
+    this.pageTable.pin();
   }
 
   protected end(): void {
-    this.running = false;
+    this.pageTable.unpin();
   }
 
   /** One step of every layer as requests to a driver; the page table holds the commits until the last layer, and drops them on any error. */

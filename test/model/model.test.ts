@@ -324,6 +324,12 @@ test('the pool model equals the model on this thread bit for bit (prefill in blo
       assert.deepEqual(b.x.data, a.x.data);
     }
     here.layers.forEach((l, j) => assert.deepEqual(there.layers[j].cache.kv.data, l.cache.kv.data, `layer ${j}: the kv pages`));
+    // Steps run one at a time; a reset waits for them.
+    const running = there.decodeStep({ x: inputOf(SCHEDULE[2], 32) }, { between: asyncResidual });
+    assert.throws(() => there.reset(0), /a step is running on this page table/);
+    await assert.rejects(there.decodeStep({ x: inputOf(SCHEDULE[2], 32) }), /a step is already running/);
+    await running;
+    here.decodeStep({ x: inputOf(SCHEDULE[2], 32) }, { between: residual });
     // A failed pool step leaves the caches as before, too.
     const lengths = there.pageTable.lengths.slice();
     await assert.rejects(there.decodeStep({ x: inputOf(SCHEDULE[2], 32) }, { between: async (i, out, info) => (i === 2 ? { data: out.data.map(() => NaN), shape: out.shape } : residual(i, out, info)) }), /kv: token 0/);
