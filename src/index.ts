@@ -64,3 +64,7 @@ export { linear, shareWeight, quantizeWeightFp8 } from './interop/index.js';
 export type { LinearOptions, GemmImpl } from './weights/linear.js';
 export { checkWeight, weightBytes, dequantizeWeight, toBf16, bf16Bits, bf16Value, isWeight, WEIGHT_BLOCK } from './weights/weight.js';
 export type { ProjectionWeight, ProjectionReading } from './indexer/module.js';
+export { createDsaModel, loadDsaModel, computesTopk, DsaModel, SyncDsaModel, PooledDsaModel } from './model/model.js';
+export type { DsaModelOptions, DsaModelCacheOptions, DsaModelReuse, DsaModelLayer, DsaModelStepOptions, DsaModelPrefillOptions, DsaModelStepResult, DsaModelLayerResult, DsaModelLayerBytes, Between, BetweenInfo, LoadDsaModelOptions, MlaPoolStep } from './model/model.js';
+export { PageTable } from './cache/page-table.js';
+export type { Reservation, PageTableSnapshot } from './cache/page-table.js';
