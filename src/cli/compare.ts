@@ -15,6 +15,7 @@ import { NpyReader } from '../io/npy-file.js';
 import { openSafetensorsFile } from '../io/safetensors-file.js';
 import { SafetensorsError } from '../io/safetensors.js';
 import { simdBlocks } from '../compare/simd.js';
+import { defaultMaxBytes } from '../validate.js';
 import { compareSelections, summarizeComparison, VERDICTS, type CompareInputs, type CompareSelectionsResult, type CompareTolerance, type Precision } from '../compare/selections.js';
 import type { Tensor } from '../tensor.js';
 import type { CliContext } from './context.js';
@@ -296,6 +297,8 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
     const indexRows = (source: RowSource, block: Int32Array | undefined, t0: number, n: number) =>
       block !== undefined && source.readIndicesInto !== undefined ? source.readIndicesInto(t0, n, block) : (source.rows(t0, n) as Int32Array);
     let ahead: Promise<Float32Array> | null = null;
+    // The memory guard's default, asked of the OS once rather than once a block.
+    const maxBytes = defaultMaxBytes();
     try {
       for (const { t0, t1 } of withProgress(ctx, 'dsa compare', rows, blocks)) {
         const n = t1 - t0;
@@ -310,7 +313,7 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
         try {
           result = compareSelections({ data: ia, shape: [n, k] }, { data: ib, shape: [n, k] }, {
             scores: scoreRows === null ? undefined : { data: scoreRows, shape: [n, s!] },
-            inputs, tolerance, s: scores === null && inputs === undefined ? flags.seqLen : undefined,
+            inputs, tolerance, s: scores === null && inputs === undefined ? flags.seqLen : undefined, maxBytes,
           });
         } catch (err) {
           throw blockError(err as Error, t0, where, { a: a.name, b: b.name, scores: scores?.name ?? 'scores' });

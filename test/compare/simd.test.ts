@@ -74,12 +74,12 @@ test('compareMark: distinct keys, live keys, keys shared with the other list, Na
   );
 });
 
-test('compareMark: the first slot holding a key >= s', { skip: !haveSimd }, () => {
+test('compareMark: the first slot holding a key >= s, gathering or not', { skip: !haveSimd }, () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: -3, max: 60 }), { minLength: 1, maxLength: 30 }), (s, list) => {
+    fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: -3, max: 60 }), { minLength: 1, maxLength: 30 }), fc.boolean(), (s, list, gather) => {
       const m = simdRows(list.length, s, 1)!;
       load(m, Array(s).fill(0), list, list);
-      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, 1, m.valsA, m.stats);
+      const got = m.kernels.compareMark(m.a, list.length, s, m.scores, m.bitsA, 0, gather ? 1 : 0, m.valsA, m.stats);
       assert.equal(got, list.findIndex((j) => j >= s));
     }),
     { numRuns: 200 },
@@ -259,4 +259,25 @@ test('rows with few keys beside s (the bits cleared key by key, not by a memset)
       assertSame(compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, opts), compareSelections({ data: a, shape: [rows, k] }, { data: b, shape: [rows, k] }, { ...opts, simd: false }));
     }
   }
+});
+
+test('every NaN bit pattern is a NaN to the passes (either sign, any payload), and no infinity is', { skip: !haveSimd }, () => {
+  const nans = [0x7fc00000, 0x7f800001, 0x7fffffff, 0xffc00000, 0xff800001, 0xffffffff, 0x7fa00000];
+  const infinities = [0x7f800000, 0xff800000];
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 70 }), fc.nat(), fc.constantFrom(...nans, ...infinities), (s, at, bits) => {
+      const m = simdRows(1, s, 1)!;
+      const row = new Uint32Array(s).fill(0x3f800000); // 1
+      row[at % s] = bits;
+      m.i32.set(Int32Array.from(row), m.scores >> 2);
+      m.i32[m.a >> 2] = -1; // an empty list: every key is outside it
+      const isNaN = nans.includes(bits);
+      const top = m.kernels.compareMaxOutside(m.scores, s, m.a, 1, m.valsA);
+      assert.equal(Number.isNaN(top), isNaN, `max: ${bits.toString(16)} at ${at % s} of ${s}`);
+      m.kernels.compareCount(m.scores, s, 1, m.stats);
+      assert.equal(m.i32[(m.stats >> 2) + 3], isNaN ? 1 : 0, `count: ${bits.toString(16)}`);
+      assert.equal(m.kernels.compareFirstNaN(m.scores, s), isNaN ? at % s : -1);
+    }),
+    { numRuns: 300 },
+  );
 });
