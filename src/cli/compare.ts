@@ -284,16 +284,18 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
     const perBlock = inputs !== undefined ? rows : blockRows(8 * k + 4 * (s ?? 0));
     const blocks = rowBlocks(1, rows, perBlock);
     // Float32 .npy scores are read straight into the SIMD module's score block, where the
-    // comparison reads them in place (simdBlocks), in two halves: the next block is read on libuv's thread
-    // pool (the other core) while this one is compared. Measured on this project's 2-core
-    // machine: 1.3x the time of one read of the file, against 1.6x reading each block in turn
-    // and 1.8x reading into a buffer of our own and copying rows in (docs/compare.md).
+    // comparison reads them in place (simdBlocks), in two halves: the next block is read on
+    // libuv's thread pool (the other core) while this one is compared. Measured on this
+    // project's 2-core machine, idle: 1.3-1.6x the time of one read of the file, against
+    // 1.6x reading each block in turn and 1.8x reading into a buffer of our own and copying
+    // rows in (docs/compare.md).
     const direct = scores?.readIntoAsync !== undefined && inputs === undefined ? simdBlocks(k, s!, 2 * perBlock) : null;
     const half = (t0: number) => {
       const h = Math.floor(t0 / perBlock) % 2;
       return direct!.scores.subarray(h * perBlock * s!, (h + 1) * perBlock * s!);
     };
-    // int32 indices too (read in turn: they are small).
+    // int32 indices too, read in turn: read ahead as well (three reads in flight a block), the
+    // command measured 15% slower.
     const indexRows = (source: RowSource, block: Int32Array | undefined, t0: number, n: number) =>
       block !== undefined && source.readIndicesInto !== undefined ? source.readIndicesInto(t0, n, block) : (source.rows(t0, n) as Int32Array);
     let ahead: Promise<Float32Array> | null = null;
@@ -307,6 +309,8 @@ async function runCompare(flags: CompareFlags, ctx: CliContext): Promise<boolean
         if (direct !== null) {
           const mine = ahead ?? scores!.readIntoAsync!(t0, n, half(t0));
           ahead = t1 < rows ? scores!.readIntoAsync!(t1, Math.min(perBlock, rows - t1), half(t1)) : null;
+          // Handled now (a failing read rejects while this block is compared); its error is thrown when it is awaited.
+          ahead?.catch(() => undefined);
           scoreRows = await mine;
         } else if (scores !== null) scoreRows = scores.rows(t0, n) as Float32Array;
         let result: CompareSelectionsResult;

@@ -244,7 +244,7 @@ test('dsa compare --help names every flag', async () => {
   for (const flag of ['--a', '--b', '--scores', '--q', '--keys', '--weights', '--seq-len', '--abs', '--rel', '--precision', '--precision-of', '--json', '--report']) assert.match(r.stdout, new RegExp(`\\n +${flag} `));
 });
 
-test('dsa compare: a NaN or an index >= s in a block while the next block is being read ahead is named, exit 2', async () => {
+test('dsa compare: a NaN, an index >= s or an int64 index outside int32 in a block while the next block is being read ahead is named, exit 2', async () => {
   const tmp = scratch();
   process.env.DSA_BLOCK_BYTES = '200'; // a row or two per block
   try {
@@ -266,6 +266,13 @@ test('dsa compare: a NaN or an index >= s in a block while the next block is bei
     const out = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('far.npy'), '--scores', tmp.file('s.npy'));
     assert.equal(out.code, 2);
     assert.match(out.stderr, /^dsa compare: --b: .*far\.npy: value 16 at batch 0, query 3, slot 1 must be < s = 16 \(negative values are none\)\n$/);
+    // int64 indices (converted as they are read ahead): a value outside int32 in a later block.
+    const wide = BigInt64Array.from(a, BigInt);
+    wide[9 * k] = 2n ** 40n; // query 9, slot 0
+    writeNpy(tmp.file('wide.npy'), { data: wide, shape: [1, t, k] });
+    const outside = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('wide.npy'), '--scores', tmp.file('s.npy'));
+    assert.equal(outside.code, 2);
+    assert.match(outside.stderr, /^dsa compare: .*wide\.npy: value 1099511627776 at row 9, slot 0 does not fit int32\n$/);
     const ok = await dsa('compare', '--a', tmp.file('a.npy'), '--b', tmp.file('a.npy'), '--scores', tmp.file('s.npy'));
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /\nidentical +12 +100\.0%\n/);
