@@ -9,9 +9,9 @@
 // smallest score m of a's keys: when a holds k distinct keys and no other
 // key scores above m, fewer than k keys score above m and at least k score
 // m or more. compareMaxOutside tests that with one max over the row (a's
-// cells set to -inf meanwhile), four operations a vector; compareCount is
-// the general pass (keys above and at a candidate, the largest score below
-// it) the caller falls back to.
+// cells set to -inf meanwhile): a pseudo-max and an integer NaN test a
+// vector. compareCount is the general pass (keys above and at a
+// candidate, the largest score below it) the caller falls back to.
 
 const NEG_INF_BITS: i32 = 0xff800000;
 
