@@ -21,9 +21,9 @@
 //                    the int8 key cache (--ort8-cache float32 for float32 keys)
 //
 // Each step decodes token s: the new row is written at slot s and the
-// sequence's length set back after the step (a contiguous sequence's only
-// state is its length), so every step of every contender sees the same s
-// past tokens, as the onnxruntime graphs (whose cache is an input) do.
+// cache's page table restored after the step (its snapshot of the filled
+// cache: lengths and free pages), so every step of every contender sees the
+// same s past tokens, as the onnxruntime graphs (whose cache is an input) do.
 //
 // Checked once per case before timing: the pool's step bit-identical to one
 // thread (full and shared); each onnxruntime graph's top-k the top-k of its
@@ -141,9 +141,10 @@ function residentWeights(): { resident: number; extra: number } {
   }
   const keys = probe.keys as QuantizedKeys;
   const probeBytes = probe.kv.data.byteLength + keys.values.data.byteLength + keys.scales.data.byteLength + probe.lengths.byteLength + probe.blockTable.data.byteLength;
+  const filled = probe.pageTable.snapshot();
   for (const gemmImpl of gemms) {
     mlaDecodeStep(probe, layer, { x: { data: sharedNormals(dim, 9), shape: [1, 1, dim] } }, { gemmImpl });
-    probe.lengths[0] = topK;
+    probe.pageTable.restore(filled);
   }
   gc();
   gc();
@@ -256,10 +257,9 @@ for (const s of lengths) {
   const B = createDsaCache({ batch: 1, capacity: s + 1, keyForm: 'float32', indexerDim: d, kvDim: dqk });
   fill(A, s);
   fill(B, s);
-  /** After a step: the new token's row stays written at slot s, unseen; the next step rewrites it. */
-  const back = (c: DsaCache) => {
-    c.lengths[0] = s;
-  };
+  // After a step the page table is put back as it was filled (its lengths and free pages): the new token's row stays at slot s, unseen, and the next step rewrites it.
+  const filled = new Map([A, B].map((c) => [c, c.pageTable.snapshot()]));
+  const back = (c: DsaCache) => c.pageTable.restore(filled.get(c)!);
   // onnxruntime's cache: plain (not shared) copies of the same tokens, contiguous by position.
   const kvArray = B.kv.data.slice(0, s * dqk);
   const { cos, sin } = rotation(s);
@@ -386,6 +386,8 @@ for (const s of lengths) {
       for (const c of order.filter((c) => !c.key.startsWith('full'))) await timed(c, x);
     }
   }
+
+  for (const c of [A, B]) if (c.length(0) !== s) throw new Error(`s=${s}: a cache holds ${c.length(0)} tokens after the rounds, expected ${s} (the page table not restored)`);
 
   // ---- where the time goes: one full step and one shared step on this thread, each kernel timed ----
   for (const kind of ['full', 'shared'] as const) {
