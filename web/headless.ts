@@ -8,7 +8,7 @@
  * node_modules/.cache/dsa-ts/, so that `npm install` is all a fresh Linux x64
  * machine needs.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -64,14 +64,25 @@ function unpacked(): Promise<string> {
   return unpacking;
 }
 
+/** Whether path is a regular file this process may execute (a leftover link or a device is not a browser). */
+function executable(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The Chromium to drive: CHROMIUM_PATH, else Debian's, else @sparticuz/chromium's. */
 export async function chromiumPath(): Promise<string> {
   const chosen = process.env.CHROMIUM_PATH;
   if (chosen) {
-    if (!existsSync(chosen)) throw new Error(`CHROMIUM_PATH: no file at ${chosen}`);
+    if (!executable(chosen)) throw new Error(`CHROMIUM_PATH: no executable file at ${chosen}`);
     return chosen;
   }
-  if (existsSync(DEBIAN_CHROMIUM)) return DEBIAN_CHROMIUM;
+  if (executable(DEBIAN_CHROMIUM)) return DEBIAN_CHROMIUM;
   return join(await unpacked(), 'chromium');
 }
 
