@@ -117,8 +117,15 @@ export function checkOut<T extends TypedArray>(name: string, out: unknown, ctor:
 
 const GiB = 1024 ** 3;
 
+let machineDefault: number | undefined;
+
 /** The default memory guard: the smaller of 4 GiB and half the machine's memory. */
 export function defaultMaxBytes(): number {
+  // The machine's memory does not change under a process: read once (os.totalmem() costs ~20 us a call).
+  return (machineDefault ??= readDefaultMaxBytes());
+}
+
+function readDefaultMaxBytes(): number {
   const os = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:os') as
     | { totalmem(): number }
     | undefined;
