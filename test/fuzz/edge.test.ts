@@ -20,6 +20,7 @@ import {
   type MaskData,
   type MaskForm,
 } from '../../src/index.js';
+import { ctorOf, encode, sameMask, widthOf } from './definitions.js';
 
 const BOUND_MS = 250;
 const INT32_MAX = 2 ** 31 - 1;
@@ -71,8 +72,6 @@ const isSize = (x: unknown): x is number => typeof x === 'number' && Number.isIn
 const isKeyCount = (s: unknown): s is number => typeof s === 'number' && Number.isSafeInteger(s) && s > 0 && s <= INT32_MAX;
 const FORMS = ['additive', 'bool', 'bits'] as const;
 const isForm = (f: unknown): f is MaskForm => (FORMS as readonly unknown[]).includes(f);
-const ctorOf = (form: MaskForm) => (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array);
-const widthOf = (form: MaskForm, s: number) => (form === 'bits' ? Math.ceil(s / 32) : s);
 
 /** Key counts past what a mask takes, not integers, or (2^31 - 1) one that only the memory guard stops. */
 const HUGE_S = [2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 64, 2 ** 53, 2 ** 53 + 2, 1e300, Infinity, NaN, 0, -3, 2.5];
@@ -126,27 +125,7 @@ function visible(r: number, j: number, t: number, s: number, keys: Keys): boolea
   return true;
 }
 
-/** Rows of kept flags in a mask form, laid out as the contract states. */
-function encode(kept: boolean[][], form: MaskForm, s: number): MaskData {
-  const width = widthOf(form, s);
-  const out = new (ctorOf(form))(kept.length * width);
-  kept.forEach((row, r) => row.forEach((x, j) => {
-    if (form === 'additive') out[r * width + j] = x ? 0 : DEFAULT_MASK_VALUE;
-    else if (form === 'bool') out[r * width + j] = x ? 1 : 0;
-    else if (x) out[r * width + Math.floor(j / 32)] |= 2 ** (j % 32);
-  }));
-  return out;
-}
 
-function sameMask(what: string) {
-  return (got: { data: MaskData; shape: number[] }, want: { data: MaskData; shape: number[] }) => {
-    assert.deepEqual(got.shape, want.shape, `${what}: shape`);
-    assert.equal(got.data.constructor, want.data.constructor, `${what}: type`);
-    const a = new Uint8Array(got.data.buffer, got.data.byteOffset, got.data.byteLength);
-    const e = new Uint8Array(want.data.buffer, want.data.byteOffset, want.data.byteLength);
-    assert.ok(a.length === e.length && a.every((x, i) => x === e[i]), `${what}: data differs`);
-  };
-}
 
 /** The result buffer of a mask call: `out` (checked), else the memory guard. */
 function bufferBad(form: MaskForm, length: number, out: MaskData | undefined, maxBytes: number | undefined): string[] {

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { indexerScores, quantizeKeys, quantizeKeysFp8 } from '../../src/interop/index.js';
 import { check, floatsArb, mostly, percent, report, sameBits, type Expected } from './harness.js';
+import { e4m3Nearest, e4m3Value } from './definitions.js';
 
 type Precision = 'float32' | 'int8' | 'int7' | 'fp8';
 
@@ -40,24 +41,6 @@ function quantInt(x: ArrayLike<number>, levels: number): { values: number[]; sca
   return { values, scales };
 }
 
-/** The e4m3 value of a code. */
-function e4m3Value(code: number): number {
-  const sign = code & 0x80 ? -1 : 1, e = (code >> 3) & 15, m = code & 7;
-  if (e === 15 && m === 7) return NaN;
-  return sign * (e === 0 ? (m / 8) * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7));
-}
-const POSITIVE = Array.from({ length: 0x7f }, (_, c) => e4m3Value(c));
-/** The nearest e4m3 code to float32 x, ties to the even code, saturating; NaN 0x7f. */
-function e4m3Code(x: number): number {
-  if (Number.isNaN(x)) return 0x7f;
-  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0, a = Math.min(Math.abs(x), 448);
-  let best = 0;
-  for (let c = 1; c < 0x7f; c++) {
-    const dc = Math.abs(POSITIVE[c] - a), db = Math.abs(POSITIVE[best] - a);
-    if (dc < db || (dc === db && c % 2 === 0)) best = c;
-  }
-  return sign | best;
-}
 
 /**
  * The Walsh-Hadamard transform of x in Sylvester order, scaled d^-0.5, as
@@ -84,7 +67,7 @@ function actQuant(x: ArrayLike<number>, rotate: boolean, ue8m0: boolean, vllm: b
   const amax = v.every(Number.isFinite) ? Math.max(0, ...v.map(Math.abs)) : NaN;
   let scale = Number.isNaN(amax) ? NaN : Math.fround(vllm ? Math.max(amax, Math.fround(1e-4)) / 448 : Math.max(amax, Math.fround(1e-4)) * Math.fround(1 / 448));
   if (ue8m0 && !Number.isNaN(scale)) scale = 2 ** Math.ceil(Math.log2(scale));
-  return { codes: v.map((y) => e4m3Code(Math.min(448, Math.max(-448, Math.fround(y / scale))))), scale };
+  return { codes: v.map((y) => e4m3Nearest(Math.min(448, Math.max(-448, Math.fround(y / scale))))), scale };
 }
 
 /** A row of values (each with its scale) the scores are taken over: float32, int8, or e4m3 dequantized. */

@@ -21,6 +21,7 @@ import {
 } from '../../src/io/safetensors.js';
 import { ConfigError, parseModelConfig } from '../../src/model/config.js';
 import { check, checkAsync, mostly, report, sameBits, type Expected } from './harness.js';
+import { e4m3Nearest, e4m3Value } from './definitions.js';
 
 const NPY_CTOR = { int32: Int32Array, int64: BigInt64Array, float32: Float32Array, bool: Uint8Array, uint8: Uint8Array, uint32: Uint32Array } as const;
 const NPY_DESCR: Record<NpyDtype, string> = { int32: '<i4', int64: '<i8', float32: '<f4', bool: '|b1', uint8: '|u1', uint32: '<u4' };
@@ -507,26 +508,7 @@ test('int64ToInt32: every element range-checked at the int32 bounds, wrong kinds
   report('int64ToInt32', started);
 });
 
-/** The e4m3 value of a code, from its bits: sign, 4 exponent bits (bias 7), 3 mantissa bits, subnormals, S.1111.111 NaN. */
-function e4m3Value(code: number): number {
-  const sign = code & 0x80 ? -1 : 1, e = (code >> 3) & 15, m = code & 7;
-  if (e === 15 && m === 7) return NaN;
-  return sign * (e === 0 ? (m / 8) * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7));
-}
 
-/** The nearest e4m3 code to float32(x), ties to the even code, saturating at ±448, NaN 0x7f. */
-function e4m3Nearest(x: number): number {
-  const f = Math.fround(x);
-  if (Number.isNaN(f)) return 0x7f;
-  const sign = f < 0 || Object.is(f, -0) ? 0x80 : 0;
-  const a = Math.min(Math.abs(f), 448);
-  let best = 0;
-  for (let c = 1; c <= 0x7e; c++) {
-    const d = Math.abs(e4m3Value(c) - a), db = Math.abs(e4m3Value(best) - a);
-    if (d < db || (d === db && c % 2 === 0)) best = c;
-  }
-  return sign | best;
-}
 
 test('e4m3Encode and e4m3Decode: every code, values around each code and midpoint, huge, tiny and non-finite values; bad codes and non-numbers named', () => {
   const started = performance.now();

@@ -9,34 +9,13 @@ import fc from 'fast-check';
 import { DEFAULT_MASK_VALUE, type MaskData, type MaskForm } from '../../src/tensor.js';
 import { causalMask, combineMasks, generateMask, maskFromThreshold, topk, verifyMask, windowMask } from '../../src/interop/index.js';
 import { check, mostly, percent, report, type Expected } from './harness.js';
+import { ctorOf, encode, sameMask, widthOf } from './definitions.js';
 
 const FORMS = ['additive', 'bool', 'bits'] as const;
 const isForm = (f: unknown): f is MaskForm => (FORMS as readonly unknown[]).includes(f);
-const ctorOf = (form: MaskForm) => (form === 'additive' ? Float32Array : form === 'bool' ? Uint8Array : Uint32Array);
-const widthOf = (form: MaskForm, s: number) => (form === 'bits' ? Math.ceil(s / 32) : s);
 const formOfData = (d: unknown): MaskForm | null => (d instanceof Float32Array ? 'additive' : d instanceof Uint8Array ? 'bool' : d instanceof Uint32Array ? 'bits' : null);
 
-/** Rows of kept flags in a mask form, laid out as the contract states. */
-function encode(kept: boolean[][], form: MaskForm, s: number): MaskData {
-  const width = widthOf(form, s);
-  const out = new (ctorOf(form))(kept.length * width);
-  kept.forEach((row, r) => row.forEach((x, j) => {
-    if (form === 'additive') out[r * width + j] = x ? 0 : DEFAULT_MASK_VALUE;
-    else if (form === 'bool') out[r * width + j] = x ? 1 : 0;
-    else if (x) out[r * width + Math.floor(j / 32)] |= 2 ** (j % 32);
-  }));
-  return out;
-}
 
-function sameMask(what: string) {
-  return (got: { data: MaskData; shape: number[] }, want: { data: MaskData; shape: number[] }) => {
-    assert.deepEqual(got.shape, want.shape, `${what}: shape`);
-    assert.equal(got.data.constructor, want.data.constructor, `${what}: type`);
-    const a = new Uint8Array(got.data.buffer, got.data.byteOffset, got.data.byteLength);
-    const e = new Uint8Array(want.data.buffer, want.data.byteOffset, want.data.byteLength);
-    assert.ok(a.length === e.length && a.every((x, i) => x === e[i]), `${what}: data differs`);
-  };
-}
 
 function rowsRef(rows: unknown, nRows: number): { bad: string[]; start: number; end: number } {
   if (rows === undefined) return { bad: [], start: 0, end: nRows };

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { linear } from '../../src/interop/index.js';
 import { check, mostly, percent, report, sameBits, type Expected } from './harness.js';
+import { e4m3Nearest, e4m3Value } from './definitions.js';
 
 const f32 = Math.fround;
 const F = new Float32Array(1), B = new Uint32Array(F.buffer);
@@ -28,22 +29,6 @@ function roundBf16(x: number): number {
   return bf16Value((B[0] + 0x7fff + ((B[0] >>> 16) & 1)) >>> 16);
 }
 
-function e4m3Value(code: number): number {
-  const sign = code & 0x80 ? -1 : 1, e = (code >> 3) & 15, m = code & 7;
-  if (e === 15 && m === 7) return NaN;
-  return sign * (e === 0 ? (m / 8) * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7));
-}
-const POSITIVE = Array.from({ length: 0x7f }, (_, c) => e4m3Value(c));
-function e4m3Code(x: number): number {
-  if (Number.isNaN(x)) return 0x7f;
-  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0, a = Math.min(Math.abs(x), 448);
-  let best = 0;
-  for (let c = 1; c < 0x7f; c++) {
-    const dc = Math.abs(POSITIVE[c] - a), db = Math.abs(POSITIVE[best] - a);
-    if (dc < db || (dc === db && c % 2 === 0)) best = c;
-  }
-  return sign | best;
-}
 
 /** act_quant of one row, per block of 128: scale f32(max(amax, 1e-4) * f32(1/448)) (ue8m0: the next power of two), codes of f32(x / scale) clamped to 448. */
 function actQuant(x: ArrayLike<number>, ue8m0: boolean): { codes: number[]; scales: number[] } {
@@ -54,7 +39,7 @@ function actQuant(x: ArrayLike<number>, ue8m0: boolean): { codes: number[]; scal
     let scale = Number.isNaN(amax) ? NaN : f32(Math.max(amax, f32(1e-4)) * f32(1 / 448));
     if (ue8m0 && !Number.isNaN(scale)) scale = 2 ** Math.ceil(Math.log2(scale));
     scales.push(scale);
-    for (const v of block) codes.push(e4m3Code(Math.min(448, Math.max(-448, f32(v / scale)))));
+    for (const v of block) codes.push(e4m3Nearest(Math.min(448, Math.max(-448, f32(v / scale)))));
   }
   return { codes, scales };
 }
