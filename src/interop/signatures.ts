@@ -145,8 +145,8 @@ export const POOL_SIGNATURES = {
 /**
  * The ops of `createGpu()`. Their GpuTensor arguments pass through (a class
  * instance is never looked into); with `resident: true` the results are
- * GpuTensors, which `output` refuses until the GPU hand-over gives an
- * output kind a GPU form (docs/interop.md).
+ * GpuTensors, or with `output` the runtime's GPU tensors (docs/interop.md,
+ * "GPU hand-over").
  */
 export const GPU_SIGNATURES = {
   generateMask: SIGNATURES.generateMask,
