@@ -58,10 +58,9 @@ function timed<T>(call: () => T): { got?: T; error?: unknown; threw: boolean; ms
   }
 }
 
-/** Runs one call against its definition, within the time bound. */
-export function check<T, W>(what: string, call: () => T, expected: Expected<W>, same: (got: T, want: W) => void, classes?: readonly ErrorClass[]): void {
-  count(what.split(/[ (]/)[0], 'bad' in expected);
-  const { got, error, threw, ms } = timed(call);
+/** The verdict on one finished call: within the bound, and the definition's result or a named error of an allowed class. */
+function judge<T, W>(what: string, run: { got: T | undefined; error: unknown; threw: boolean; ms: number }, expected: Expected<W>, same: (got: T, want: W) => void, classes?: readonly ErrorClass[]): void {
+  const { got, error, threw, ms } = run;
   assert.ok(ms < BOUND_MS, `${what}: took ${ms.toFixed(0)} ms`);
   if ('bad' in expected) {
     if (!threw) assert.fail(`${what}: expected an error naming ${expected.bad.join(' or ')}, got a result`);
@@ -70,6 +69,13 @@ export function check<T, W>(what: string, call: () => T, expected: Expected<W>, 
     if (threw) assert.fail(`${what}: expected a result, got ${error instanceof Error ? `${error.constructor.name}: ${error.message}` : `a thrown ${typeof error}`}`);
     same(got as T, expected.value);
   }
+}
+
+/** Runs one call against its definition, within the time bound. */
+export function check<T, W>(what: string, call: () => T, expected: Expected<W>, same: (got: T, want: W) => void, classes?: readonly ErrorClass[]): void {
+  count(what.split(/[ (]/)[0], 'bad' in expected);
+  const { got, error, threw, ms } = timed(call);
+  judge(what, { got, error, threw, ms }, expected, same, classes);
 }
 
 /** The same for an async call: it settles within the bound, resolving to the definition or rejecting with a named error. */
@@ -91,14 +97,7 @@ export async function checkAsync<T, W>(what: string, call: () => Promise<T>, exp
     clearTimeout(timer);
   }
   const ms = performance.now() - t0;
-  assert.ok(ms < BOUND_MS, `${what}: took ${ms.toFixed(0)} ms`);
-  if ('bad' in expected) {
-    if (!threw) assert.fail(`${what}: expected an error naming ${expected.bad.join(' or ')}, got a result`);
-    assertNamedError(what, error, expected.bad, classes);
-  } else {
-    if (threw) assert.fail(`${what}: expected a result, got ${error instanceof Error ? `${error.constructor.name}: ${error.message}` : `a thrown ${typeof error}`}`);
-    same(got as T, expected.value);
-  }
+  judge(what, { got, error, threw, ms }, expected, same, classes);
 }
 
 /** A uniform integer in [0, 100) (fc.double is not uniform in value). */
